@@ -1,0 +1,421 @@
+"""The `soundalike` command line: one console script, subcommands per DESIGN §3.
+
+Exit codes: 0 success (bad files are reported, not fatal), 1 the job failed, 2 usage.
+With `--json`, the last line of stdout is one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from soundalike.api.settings import Settings
+from soundalike.search.errors import ArtistNotFound, SoundalikeError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad flags or settings: exit 2."""
+
+
+# --- shared flag groups -------------------------------------------------------------------
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="hub id or local directory (default m-a-p/MERT-v1-95M)")
+    parser.add_argument("--revision", help="hub revision of --model")
+    parser.add_argument("--layer", type=int, help="transformer layer 0..12 (default 11)")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--batch-size", type=int, dest="batch_size", help="windows per forward")
+    parser.add_argument("--excerpt", help="centre (default), start or windows:N")
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", dest="data_dir", help="embedded store folder")
+    parser.add_argument("--qdrant-url", dest="qdrant_url", help="Qdrant server URL")
+    parser.add_argument("--collection-prefix", dest="collection_prefix")
+
+
+def _add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON document on the last line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundalike", description="Which artists sound like X? Audio similarity with MERT."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="embed a catalogue folder or manifest into the store")
+    ingest.add_argument("path", type=Path, help="a folder (artist = first level) or a .csv/.jsonl")
+    ingest.add_argument("--artist-from", choices=["folders", "tags"], default="folders")
+    ingest.add_argument("--workers", type=int, help="decoding processes (default 2)")
+    ingest.add_argument("--force", action="store_true",
+                        help="re-embed stored tracks; rebuild the store if the spec differs")
+    ingest.add_argument("--shard", help="i/N: only artists whose key hashes to i of N")
+    ingest.add_argument("--report", type=Path, help="append one JSON line per file to FILE")
+    ingest.add_argument("--rebuild-centroids", action="store_true",
+                        help="recompute every artist centroid, not only those this run touched")
+    _add_model_flags(ingest)
+    _add_store_flags(ingest)
+    _add_json_flag(ingest)
+
+    similar = commands.add_parser("similar", help="artists that sound like ARTIST")
+    similar.add_argument("artist")
+    similar.add_argument("--limit", type=int, default=10)
+    similar.add_argument("--min-tracks", type=int, default=1, dest="min_tracks")
+    _add_store_flags(similar)
+    _add_json_flag(similar)
+
+    embed = commands.add_parser("embed", help="print one audio file's vector")
+    embed.add_argument("file", type=Path)
+    _add_model_flags(embed)
+    _add_json_flag(embed)
+
+    artists = commands.add_parser("artists", help="list stored artists with track counts")
+    artists.add_argument("--prefix", help="only names starting with this")
+    artists.add_argument("--limit", type=int, default=1000)
+    _add_store_flags(artists)
+    _add_json_flag(artists)
+
+    delete = commands.add_parser("delete", help="remove an artist, its tracks and its centroid")
+    delete.add_argument("--artist", required=True)
+    _add_store_flags(delete)
+    _add_json_flag(delete)
+
+    serve = commands.add_parser("serve", help="run the HTTP API with uvicorn")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    _add_model_flags(serve)
+    _add_store_flags(serve)
+
+    demo = commands.add_parser("demo", help="generate a small catalogue, ingest it, show results")
+    demo.add_argument("--out", type=Path, default=Path("soundalike-demo"),
+                      help="folder for the catalogue and its store (default ./soundalike-demo)")
+    demo.add_argument("--model", help="hub id or local directory (default m-a-p/MERT-v1-95M)")
+    demo.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    demo.add_argument("--workers", type=int, help="decoding processes (default 2)")
+
+    bench = commands.add_parser("bench", help="embedding throughput: soundalike vs the naive path")
+    bench.add_argument("--model", help="checkpoint to time (default: --random-weights)")
+    bench.add_argument("--random-weights", action="store_true", dest="random_weights",
+                       help="full MERT-v1-95M architecture with random weights (no download)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--clips", type=int, default=3)
+    bench.add_argument("--batch-size", type=int, default=1, dest="batch_size")
+    bench.add_argument("--layer", type=int, default=11)
+    bench.add_argument("--no-naive", action="store_true", dest="no_naive",
+                       help="time only soundalike's path (no ratio)")
+    _add_json_flag(bench)
+    return parser
+
+
+SETTINGS_FLAGS = (
+    "model", "revision", "layer", "device", "batch_size", "excerpt", "workers",
+    "data_dir", "qdrant_url", "collection_prefix", "host", "port",
+)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment first, then the flags the user actually gave."""
+    overrides = {
+        name: getattr(args, name)
+        for name in SETTINGS_FLAGS
+        if getattr(args, name, None) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise UsageError(f"invalid settings: {problems}") from None
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Any:
+    from soundalike.search.store import open_store
+
+    store = open_store(
+        data_dir=settings.data_dir,
+        url=settings.qdrant_url,
+        api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
+        collection_prefix=settings.collection_prefix,
+        timeout=settings.qdrant_timeout,
+        shard_number=settings.shard_number,
+        replication_factor=settings.replication_factor,
+    )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def load_embedder_for(settings: Settings) -> Any:
+    from soundalike.ingest.embed import load_embedder
+
+    return load_embedder(
+        settings.model,
+        revision=settings.revision,
+        layer=settings.layer,
+        device=settings.device,
+        batch_size=settings.batch_size,
+    )
+
+
+def emit(document: dict[str, Any]) -> None:
+    print(json.dumps(document, ensure_ascii=False))
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from soundalike.ingest.audio import ExcerptPolicy
+    from soundalike.ingest.pipeline import IngestOptions, Shard, ingest
+
+    settings = settings_from(args)
+    try:
+        shard = Shard.parse(args.shard) if args.shard else None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not args.path.exists():
+        raise UsageError(f"{args.path} does not exist")
+    options = IngestOptions(
+        excerpt=ExcerptPolicy.parse(settings.excerpt),
+        window_seconds=settings.window_seconds,
+        min_seconds=settings.min_duration_seconds,
+        silence_rms=settings.silence_rms,
+        workers=settings.workers,
+        artist_from=args.artist_from,
+        force=args.force,
+        shard=shard,
+        rebuild_centroids=args.rebuild_centroids,
+    )
+    with opened_store(settings) as store:
+        embedder = load_embedder_for(settings)
+        summary = ingest(
+            args.path,
+            store=store,
+            embedder=embedder,
+            options=options,
+            report_path=args.report,
+            progress=not args.json and sys.stderr.isatty(),
+        )
+    result = summary.to_dict()
+    if args.json:
+        emit(result)
+    else:
+        print(
+            f"ingested {summary.ingested}, skipped {summary.skipped} (already stored), "
+            f"failed {len(summary.failed)}, artists updated {summary.artists_updated} "
+            f"in {summary.seconds:.1f} s"
+        )
+        for failure in summary.failed:
+            print(f"  failed: {failure.path}: {failure.reason}")
+    nothing_usable = summary.ingested == 0 and summary.skipped == 0
+    return EXIT_FAILED if nothing_usable else EXIT_OK
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from soundalike.search.queries import artists_like
+
+    if not 1 <= args.limit <= 100:
+        raise UsageError("--limit must be between 1 and 100")
+    settings = settings_from(args)
+    with opened_store(settings) as store:
+        answer = artists_like(store, args.artist, limit=args.limit, min_tracks=args.min_tracks)
+    document = {
+        "artist": answer.artist.artist,
+        "results": [
+            {"artist": hit.artist.artist, "score": round(hit.score, 6),
+             "track_count": hit.artist.track_count}
+            for hit in answer.results
+        ],
+    }
+    if args.json:
+        emit(document)
+    else:
+        print(f"artists like {document['artist']}:")
+        for rank, row in enumerate(document["results"], 1):
+            print(f"{rank:3d}. {row['artist']:<40} {row['score']:.3f}  ({row['track_count']} tracks)")
+        if not document["results"]:
+            print("  (no other artists in the store yet)")
+    return EXIT_OK
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from soundalike.ingest.audio import ExcerptPolicy, decode_excerpt
+
+    settings = settings_from(args)
+    if not args.file.is_file():
+        raise UsageError(f"{args.file} is not a file")
+    embedder = load_embedder_for(settings)
+    policy = ExcerptPolicy.parse(settings.excerpt)
+    audio = decode_excerpt(
+        args.file,
+        policy=policy,
+        sample_rate=embedder.sample_rate,
+        window_seconds=settings.window_seconds,
+        min_seconds=settings.min_duration_seconds,
+        silence_rms=settings.silence_rms,
+    )
+    vector = embedder.embed_track(audio.windows)
+    spec = embedder.spec(str(policy), settings.window_seconds)
+    document = {"vector": [float(x) for x in vector], "dim": int(vector.shape[0]),
+                "spec": spec.to_dict()}
+    if args.json:
+        emit(document)
+    else:
+        head = ", ".join(f"{x:+.4f}" for x in vector[:8])
+        print(f"{args.file}: {document['dim']}-d unit vector [{head}, …]")
+        print(f"spec: {json.dumps(document['spec'])}")
+    return EXIT_OK
+
+
+def cmd_artists(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    with opened_store(settings) as store:
+        artists, total = store.list_artists(prefix=args.prefix, limit=args.limit, offset=0)
+    document = {"artists": [{"artist": a.artist, "track_count": a.track_count} for a in artists]}
+    if args.json:
+        emit(document)
+    else:
+        for artist in artists:
+            print(f"{artist.artist:<40} {artist.track_count:5d} tracks")
+        print(f"{total} artists" + (f" (showing {len(artists)})" if total > len(artists) else ""))
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from soundalike.search.queries import resolve_artist
+
+    settings = settings_from(args)
+    with opened_store(settings) as store:
+        artist = resolve_artist(store, args.artist)
+        removed = store.delete_artist(artist.artist_key)
+        store.flush()
+    if args.json:
+        emit({"artist": artist.artist, "tracks_deleted": removed})
+    else:
+        print(f"deleted {artist.artist}: {removed} tracks and its centroid")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from soundalike.api.main import create_app
+
+    settings = settings_from(args)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level, access_log=False)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from soundalike.ingest.demo import run_demo
+
+    args.data_dir = str(args.out / "data")
+    settings = settings_from(args)
+    print(f"soundalike demo: model {settings.model}, store {settings.data_dir}", file=sys.stderr)
+    with opened_store(settings) as store:
+        result = run_demo(args.out, store=store, embedder=load_embedder_for(settings),
+                          workers=settings.workers, progress=sys.stderr.isatty())
+    summary = result.summary
+    print(f"catalogue: {result.catalogue_dir} ({summary.ingested} tracks embedded, "
+          f"{summary.skipped} already stored, {len(summary.failed)} failed)")
+    print()
+    for answer in result.neighbours:
+        print(f"artists like {answer.artist.artist}:")
+        for rank, item in enumerate(answer.results, 1):
+            print(f"  {rank}. {item.hit.artist.artist:<28} {item.hit.score:.3f}")
+    print()
+    width = max(len(name) for name in result.artist_names)
+    print("artist similarity (cosine of centroids):")
+    print(" " * (width + 2) + "".join(f"{i + 1:>7}" for i in range(len(result.artist_names))))
+    for index, (name, row) in enumerate(zip(result.artist_names, result.matrix, strict=True), 1):
+        print(f"{index}. {name:<{width}}" + "".join(f"{value:7.3f}" for value in row))
+    print()
+    print("next: serve it over HTTP and open the API docs:")
+    print(f"  soundalike serve --data-dir {settings.data_dir}" +
+          (f" --model {settings.model}" if args.model else ""))
+    print(f"  then http://{settings.host}:{settings.port}/docs")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from soundalike.ingest.bench import run_bench
+
+    if args.clips < 1:
+        raise UsageError("--clips must be >= 1")
+    result = run_bench(
+        model=args.model,
+        random_weights=args.random_weights or args.model is None,
+        device=args.device,
+        clips=args.clips,
+        batch_size=args.batch_size,
+        layer=args.layer,
+        naive=not args.no_naive,
+    )
+    if args.json:
+        emit(result)
+    else:
+        for path in ("naive", "soundalike"):
+            if path in result:
+                row = result[path]
+                print(f"{path:<11} {row['clips_per_s']:8.3f} clips/s  "
+                      f"peak {row['peak_mem_mb']:8.1f} MB")
+        if result.get("ratio") is not None:
+            print(f"ratio      {result['ratio']:8.2f}x on {result['device']}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ingest": cmd_ingest,
+    "similar": cmd_similar,
+    "embed": cmd_embed,
+    "artists": cmd_artists,
+    "delete": cmd_delete,
+    "serve": cmd_serve,
+    "bench": cmd_bench,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    json_mode = getattr(args, "json", False)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        return _fail(f"usage: {error}", EXIT_USAGE, json_mode)
+    except ArtistNotFound as error:
+        return _fail(error.message, EXIT_FAILED, json_mode, suggestions=error.suggestions)
+    except SoundalikeError as error:
+        return _fail(error.message, EXIT_FAILED, json_mode)
+    except KeyboardInterrupt:
+        print("interrupted: what was reported as ingested is stored; rerun to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _fail(message: str, code: int, json_mode: bool, **extra: Any) -> int:
+    print(f"soundalike: {message}", file=sys.stderr)
+    if json_mode:
+        emit({"error": message, **extra})
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The one settings object. Only entry points (CLI, app factory) build it from the environment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL = "m-a-p/MERT-v1-95M"
+EXCERPT_PATTERN = re.compile(r"^(centre|center|start|windows:[1-9][0-9]*)$")
+
+
+class Settings(BaseSettings):
+    """Every knob of soundalike. Environment: `SOUNDALIKE_<FIELD>`; CLI flags override it."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUNDALIKE_", extra="ignore")
+
+    # --- embedding ---------------------------------------------------------------------
+    model: str = Field(DEFAULT_MODEL, description="Hub id or local directory of a MERT-v1 checkpoint.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of `model`.")
+    layer: int = Field(11, ge=0, le=12, description="Transformer layer whose output is pooled (0..12).")
+    device: str = Field("auto", description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.")
+    batch_size: int = Field(4, ge=1, le=512, description="Windows of equal length per forward pass.")
+    excerpt: str = Field(
+        "centre", description="Which part of a track is embedded: `centre`, `start` or `windows:N`."
+    )
+    window_seconds: float = Field(30.0, gt=0, le=120, description="Length of one window in seconds.")
+    min_duration_seconds: float = Field(
+        3.0, gt=0, description="Shorter tracks are refused (reported, not embedded)."
+    )
+    silence_rms: float = Field(
+        1e-3, ge=0, description="Windows whose RMS is below this (linear, 1.0 = full scale) are silent."
+    )
+    workers: int = Field(2, ge=1, le=64, description="Decoding processes during ingest.")
+
+    # --- store -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("./soundalike-data"), description="Where the embedded store (Qdrant Edge) keeps its data."
+    )
+    collection_prefix: str = Field(
+        "", pattern=r"^[A-Za-z0-9_-]*$", description="Prefix of the `tracks`/`artists` collections."
+    )
+    qdrant_url: str | None = Field(
+        None, description="A Qdrant server or cluster (e.g. `http://qdrant:6333`); unset = embedded."
+    )
+    qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
+    qdrant_timeout: float = Field(30.0, gt=0, description="Seconds per request to the Qdrant server.")
+    shard_number: int = Field(1, ge=1, description="Shards per collection on a Qdrant cluster.")
+    replication_factor: int = Field(1, ge=1, description="Copies of each shard on a Qdrant cluster.")
+
+    # --- HTTP API ----------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `soundalike serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `soundalike serve` binds.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, every route but health needs `Authorization: Bearer <key>`."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS (browser front ends)."
+    )
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload for /search/audio.")
+    embed_concurrency: int = Field(
+        1, ge=1, le=64, description="Uploads embedded at once (a bounded worker pool)."
+    )
+    embed_queue: int = Field(
+        4, ge=0, le=1024, description="Uploads allowed to wait for a worker before 503 Retry-After."
+    )
+    load_model: Literal["lazy", "startup"] = Field(
+        "lazy", description="Load the model on the first upload (`lazy`) or when the server starts."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    @field_validator("excerpt")
+    @classmethod
+    def _valid_excerpt(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not EXCERPT_PATTERN.match(value):
+            raise ValueError("must be `centre`, `start` or `windows:N` with N >= 1")
+        return "centre" if value == "center" else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

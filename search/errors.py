@@ -1,0 +1,109 @@
+"""The domain errors of soundalike, one module for all floors.
+
+Each error carries a message a user can act on. The HTTP layer maps classes to statuses in one
+handler (api/errors.py); the CLI prints the message and picks an exit code.
+"""
+
+from __future__ import annotations
+
+
+class SoundalikeError(Exception):
+    """Base of every error soundalike raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- audio -------------------------------------------------------------------------------
+
+
+class AudioError(SoundalikeError):
+    """A file could not be turned into a usable window. `reason` is a short machine tag."""
+
+    reason = "audio_error"
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.detail = detail
+
+
+class UndecodableAudio(AudioError):
+    reason = "undecodable"
+
+
+class AudioTooShort(AudioError):
+    reason = "too_short"
+
+
+class SilentAudio(AudioError):
+    reason = "silent"
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+class ModelError(SoundalikeError):
+    """A checkpoint could not be found, read or represented exactly."""
+
+
+class UnsupportedModelConfig(ModelError):
+    """The checkpoint's config asks for something HubertModel cannot compute exactly."""
+
+
+class CheckpointMismatch(ModelError):
+    """Missing or unexpected tensors in a checkpoint."""
+
+
+class ModelUnavailable(ModelError):
+    """The weights are not on disk and cannot be downloaded (offline, no such repo)."""
+
+
+# --- store -------------------------------------------------------------------------------
+
+
+class StoreError(SoundalikeError):
+    """Base of store failures."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (server down, timeout)."""
+
+
+class StoreLocked(StoreError):
+    """The embedded data dir is owned by another soundalike process."""
+
+
+class SpecMismatch(StoreError):
+    """Writing or querying with an embedding spec different from the collection's."""
+
+
+class NotFound(SoundalikeError):
+    """Base for unknown things a user asked for by name or id."""
+
+
+class ArtistNotFound(NotFound):
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown artist {name!r}.{hint}")
+        self.name = name
+        self.suggestions = suggestions
+
+
+class TrackNotFound(NotFound):
+    def __init__(self, track_id: str) -> None:
+        super().__init__(f"unknown track {track_id!r}")
+        self.track_id = track_id
+
+
+class InvalidRequest(SoundalikeError):
+    """A well-typed request that still makes no sense (too many artists, bad filter)."""
+
+
+class CapacityExhausted(SoundalikeError):
+    """All embedding workers are busy; retry later."""
+
+    def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

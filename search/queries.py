@@ -1,0 +1,244 @@
+"""The questions soundalike answers, as plain functions over a Store.
+
+Queries take names, ids or vectors and never need the model: "search by audio" embeds upstream
+and calls `like_vector`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from soundalike.search.errors import ArtistNotFound, InvalidRequest, TrackNotFound
+from soundalike.search.names import artist_key, suggest
+from soundalike.search.store import Store
+from soundalike.search.types import Artist, ArtistHit, Track, TrackHit
+
+MAX_LIMIT = 100
+MAX_MATRIX_ARTISTS = 50
+EXPLAIN_PAIRS = 3
+# Over-fetch factor when a per-artist cap will drop hits; doubled until the page is full.
+OVERFETCH = 4
+
+
+@dataclass
+class TrackPair:
+    """Why two artists are close: one track of each and their cosine similarity."""
+
+    track: Track
+    other_track: Track
+    score: float
+
+
+@dataclass
+class SimilarArtist:
+    hit: ArtistHit
+    closest_pairs: list[TrackPair] = field(default_factory=list)
+
+
+@dataclass
+class SimilarArtists:
+    artist: Artist
+    results: list[SimilarArtist]
+
+
+@dataclass
+class AudioMatches:
+    tracks: list[TrackHit]
+    artists: list[ArtistHit]
+
+
+def resolve_artist(store: Store, name: str, *, with_centroid: bool = False) -> Artist:
+    """An artist by name, case-, accent- and spacing-insensitively; 404-able with suggestions."""
+    try:
+        key = artist_key(name)
+    except ValueError:
+        raise InvalidRequest("artist name is empty") from None
+    artist = store.get_artist(key, with_centroid=with_centroid)
+    if artist is None:
+        raise ArtistNotFound(name, suggest(name, store.artist_names()))
+    return artist
+
+
+def get_track(store: Store, track_id: str) -> Track:
+    track = store.get_track(track_id)
+    if track is None:
+        raise TrackNotFound(track_id)
+    return track
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+
+
+def artists_like(
+    store: Store,
+    name: str,
+    *,
+    limit: int = 10,
+    min_tracks: int = 1,
+    filters: dict[str, Any] | None = None,
+    explain: bool = False,
+) -> SimilarArtists:
+    """Nearest artist centroids to the named artist's, the artist itself excluded, best first.
+
+    With filters (genre, album, year, declared columns) an artist qualifies when at least one of
+    its tracks passes them.
+    """
+    _check_limit(limit)
+    if min_tracks < 1:
+        raise InvalidRequest(f"min_tracks must be >= 1, got {min_tracks}")
+    artist = resolve_artist(store, name, with_centroid=True)
+    only_keys = store.artist_keys_with(filters) if filters else None
+    if only_keys is not None:
+        only_keys.discard(artist.artist_key)
+        if not only_keys:
+            return SimilarArtists(artist, [])
+    assert artist.centroid is not None
+    hits = store.search_artists(
+        artist.centroid,
+        limit=limit,
+        exclude_keys={artist.artist_key},
+        min_tracks=min_tracks,
+        only_keys=only_keys,
+    )
+    results = [SimilarArtist(hit) for hit in hits]
+    if explain and results:
+        own_tracks = store.tracks_of_artist(artist.artist_key, with_vectors=True)
+        for result in results:
+            other_tracks = store.tracks_of_artist(result.hit.artist.artist_key, with_vectors=True)
+            result.closest_pairs = closest_track_pairs(own_tracks, other_tracks, EXPLAIN_PAIRS)
+    return SimilarArtists(artist, results)
+
+
+def closest_track_pairs(tracks: list[Track], others: list[Track], count: int) -> list[TrackPair]:
+    """The `count` most similar (track, other track) pairs, each track used at most once."""
+    if not tracks or not others:
+        return []
+    mine = np.asarray([t.vector for t in tracks], dtype=np.float32)
+    theirs = np.asarray([t.vector for t in others], dtype=np.float32)
+    similarity = mine @ theirs.T
+    pairs: list[TrackPair] = []
+    used_mine: set[int] = set()
+    used_theirs: set[int] = set()
+    for flat in np.argsort(-similarity, axis=None):
+        i, j = divmod(int(flat), similarity.shape[1])
+        if i in used_mine or j in used_theirs:
+            continue
+        pairs.append(TrackPair(tracks[i], others[j], float(similarity[i, j])))
+        used_mine.add(i)
+        used_theirs.add(j)
+        if len(pairs) == count:
+            break
+    return pairs
+
+
+def _capped_track_search(
+    store: Store,
+    vector: list[float] | np.ndarray,
+    *,
+    limit: int,
+    max_per_artist: int | None,
+    exclude_ids: set[str],
+    exclude_artist_key: str | None,
+    filters: dict[str, Any] | None,
+) -> list[TrackHit]:
+    """Nearest tracks with at most `max_per_artist` per artist, fetching more until full."""
+    fetch = limit if max_per_artist is None else limit * OVERFETCH
+    total = store.count_tracks()
+    while True:
+        hits = store.search_tracks(
+            vector,
+            limit=fetch,
+            exclude_ids=exclude_ids,
+            exclude_artist_key=exclude_artist_key,
+            filters=filters,
+        )
+        page = _cap_per_artist(hits, max_per_artist, limit)
+        if len(page) >= limit or len(hits) < fetch or fetch >= total:
+            return page
+        fetch *= 2
+
+
+def _cap_per_artist(hits: list[TrackHit], max_per_artist: int | None, limit: int) -> list[TrackHit]:
+    if max_per_artist is None:
+        return hits[:limit]
+    per_artist: dict[str, int] = {}
+    page: list[TrackHit] = []
+    for hit in hits:
+        key = hit.track.artist_key
+        if per_artist.get(key, 0) >= max_per_artist:
+            continue
+        per_artist[key] = per_artist.get(key, 0) + 1
+        page.append(hit)
+        if len(page) == limit:
+            break
+    return page
+
+
+def tracks_like(
+    store: Store,
+    track_id: str,
+    *,
+    limit: int = 10,
+    exclude_same_artist: bool = False,
+    max_per_artist: int | None = 2,
+    filters: dict[str, Any] | None = None,
+) -> tuple[Track, list[TrackHit]]:
+    """Nearest tracks to a stored track; never the track itself."""
+    _check_limit(limit)
+    if max_per_artist is not None and max_per_artist < 1:
+        raise InvalidRequest(f"max_per_artist must be >= 1, got {max_per_artist}")
+    track = store.get_track(track_id, with_vector=True)
+    if track is None:
+        raise TrackNotFound(track_id)
+    assert track.vector is not None
+    hits = _capped_track_search(
+        store,
+        track.vector,
+        limit=limit,
+        max_per_artist=max_per_artist,
+        exclude_ids={track.track_id},
+        exclude_artist_key=track.artist_key if exclude_same_artist else None,
+        filters=filters,
+    )
+    return track, hits
+
+
+def like_vector(
+    store: Store,
+    vector: list[float] | np.ndarray,
+    *,
+    limit: int = 10,
+    max_per_artist: int | None = 2,
+    filters: dict[str, Any] | None = None,
+) -> AudioMatches:
+    """Tracks and artists nearest to a query vector (an embedded upload)."""
+    _check_limit(limit)
+    tracks = _capped_track_search(
+        store,
+        vector,
+        limit=limit,
+        max_per_artist=max_per_artist,
+        exclude_ids=set(),
+        exclude_artist_key=None,
+        filters=filters,
+    )
+    only_keys = store.artist_keys_with(filters) if filters else None
+    artists = store.search_artists(vector, limit=limit, only_keys=only_keys)
+    return AudioMatches(tracks, artists)
+
+
+def similarity_matrix(store: Store, names: list[str]) -> tuple[list[Artist], list[list[float]]]:
+    """Artist-by-artist cosine similarity of centroids, in the order the names were given."""
+    if not names:
+        raise InvalidRequest("give at least one artist")
+    if len(names) > MAX_MATRIX_ARTISTS:
+        raise InvalidRequest(f"at most {MAX_MATRIX_ARTISTS} artists, got {len(names)}")
+    artists = [resolve_artist(store, name, with_centroid=True) for name in names]
+    centroids = np.asarray([a.centroid for a in artists], dtype=np.float32)
+    matrix = np.clip(centroids @ centroids.T, -1.0, 1.0)
+    return artists, [[round(float(x), 6) for x in row] for row in matrix]

@@ -1,0 +1,153 @@
+"""The `soundalike` command line as a user runs it: subprocesses, exit codes, `--json` shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from soundalike.ingest.synth import write_catalogue
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "soundalike.api.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=env or cli_env(),
+    )
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")}
+    env.update({"HF_HUB_OFFLINE": "1", **extra})
+    return env
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli-catalogue")
+    write_catalogue(root, artists=3, tracks_per_artist=2, seconds=5.0, formats=("flac", "mp3"))
+    broken = sorted(p for p in root.iterdir() if p.is_dir())[0] / "broken.flac"
+    broken.write_bytes(b"fLaC" + os.urandom(4000))
+    return root
+
+
+@pytest.fixture(scope="module")
+def ingested(catalogue: Path, tiny_mert_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    data_dir = tmp_path_factory.mktemp("cli-data")
+    result = run_cli("ingest", str(catalogue), "--model", str(tiny_mert_dir), "--data-dir",
+                     str(data_dir), "--workers", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    return data_dir, last_json(result.stdout)
+
+
+def test_ingest_json_summary(ingested: tuple[Path, dict]) -> None:
+    _, summary = ingested
+    assert set(summary) == {"ingested", "skipped", "failed", "artists_updated", "seconds"}
+    assert summary["ingested"] == 6
+    assert summary["artists_updated"] == 3
+    assert [Path(f["path"]).name for f in summary["failed"]] == ["broken.flac"]
+    assert summary["failed"][0]["reason"]
+
+
+def test_artists_and_similar(ingested: tuple[Path, dict]) -> None:
+    data_dir, _ = ingested
+    listing = last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)
+    names = [row["artist"] for row in listing["artists"]]
+    assert len(names) == 3 and all(row["track_count"] == 2 for row in listing["artists"])
+
+    query = names[0].upper()  # names match case-insensitively
+    result = run_cli("similar", query, "--data-dir", str(data_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    similar = last_json(result.stdout)
+    assert similar["artist"] == names[0]
+    assert [r["artist"] for r in similar["results"]] != []
+    assert names[0] not in [r["artist"] for r in similar["results"]]
+    scores = [r["score"] for r in similar["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_unknown_artist_exits_1_with_suggestions(ingested: tuple[Path, dict]) -> None:
+    data_dir, _ = ingested
+    listing = last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)
+    real = listing["artists"][0]["artist"]
+    typo = real[:-1] + ("x" if real[-1] != "x" else "y")
+    result = run_cli("similar", typo, "--data-dir", str(data_dir), "--json")
+    assert result.returncode == 1
+    assert real in last_json(result.stdout)["suggestions"]
+    assert "unknown artist" in result.stderr
+
+
+def test_embed_json(catalogue: Path, tiny_mert_dir: Path) -> None:
+    track = next(p for p in sorted(catalogue.rglob("*.flac")) if p.name != "broken.flac")
+    result = run_cli("embed", str(track), "--model", str(tiny_mert_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    document = last_json(result.stdout)
+    assert document["dim"] == len(document["vector"])
+    assert abs(sum(x * x for x in document["vector"]) - 1.0) < 1e-4
+    assert document["spec"]["layer"] == 11
+    assert document["spec"]["excerpt"] == "centre"
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run_cli("ingest", str(tmp_path / "missing")).returncode == 2
+    assert run_cli("ingest", str(tmp_path), "--layer", "13").returncode == 2
+    assert run_cli("ingest", str(tmp_path), "--shard", "5/2").returncode == 2
+    assert run_cli("similar").returncode == 2
+
+
+def test_delete_removes_artist(catalogue: Path, tiny_mert_dir: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    run_cli("ingest", str(catalogue), "--model", str(tiny_mert_dir), "--data-dir", str(data_dir),
+            "--workers", "1", "--json")
+    names = [r["artist"] for r in
+             last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)["artists"]]
+    deleted = run_cli("delete", "--artist", names[0], "--data-dir", str(data_dir), "--json")
+    assert deleted.returncode == 0, deleted.stderr
+    assert last_json(deleted.stdout)["tracks_deleted"] == 2
+    left = last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)["artists"]
+    assert [r["artist"] for r in left] == names[1:]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_ingest_then_rerun_is_complete_and_duplicate_free(
+    tiny_mert_dir: Path, tmp_path: Path
+) -> None:
+    catalogue = tmp_path / "catalogue"
+    write_catalogue(catalogue, artists=4, tracks_per_artist=4, seconds=5.0, formats=("wav",))
+    data_dir, report = tmp_path / "data", tmp_path / "report.jsonl"
+    args = [sys.executable, "-m", "soundalike.api.cli", "ingest", str(catalogue), "--model",
+            str(tiny_mert_dir), "--data-dir", str(data_dir), "--workers", "1",
+            "--batch-size", "1", "--report", str(report), "--json"]
+    victim = subprocess.Popen(args, env=cli_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and victim.poll() is None:
+        if report.exists() and report.read_text().count('"ingested"') >= 3:
+            break
+        time.sleep(0.05)
+    assert victim.poll() is None, "ingest finished before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    durable = report.read_text().count('"ingested"')
+    assert 3 <= durable < 16
+
+    rerun = run_cli(*args[3:])
+    assert rerun.returncode == 0, rerun.stderr
+    summary = last_json(rerun.stdout)
+    # Everything reported before the kill survived it; the rest went in now, nothing twice.
+    assert summary["skipped"] >= durable
+    assert summary["skipped"] + summary["ingested"] == 16
+    listing = last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)
+    assert [r["track_count"] for r in listing["artists"]] == [4, 4, 4, 4]
