@@ -54,16 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ingest = commands.add_parser("ingest", help="embed a catalogue folder or manifest into the store")
+    ingest = commands.add_parser(
+        "ingest", help="embed a catalogue folder or manifest into the store"
+    )
     ingest.add_argument("path", type=Path, help="a folder (artist = first level) or a .csv/.jsonl")
     ingest.add_argument("--artist-from", choices=["folders", "tags"], default="folders")
     ingest.add_argument("--workers", type=int, help="decoding processes (default 2)")
-    ingest.add_argument("--force", action="store_true",
-                        help="re-embed stored tracks; rebuild the store if the spec differs")
+    ingest.add_argument(
+        "--force",
+        action="store_true",
+        help="re-embed stored tracks; rebuild the store if the spec differs",
+    )
     ingest.add_argument("--shard", help="i/N: only artists whose key hashes to i of N")
     ingest.add_argument("--report", type=Path, help="append one JSON line per file to FILE")
-    ingest.add_argument("--rebuild-centroids", action="store_true",
-                        help="recompute every artist centroid, not only those this run touched")
+    ingest.add_argument(
+        "--rebuild-centroids",
+        action="store_true",
+        help="recompute every artist centroid, not only those this run touched",
+    )
     _add_model_flags(ingest)
     _add_store_flags(ingest)
     _add_json_flag(ingest)
@@ -98,29 +106,81 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_flags(serve)
 
     demo = commands.add_parser("demo", help="generate a small catalogue, ingest it, show results")
-    demo.add_argument("--out", type=Path, default=Path("soundalike-demo"),
-                      help="folder for the catalogue and its store (default ./soundalike-demo)")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("soundalike-demo"),
+        help="folder for the catalogue and its store (default ./soundalike-demo)",
+    )
     demo.add_argument("--model", help="hub id or local directory (default m-a-p/MERT-v1-95M)")
     demo.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     demo.add_argument("--workers", type=int, help="decoding processes (default 2)")
 
+    evaluate = commands.add_parser(
+        "eval", help="how well the vectors separate artists: metrics, layer sweep, chunking"
+    )
+    evaluate.add_argument(
+        "path",
+        type=Path,
+        nargs="?",
+        help="a folder or manifest to embed instead of the ingested catalogue",
+    )
+    evaluate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("soundalike-eval"),
+        help="folder for report.md, report.json and the PNGs",
+    )
+    evaluate.add_argument("--layers", help="11, all, or a list such as 0,3,11")
+    evaluate.add_argument("--sample", type=int, help="tracks per artist to re-embed")
+    evaluate.add_argument("--compare", help="chunked[:S] or artist-model")
+    evaluate.add_argument("--reference", type=Path, help="external similar-artists CSV/JSON")
+    evaluate.add_argument(
+        "--centre",
+        action="store_true",
+        help="also measure after subtracting the catalogue mean vector",
+    )
+    evaluate.add_argument("--k", type=int, default=5, help="k of precision@k and overlap@k")
+    evaluate.add_argument("--artist-from", choices=["folders", "tags"], default="folders")
+    _add_model_flags(evaluate)
+    _add_store_flags(evaluate)
+    _add_json_flag(evaluate)
+
     bench = commands.add_parser("bench", help="embedding throughput: soundalike vs the naive path")
     bench.add_argument("--model", help="checkpoint to time (default: --random-weights)")
-    bench.add_argument("--random-weights", action="store_true", dest="random_weights",
-                       help="full MERT-v1-95M architecture with random weights (no download)")
+    bench.add_argument(
+        "--random-weights",
+        action="store_true",
+        dest="random_weights",
+        help="full MERT-v1-95M architecture with random weights (no download)",
+    )
     bench.add_argument("--device", default="auto")
     bench.add_argument("--clips", type=int, default=3)
     bench.add_argument("--batch-size", type=int, default=1, dest="batch_size")
     bench.add_argument("--layer", type=int, default=11)
-    bench.add_argument("--no-naive", action="store_true", dest="no_naive",
-                       help="time only soundalike's path (no ratio)")
+    bench.add_argument(
+        "--no-naive",
+        action="store_true",
+        dest="no_naive",
+        help="time only soundalike's path (no ratio)",
+    )
     _add_json_flag(bench)
     return parser
 
 
 SETTINGS_FLAGS = (
-    "model", "revision", "layer", "device", "batch_size", "excerpt", "workers",
-    "data_dir", "qdrant_url", "collection_prefix", "host", "port",
+    "model",
+    "revision",
+    "layer",
+    "device",
+    "batch_size",
+    "excerpt",
+    "workers",
+    "data_dir",
+    "qdrant_url",
+    "collection_prefix",
+    "host",
+    "port",
 )
 
 
@@ -237,9 +297,12 @@ def cmd_similar(args: argparse.Namespace) -> int:
     document = {
         "artist": answer.artist.artist,
         "results": [
-            {"artist": hit.artist.artist, "score": round(hit.score, 6),
-             "track_count": hit.artist.track_count}
-            for hit in answer.results
+            {
+                "artist": hit.artist.artist,
+                "score": round(hit.score, 6),
+                "track_count": hit.artist.track_count,
+            }
+            for hit in (result.hit for result in answer.results)
         ],
     }
     if args.json:
@@ -247,7 +310,9 @@ def cmd_similar(args: argparse.Namespace) -> int:
     else:
         print(f"artists like {document['artist']}:")
         for rank, row in enumerate(document["results"], 1):
-            print(f"{rank:3d}. {row['artist']:<40} {row['score']:.3f}  ({row['track_count']} tracks)")
+            print(
+                f"{rank:3d}. {row['artist']:<40} {row['score']:.3f}  ({row['track_count']} tracks)"
+            )
         if not document["results"]:
             print("  (no other artists in the store yet)")
     return EXIT_OK
@@ -271,8 +336,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     )
     vector = embedder.embed_track(audio.windows)
     spec = embedder.spec(str(policy), settings.window_seconds)
-    document = {"vector": [float(x) for x in vector], "dim": int(vector.shape[0]),
-                "spec": spec.to_dict()}
+    document = {
+        "vector": [float(x) for x in vector],
+        "dim": int(vector.shape[0]),
+        "spec": spec.to_dict(),
+    }
     if args.json:
         emit(document)
     else:
@@ -317,8 +385,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from soundalike.api.main import create_app
 
     settings = settings_from(args)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
     return EXIT_OK
 
 
@@ -329,11 +402,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     print(f"soundalike demo: model {settings.model}, store {settings.data_dir}", file=sys.stderr)
     with opened_store(settings) as store:
-        result = run_demo(args.out, store=store, embedder=load_embedder_for(settings),
-                          workers=settings.workers, progress=sys.stderr.isatty())
+        result = run_demo(
+            args.out,
+            store=store,
+            embedder=load_embedder_for(settings),
+            workers=settings.workers,
+            progress=sys.stderr.isatty(),
+        )
     summary = result.summary
-    print(f"catalogue: {result.catalogue_dir} ({summary.ingested} tracks embedded, "
-          f"{summary.skipped} already stored, {len(summary.failed)} failed)")
+    print(
+        f"catalogue: {result.catalogue_dir} ({summary.ingested} tracks embedded, "
+        f"{summary.skipped} already stored, {len(summary.failed)} failed)"
+    )
     print()
     for answer in result.neighbours:
         print(f"artists like {answer.artist.artist}:")
@@ -347,9 +427,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{index}. {name:<{width}}" + "".join(f"{value:7.3f}" for value in row))
     print()
     print("next: serve it over HTTP and open the API docs:")
-    print(f"  soundalike serve --data-dir {settings.data_dir}" +
-          (f" --model {settings.model}" if args.model else ""))
+    print(
+        f"  soundalike serve --data-dir {settings.data_dir}"
+        + (f" --model {settings.model}" if args.model else "")
+    )
     print(f"  then http://{settings.host}:{settings.port}/docs")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from soundalike.ingest.evaluation import run_evaluation
+
+    settings = settings_from(args)
+    if args.path is not None and not args.path.exists():
+        raise UsageError(f"{args.path} does not exist")
+    common = {
+        "source": args.path,
+        "layers": args.layers,
+        "sample": args.sample,
+        "compare": args.compare,
+        "reference": args.reference,
+        "centre_vectors": args.centre,
+        "k": args.k,
+        # Only a model the user named: otherwise re-embedding uses the catalogue's own.
+        "model": args.model,
+        "revision": settings.revision,
+        "device": settings.device,
+        "batch_size": settings.batch_size,
+        "layer": settings.layer,
+        "excerpt": settings.excerpt,
+        "window_seconds": settings.window_seconds,
+        "min_seconds": settings.min_duration_seconds,
+        "silence_rms": settings.silence_rms,
+        "artist_from": args.artist_from,
+        "log": lambda line: print(line, file=sys.stderr),
+    }
+    if args.path is not None:  # a folder or manifest is embedded afresh: no store needed
+        result = run_evaluation(None, args.out, **common)
+    else:
+        with opened_store(settings) as store:
+            result = run_evaluation(store, args.out, **common)
+    if args.json:
+        emit(result.report)
+    else:
+        print(result.summary_text)
+        print(f"report: {args.out / 'report.md'}")
     return EXIT_OK
 
 
@@ -373,8 +495,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for path in ("naive", "soundalike"):
             if path in result:
                 row = result[path]
-                print(f"{path:<11} {row['clips_per_s']:8.3f} clips/s  "
-                      f"peak {row['peak_mem_mb']:8.1f} MB")
+                print(
+                    f"{path:<11} {row['clips_per_s']:8.3f} clips/s  "
+                    f"peak {row['peak_mem_mb']:8.1f} MB"
+                )
         if result.get("ratio") is not None:
             print(f"ratio      {result['ratio']:8.2f}x on {result['device']}")
     return EXIT_OK
@@ -389,6 +513,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "bench": cmd_bench,
     "demo": cmd_demo,
+    "eval": cmd_eval,
 }
 
 
@@ -405,8 +530,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SoundalikeError as error:
         return _fail(error.message, EXIT_FAILED, json_mode)
     except KeyboardInterrupt:
-        print("interrupted: what was reported as ingested is stored; rerun to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: what was reported as ingested is stored; rerun to resume", file=sys.stderr
+        )
         return 130
 
 

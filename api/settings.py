@@ -19,37 +19,57 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOUNDALIKE_", extra="ignore")
 
     # --- embedding ---------------------------------------------------------------------
-    model: str = Field(DEFAULT_MODEL, description="Hub id or local directory of a MERT-v1 checkpoint.")
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of `model`.")
-    layer: int = Field(11, ge=0, le=12, description="Transformer layer whose output is pooled (0..12).")
-    device: str = Field("auto", description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.")
-    batch_size: int = Field(4, ge=1, le=512, description="Windows of equal length per forward pass.")
+    model: str = Field(
+        DEFAULT_MODEL, description="Hub id or local directory of a MERT-v1 checkpoint."
+    )
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit) of `model`."
+    )
+    layer: int = Field(
+        11, ge=0, le=12, description="Transformer layer whose output is pooled (0..12)."
+    )
+    device: str = Field(
+        "auto", description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`."
+    )
+    batch_size: int = Field(
+        4, ge=1, le=512, description="Windows of equal length per forward pass."
+    )
     excerpt: str = Field(
         "centre", description="Which part of a track is embedded: `centre`, `start` or `windows:N`."
     )
-    window_seconds: float = Field(30.0, gt=0, le=120, description="Length of one window in seconds.")
+    window_seconds: float = Field(
+        30.0, gt=0, le=120, description="Length of one window in seconds."
+    )
     min_duration_seconds: float = Field(
         3.0, gt=0, description="Shorter tracks are refused (reported, not embedded)."
     )
     silence_rms: float = Field(
-        1e-3, ge=0, description="Windows whose RMS is below this (linear, 1.0 = full scale) are silent."
+        1e-3,
+        ge=0,
+        description="Windows whose RMS is below this (linear, 1.0 = full scale) are silent.",
     )
     workers: int = Field(2, ge=1, le=64, description="Decoding processes during ingest.")
 
     # --- store -------------------------------------------------------------------------
     data_dir: Path = Field(
-        Path("./soundalike-data"), description="Where the embedded store (Qdrant Edge) keeps its data."
+        Path("./soundalike-data"),
+        description="Where the embedded store (Qdrant Edge) keeps its data.",
     )
     collection_prefix: str = Field(
         "", pattern=r"^[A-Za-z0-9_-]*$", description="Prefix of the `tracks`/`artists` collections."
     )
     qdrant_url: str | None = Field(
-        None, description="A Qdrant server or cluster (e.g. `http://qdrant:6333`); unset = embedded."
+        None,
+        description="A Qdrant server or cluster (e.g. `http://qdrant:6333`); unset = embedded.",
     )
     qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
-    qdrant_timeout: float = Field(30.0, gt=0, description="Seconds per request to the Qdrant server.")
+    qdrant_timeout: float = Field(
+        30.0, gt=0, description="Seconds per request to the Qdrant server."
+    )
     shard_number: int = Field(1, ge=1, description="Shards per collection on a Qdrant cluster.")
-    replication_factor: int = Field(1, ge=1, description="Copies of each shard on a Qdrant cluster.")
+    replication_factor: int = Field(
+        1, ge=1, description="Copies of each shard on a Qdrant cluster."
+    )
 
     # --- HTTP API ----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `soundalike serve` binds.")
@@ -58,9 +78,12 @@ class Settings(BaseSettings):
         None, description="When set, every route but health needs `Authorization: Bearer <key>`."
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated origins allowed by CORS (browser front ends)."
+        default_factory=list,
+        description="Comma-separated origins allowed by CORS (browser front ends).",
     )
-    max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload for /search/audio.")
+    max_upload_mb: float = Field(
+        50.0, gt=0, description="Largest accepted upload for /search/audio."
+    )
     embed_concurrency: int = Field(
         1, ge=1, le=64, description="Uploads embedded at once (a bounded worker pool)."
     )
@@ -70,7 +93,9 @@ class Settings(BaseSettings):
     load_model: Literal["lazy", "startup"] = Field(
         "lazy", description="Load the model on the first upload (`lazy`) or when the server starts."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
 
     @field_validator("excerpt")
     @classmethod

@@ -28,6 +28,10 @@ class AudioError(SoundalikeError):
         self.path = path
         self.detail = detail
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Decoding runs in worker processes: errors must survive pickling with their fields.
+        return (type(self), (self.path, self.detail))
+
 
 class UndecodableAudio(AudioError):
     reason = "undecodable"

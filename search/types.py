@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-
 @dataclass(frozen=True)
 class EmbeddingSpec:
     """Everything that makes two vectors comparable. A collection never mixes specs."""

@@ -15,11 +15,15 @@ import pytest
 from soundalike.ingest.synth import write_catalogue
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "soundalike.api.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or cli_env(),
     )
 
 
@@ -43,11 +47,21 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ingested(catalogue: Path, tiny_mert_dir: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def ingested(
+    catalogue: Path, tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
     data_dir = tmp_path_factory.mktemp("cli-data")
-    result = run_cli("ingest", str(catalogue), "--model", str(tiny_mert_dir), "--data-dir",
-                     str(data_dir), "--workers", "1", "--json")
+    result = run_cli(
+        "ingest",
+        str(catalogue),
+        "--model",
+        str(tiny_mert_dir),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        "1",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     return data_dir, last_json(result.stdout)
 
@@ -100,6 +114,17 @@ def test_embed_json(catalogue: Path, tiny_mert_dir: Path) -> None:
     assert document["spec"]["excerpt"] == "centre"
 
 
+def test_eval_writes_report_of_stored_vectors(ingested: tuple[Path, dict], tmp_path: Path) -> None:
+    data_dir, _ = ingested
+    out = tmp_path / "report"
+    result = run_cli("eval", "--out", str(out), "--data-dir", str(data_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    report = last_json(result.stdout)
+    assert 0.0 <= report["span"] <= 2.0
+    for name in ("report.md", "report.json", "heatmap.png", "map.png"):
+        assert (out / name).stat().st_size > 0, name
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli("ingest", str(tmp_path / "missing")).returncode == 2
     assert run_cli("ingest", str(tmp_path), "--layer", "13").returncode == 2
@@ -109,10 +134,23 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_delete_removes_artist(catalogue: Path, tiny_mert_dir: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    run_cli("ingest", str(catalogue), "--model", str(tiny_mert_dir), "--data-dir", str(data_dir),
-            "--workers", "1", "--json")
-    names = [r["artist"] for r in
-             last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)["artists"]]
+    run_cli(
+        "ingest",
+        str(catalogue),
+        "--model",
+        str(tiny_mert_dir),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        "1",
+        "--json",
+    )
+    names = [
+        r["artist"]
+        for r in last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)[
+            "artists"
+        ]
+    ]
     deleted = run_cli("delete", "--artist", names[0], "--data-dir", str(data_dir), "--json")
     assert deleted.returncode == 0, deleted.stderr
     assert last_json(deleted.stdout)["tracks_deleted"] == 2
@@ -127,11 +165,27 @@ def test_sigkill_mid_ingest_then_rerun_is_complete_and_duplicate_free(
     catalogue = tmp_path / "catalogue"
     write_catalogue(catalogue, artists=4, tracks_per_artist=4, seconds=5.0, formats=("wav",))
     data_dir, report = tmp_path / "data", tmp_path / "report.jsonl"
-    args = [sys.executable, "-m", "soundalike.api.cli", "ingest", str(catalogue), "--model",
-            str(tiny_mert_dir), "--data-dir", str(data_dir), "--workers", "1",
-            "--batch-size", "1", "--report", str(report), "--json"]
-    victim = subprocess.Popen(args, env=cli_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    args = [
+        sys.executable,
+        "-m",
+        "soundalike.api.cli",
+        "ingest",
+        str(catalogue),
+        "--model",
+        str(tiny_mert_dir),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        "1",
+        "--batch-size",
+        "1",
+        "--report",
+        str(report),
+        "--json",
+    ]
+    victim = subprocess.Popen(
+        args, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and victim.poll() is None:
         if report.exists() and report.read_text().count('"ingested"') >= 3:

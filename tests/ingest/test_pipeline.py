@@ -31,8 +31,9 @@ def options(**overrides: object) -> IngestOptions:
 def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 artists x 3 tracks in several formats, plus a corrupt, a silent, a short, a text file."""
     root = tmp_path_factory.mktemp("catalogue")
-    write_catalogue(root, artists=3, tracks_per_artist=3, seconds=6.0,
-                    formats=("flac", "mp3", "ogg", "wav"))
+    write_catalogue(
+        root, artists=3, tracks_per_artist=3, seconds=6.0, formats=("flac", "mp3", "ogg", "wav")
+    )
     first_artist = sorted(p for p in root.iterdir() if p.is_dir())[0]
     (first_artist / "corrupt.mp3").write_bytes(np.random.default_rng(1).bytes(20_000))
     write_audio(first_artist / "silence.wav", np.zeros((1, 24_000 * 5), np.float32), 24_000)
@@ -53,8 +54,9 @@ def test_ingest_stores_good_files_and_reports_bad_ones(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.jsonl"
-    summary = ingest(catalogue, store=store, embedder=tiny_embedder, options=options(),
-                     report_path=report)
+    summary = ingest(
+        catalogue, store=store, embedder=tiny_embedder, options=options(), report_path=report
+    )
 
     assert summary.ingested == 9
     assert summary.skipped == 0
@@ -144,8 +146,12 @@ def test_shards_split_artists_disjointly_and_cover_the_catalogue(
     seen: list[set[str]] = []
     for index in range(2):
         with open_store(data_dir=tmp_path / f"shard{index}") as shard_store:
-            ingest(catalogue, store=shard_store, embedder=tiny_embedder,
-                   options=options(shard=Shard(index, 2)))
+            ingest(
+                catalogue,
+                store=shard_store,
+                embedder=tiny_embedder,
+                options=options(shard=Shard(index, 2)),
+            )
             artists, _ = shard_store.list_artists(limit=50)
             seen.append({a.artist_key for a in artists})
     assert not seen[0] & seen[1]

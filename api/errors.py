@@ -1,0 +1,221 @@
+"""How failures reach HTTP clients: one handler maps domain errors to a status and a body.
+
+Every error body is `{"detail": "<one readable sentence>"}`; an unknown artist adds `suggestions`.
+Anything not raised on purpose becomes a generic 500 naming the request id (the traceback goes to
+the log, never to the client). The request middleware here also assigns request ids and writes
+the access log, because the last-resort 500 needs both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from soundalike.api.schemas import ArtistNotFoundBody, ErrorBody
+from soundalike.search.errors import (
+    ArtistNotFound,
+    AudioError,
+    CapacityExhausted,
+    InvalidRequest,
+    ModelError,
+    NotFound,
+    SoundalikeError,
+    SpecMismatch,
+    StoreError,
+    UndecodableAudio,
+)
+
+log = logging.getLogger("soundalike.api")
+access_log = logging.getLogger("soundalike.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's own request id is echoed only when it is short and plain (it lands in logs).
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+# --- errors that only the HTTP layer raises ----------------------------------------------
+
+
+class Unauthorized(SoundalikeError):
+    """Missing or wrong API key."""
+
+
+class UploadTooLarge(SoundalikeError):
+    """The upload is bigger than `max_upload_mb`."""
+
+
+class NothingIngested(SoundalikeError):
+    """Search by audio needs a stored embedding spec; the store is still empty."""
+
+
+# Most specific class first wins: the lookup walks each error's MRO.
+STATUS_BY_ERROR: dict[type[SoundalikeError], int] = {
+    Unauthorized: 401,
+    NotFound: 404,
+    NothingIngested: 409,
+    SpecMismatch: 409,
+    UploadTooLarge: 413,
+    UndecodableAudio: 415,
+    AudioError: 422,  # too short, silent
+    InvalidRequest: 422,
+    StoreError: 503,  # unavailable, locked
+    CapacityExhausted: 503,
+    ModelError: 503,
+}
+
+
+def status_of(error: SoundalikeError) -> int:
+    for klass in type(error).__mro__:
+        status = STATUS_BY_ERROR.get(klass)
+        if status is not None:
+            return status
+    return 500
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each status documented with the error model."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        model = ArtistNotFoundBody if status == 404 else ErrorBody
+        documented[status] = {"model": model, "description": _DESCRIPTIONS[status]}
+    return documented
+
+
+_DESCRIPTIONS = {
+    401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
+    404: "Unknown artist (with `suggestions`) or track.",
+    409: "Nothing ingested yet, or the server's model differs from the catalogue's.",
+    413: "Upload larger than the server's limit.",
+    415: "Not multipart, or a file that is not readable audio.",
+    422: "Bad parameters, or audio too short or silent.",
+    500: "Unexpected failure: a generic message with the request id (details in the log).",
+    503: "Store unavailable, or every embedding worker busy (see `Retry-After`).",
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "-"))
+
+
+async def domain_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """The one mapping from soundalike's errors to HTTP."""
+    assert isinstance(error, SoundalikeError)
+    status = status_of(error)
+    if status == 500:  # a SoundalikeError no mapping covers: still never echoed
+        return internal_error_response(request, error)
+    body: dict[str, Any] = {"detail": error.message}
+    headers: dict[str, str] = {}
+    if isinstance(error, ArtistNotFound):
+        body["suggestions"] = error.suggestions
+    if isinstance(error, CapacityExhausted):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        log.warning("request %s: %s", request_id_of(request), error.message)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def validation_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's parameter errors, re-shaped so `detail` is one readable string."""
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": describe_validation(error.errors())}, status_code=422)
+
+
+def describe_validation(errors: Iterable[Any]) -> str:
+    problems = []
+    for problem in errors:
+        # loc is ("query", "limit") or ("path", "track_id"): the parameter is what users know.
+        location = [str(part) for part in problem.get("loc", ())[1:]]
+        name = ".".join(location) or "request"
+        problems.append(f"{name}: {problem.get('msg', 'invalid value')}")
+    return "; ".join(problems) or "invalid request"
+
+
+def internal_error_response(
+    request: Request | None, error: BaseException, *, request_id: str | None = None
+) -> JSONResponse:
+    request_id = request_id or (request_id_of(request) if request is not None else "-")
+    log.error("request %s failed", request_id, exc_info=error)
+    return JSONResponse(
+        {"detail": f"internal error; quote request id {request_id} to the operator"},
+        status_code=500,
+        headers={REQUEST_ID_HEADER: request_id},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SoundalikeError, domain_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+
+
+# --- request ids, access log, last-resort 500 ---------------------------------------------
+
+
+class RequestContextMiddleware:
+    """Assigns a request id (or honours the client's), logs one JSON line per request, and turns
+    any exception that escaped the app into a generic 500 (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", request_id.encode("ascii")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as error:  # the last resort: nothing else caught it
+            if response_started:
+                raise
+            response = internal_error_response(None, error, request_id=request_id)
+            await response(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    json.dumps(
+                        {
+                            "request_id": request_id,
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                        },
+                        ensure_ascii=False,
+                    )
+                )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _CLIENT_REQUEST_ID.match(text) else None
+    return None

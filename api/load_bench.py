@@ -1,0 +1,510 @@
+"""HTTP load benchmark: "artists like X" and lookups over real HTTP, 8 concurrent clients.
+
+    python -m soundalike.api.load_bench --artists 100000
+
+Writes N artists with random unit centroids (and a few tracks) through the Store API, starts
+`soundalike serve` on loopback in a subprocess, and drives it with concurrent keep-alive clients
+for a bounded number of requests (and seconds) per route. Then the same against qdrant-client's
+local mode (`--backends edge,local`), served by this module in a subprocess. Reports throughput
+and latency percentiles per route; `--record FILE` appends the figures as a markdown section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.search.names import artist_key
+from soundalike.search.store import Store, open_store, track_id
+from soundalike.search.types import Artist, EmbeddingSpec, Track
+
+DIM = 768
+WRITE_BATCH = 2000
+TARGET_P99_MS = 30.0
+CLUSTER_SPREAD = 0.6
+BENCH_SPEC = EmbeddingSpec(
+    model="load-bench-random",
+    revision=None,
+    layer=11,
+    window_seconds=30.0,
+    excerpt="centre",
+    pooling="mean",
+    sample_rate=24000,
+    dim=DIM,
+)
+
+
+def artist_name(index: int) -> str:
+    return f"Bench Artist {index:06d}"
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def bench_track_ids(tracks: int) -> list[str]:
+    """The ids `fill_store` gives the tracks of the first `tracks` artists."""
+    keys = [artist_key(artist_name(i)) for i in range(tracks)]
+    return [track_id(f"bench-{key}", key) for key in keys]
+
+
+def random_centroids(
+    rng: np.random.Generator, count: int, centres: np.ndarray | None
+) -> np.ndarray:
+    """Unit vectors: uniform on the sphere, or scattered around random cluster centres (cosine
+    ~0.86 to their centre), which is closer to how real artists group into styles."""
+    vectors = rng.standard_normal((count, DIM), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    if centres is not None:
+        vectors = centres[rng.integers(0, len(centres), size=count)] + CLUSTER_SPREAD * vectors
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def fill_store(
+    store: Store, artists: int, tracks: int, *, clusters: int = 0, seed: int = 0
+) -> list[str]:
+    """Writes `artists` artists with random unit centroids and one track for each of the first
+    `tracks` artists; returns the track ids."""
+    rng = np.random.default_rng(seed)
+    centres = random_centroids(rng, clusters, None) if clusters > 0 else None
+    store.ensure_spec(BENCH_SPEC)
+    track_ids: list[str] = []
+    for start in range(0, artists, WRITE_BATCH):
+        count = min(WRITE_BATCH, artists - start)
+        centroids = random_centroids(rng, count, centres)
+        batch = [
+            Artist(
+                artist=artist_name(start + i),
+                artist_key=artist_key(artist_name(start + i)),
+                track_count=int(rng.integers(1, 20)),
+                centroid=centroids[i].tolist(),
+            )
+            for i in range(count)
+        ]
+        store.upsert_artists(batch)
+        with_tracks = [a for a in batch if int(a.artist.rsplit(" ", 1)[1]) < tracks]
+        if with_tracks:
+            batch_tracks = [
+                Track(
+                    track_id=track_id(f"bench-{a.artist_key}", a.artist_key),
+                    artist=a.artist,
+                    artist_key=a.artist_key,
+                    vector=a.centroid,
+                    title=f"{a.artist} - first track",
+                    album="Bench",
+                    genre="bench",
+                    year=2024,
+                )
+                for a in with_tracks
+            ]
+            store.upsert_tracks(batch_tracks)
+            track_ids += [t.track_id for t in batch_tracks]
+    store.flush()
+    store.optimize()
+    return track_ids
+
+
+def open_local_store(path: Path) -> Store:
+    """qdrant-client's local mode persisted under `path` (the store's test double)."""
+    from soundalike.search.server_store import ServerBackend
+
+    return Store(ServerBackend.local_path(path))
+
+
+# --- servers -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                connection.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server was not ready within {timeout:.0f} s")
+
+
+def start_server(
+    backend: str, data_dir: Path, port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    if backend == "edge":
+        command = [
+            sys.executable,
+            "-m",
+            "soundalike.api.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "soundalike.api.load_bench",
+            "--serve-local",
+            str(data_dir),
+            "--port",
+            str(port),
+        ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")}
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=log, env=env)
+
+
+def serve_local(data_dir: Path, port: int) -> None:
+    """The API over qdrant-client's local mode (the CLI only serves Edge or a real server)."""
+    import uvicorn
+
+    from soundalike.api.deps import StoreHolder
+    from soundalike.api.main import create_app
+    from soundalike.api.settings import Settings
+
+    settings = Settings(data_dir=data_dir, log_level="warning")
+    app = create_app(settings)
+    app.state.stores = StoreHolder(settings, opener=lambda _settings: open_local_store(data_dir))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# --- clients -----------------------------------------------------------------------------
+
+
+@dataclass
+class RouteResult:
+    route: str
+    requests: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    first_failure: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        latencies = np.asarray(self.latencies_ms or [float("nan")])
+        return {
+            "route": self.route,
+            "requests": self.requests,
+            "failures": self.failures,
+            "throughput_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+            "p90_ms": round(float(np.percentile(latencies, 90)), 2),
+            "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+            "max_ms": round(float(latencies.max()), 2),
+            "first_failure": self.first_failure,
+        }
+
+
+def drive(
+    port: int,
+    route: str,
+    paths: Sequence[str],
+    *,
+    clients: int,
+    requests: int,
+    max_seconds: float,
+    warmup: int,
+) -> RouteResult:
+    """`clients` threads, each on its own keep-alive connection, share `requests` requests
+    (cycling through `paths`) and stop early after `max_seconds`."""
+    result = RouteResult(route)
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    stop_at = time.monotonic() + max_seconds
+
+    def client(worker: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        latencies: list[float] = []
+        failures, first_failure = 0, None
+        for i in range(warmup):  # connection set-up and caches, not measured
+            connection.request("GET", paths[(worker * 7919 + i) % len(paths)])
+            connection.getresponse().read()
+        while time.monotonic() < stop_at:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                break
+            path = paths[(index * 7919) % len(paths)]
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                body = response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status, body = 0, str(error).encode()
+            latencies.append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                failures += 1
+                first_failure = first_failure or f"{status} {path}: {body[:200]!r}"
+        connection.close()
+        with lock:
+            result.latencies_ms += latencies
+            result.requests += len(latencies)
+            result.failures += failures
+            result.first_failure = result.first_failure or first_failure
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def route_paths(artists: int, track_ids: Sequence[str], seed: int = 1) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    names = [artist_name(int(i)) for i in rng.integers(0, artists, size=2000)]
+    quoted = [urllib.parse.quote(n) for n in names]
+    with_tracks = [urllib.parse.quote(artist_name(i)) for i in range(min(len(track_ids), 2000))]
+    prefixes = [urllib.parse.quote(n[: -int(rng.integers(1, 4))]) for n in names]
+    return {
+        "GET /artists/{artist}/similar": [f"/artists/{q}/similar?limit=10" for q in quoted],
+        "GET /artists/{artist}": [f"/artists/{q}" for q in with_tracks],
+        "GET /artists?q=": [f"/artists?q={p}&limit=20" for p in prefixes],
+        "GET /tracks/{track_id}": [f"/tracks/{t}" for t in track_ids[:2000]],
+        "GET /healthz": ["/healthz"],
+    }
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+def bench_backend(
+    backend: str, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+) -> dict[str, Any]:
+    data_dir = workdir / backend
+    started = time.perf_counter()
+    store = open_store(data_dir=data_dir) if backend == "edge" else open_local_store(data_dir)
+    load_seconds: float | None = None
+    try:
+        if args.reuse and store.count_artists() == args.artists:
+            track_ids = bench_track_ids(min(args.tracks, args.artists))
+            log(f"[{backend}] reusing the {args.artists} artists stored in {data_dir}")
+        else:
+            track_ids = fill_store(store, args.artists, args.tracks, clusters=args.clusters)
+            load_seconds = round(time.perf_counter() - started, 1)
+            log(
+                f"[{backend}] wrote {args.artists} artists and {len(track_ids)} tracks "
+                f"in {load_seconds:.1f} s"
+            )
+    finally:
+        store.close()
+
+    port = free_port()
+    server_log = workdir / f"{backend}-server.log"
+    process = start_server(backend, data_dir, port, server_log)
+    try:
+        started = time.perf_counter()
+        wait_ready(port, process, timeout=args.start_timeout)
+        log(f"[{backend}] server ready in {time.perf_counter() - started:.1f} s (port {port})")
+        requests = args.requests if backend == "edge" else args.local_requests
+        routes = []
+        for route, paths in route_paths(args.artists, track_ids).items():
+            if args.routes and not any(r in route for r in args.routes):
+                continue
+            result = drive(
+                port,
+                route,
+                paths,
+                clients=args.clients,
+                requests=requests,
+                max_seconds=args.max_seconds,
+                warmup=args.warmup,
+            ).summary()
+            routes.append(result)
+            log(
+                f"[{backend}] {route:<32} {result['requests']:6d} req "
+                f"{result['throughput_rps']:8.1f}/s  p50 {result['p50_ms']:7.2f} ms  "
+                f"p99 {result['p99_ms']:7.2f} ms  failures {result['failures']}"
+            )
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return {"backend": backend, "load_seconds": load_seconds, "routes": routes}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}"
+
+
+def markdown(document: dict[str, Any]) -> str:
+    lines = [
+        "",
+        "## HTTP search",
+        "",
+        f"- date: {document['date']}",
+        f"- machine: {document['machine']}; load average when the run started: "
+        f"{document['load_average']} (other processes share the cores)",
+        f"- command: `{document['command']}`",
+        f"- {document['artists']} artists ({document['centroids']}, written through the "
+        f"Store API), {document['clients']} concurrent keep-alive clients over loopback HTTP, "
+        "one `soundalike serve` process (uvicorn); latency measured by the clients.",
+        f"- target: artists-like-X p99 < {TARGET_P99_MS:g} ms with the embedded store (Edge).",
+        "",
+        "| backend | route | requests | failures | req/s | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in document["backends"]:
+        for r in run["routes"]:
+            lines.append(
+                f"| {run['backend']} | `{r['route']}` | {r['requests']} | {r['failures']} | "
+                f"{r['throughput_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
+                f"{r['max_ms']} |"
+            )
+    lines.append("")
+    for run in document["backends"]:
+        if run["load_seconds"] is not None:
+            lines.append(f"- {run['backend']}: writing the data took {run['load_seconds']} s.")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m soundalike.api.load_bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--artists", type=int, default=100_000)
+    parser.add_argument(
+        "--tracks",
+        type=int,
+        default=2000,
+        help="artists that also get one track (for the lookup routes)",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=0,
+        help="scatter centroids around this many random centres (0: uniform)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the data already in --workdir when it has --artists artists",
+    )
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=4000, help="per route, embedded store")
+    parser.add_argument(
+        "--local-requests",
+        type=int,
+        default=200,
+        dest="local_requests",
+        help="per route, qdrant-client local mode (much slower)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        dest="max_seconds",
+        help="stop a route's run after this long, whatever the count",
+    )
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured requests per client")
+    parser.add_argument("--backends", default="edge,local", help="edge, local or both")
+    parser.add_argument("--routes", nargs="*", help="only routes containing one of these")
+    parser.add_argument("--start-timeout", type=float, default=600.0, dest="start_timeout")
+    parser.add_argument("--workdir", type=Path, help="keep the data here (default: a temp dir)")
+    parser.add_argument("--record", type=Path, help="append a markdown section to this file")
+    parser.add_argument("--json", action="store_true", help="one JSON document on the last line")
+    parser.add_argument("--serve-local", type=Path, dest="serve_local", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.serve_local is not None:
+        serve_local(args.serve_local, args.port)
+        return 0
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"edge", "local"}
+    if unknown or args.artists < 1 or args.clients < 1:
+        print(
+            f"load_bench: bad arguments ({', '.join(sorted(unknown)) or 'counts'})", file=sys.stderr
+        )
+        return 2
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    load_average = " / ".join(f"{x:.2f}" for x in os.getloadavg())  # 1, 5, 15 minutes
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="soundalike-load-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs = [bench_backend(b, args, workdir, log) for b in backends]
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    argv_shown = " ".join(sys.argv[1:] if argv is None else argv)
+    document = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "load_average": load_average,
+        "command": f"python -m soundalike.api.load_bench {argv_shown}".strip(),
+        "artists": args.artists,
+        "centroids": (
+            f"random unit {DIM}-d centroids around {args.clusters} random cluster centres"
+            if args.clusters
+            else f"random unit {DIM}-d centroids, uniform on the sphere"
+        ),
+        "clients": args.clients,
+        "backends": runs,
+    }
+    if args.record:
+        with open(args.record, "a", encoding="utf-8") as handle:
+            handle.write(markdown(document))
+    if args.json:
+        print(json.dumps(document))
+    else:
+        print(markdown(document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The FastAPI application: `create_app(settings)` assembles lifespan, routers, middleware and
+error handlers. Routes live in api/routes/, injected objects in api/deps.py."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from soundalike.api import web
+from soundalike.api.deps import AudioEmbedder, StoreHolder, require_api_key
+from soundalike.api.errors import (
+    REQUEST_ID_HEADER,
+    RequestContextMiddleware,
+    install_error_handlers,
+)
+from soundalike.api.routes import artists, health, search, similarity, tracks
+from soundalike.api.settings import Settings
+
+log = logging.getLogger("soundalike.api")
+
+DESCRIPTION = (
+    "Which artists sound like X? Answers from the audio itself (MERT embeddings in Qdrant).\n\n"
+    'Every error is `{"detail": "..."}`; an unknown artist adds `suggestions`. When the server '
+    "has an API key, every route but /healthz and /readyz needs `Authorization: Bearer <key>`."
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API. Reads the environment (`Settings()`) only when no settings are given."""
+    settings = settings if settings is not None else Settings()
+    _configure_logging(settings)
+    stores = StoreHolder(settings)
+    audio_embedder = AudioEmbedder(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(stores.open)
+        if settings.load_model == "startup":
+            await run_in_threadpool(_load_model_now, stores, audio_embedder)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(stores.close)
+
+    app = FastAPI(
+        title="soundalike",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.stores = stores
+    app.state.audio_embedder = audio_embedder
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    protected = [Depends(require_api_key)]
+    for module in (artists, tracks, search, similarity):
+        app.include_router(module.router, dependencies=protected)
+    app.include_router(web.router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+        )
+    # Added last, so outermost: every response (CORS preflights, 500s) gets an id and a log line.
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _load_model_now(stores: StoreHolder, audio_embedder: AudioEmbedder) -> None:
+    """`load_model=startup`: load with the stored collection's layer when there is one."""
+    stored = stores.get().spec()
+    audio_embedder.load(stored.layer if stored is not None else None)
+    log.info("model loaded at start-up")
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Gives soundalike's loggers a stderr handler unless the host application configured some."""
+    root = logging.getLogger("soundalike")
+    root.setLevel(settings.log_level.upper())
+    if not root.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)

@@ -1,0 +1,131 @@
+"""Artists: list and prefix search, one artist with its tracks, artists that sound alike.
+
+Artist names travel in the path (`{artist:path}` so names with a slash, like AC/DC sent as
+`AC%2FDC`, still route); they match case-, accent- and spacing-insensitively.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from soundalike.api.deps import StoreDep
+from soundalike.api.errors import error_responses
+from soundalike.api.schemas import (
+    ArtistDetail,
+    ArtistList,
+    ArtistSummary,
+    SimilarArtistResult,
+    SimilarArtists,
+    TrackInfo,
+)
+from soundalike.search.queries import MAX_LIMIT, artists_like, resolve_artist
+
+router = APIRouter(prefix="/artists", tags=["artists"])
+
+MAX_PAGE = 1000
+MAX_NAME_CHARS = 500
+
+ArtistName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="Artist name; case, accents and spacing do not matter.",
+        examples=["eclair ensemble"],
+    ),
+]
+Genre = Annotated[
+    str | None,
+    Query(max_length=200, description="Only artists with at least one track of this genre."),
+]
+Album = Annotated[
+    str | None,
+    Query(max_length=500, description="Only artists with at least one track on this album."),
+]
+Year = Annotated[
+    int | None,
+    Query(ge=0, le=9999, description="Only artists with at least one track from this year."),
+]
+
+
+def track_filters(genre: str | None, album: str | None, year: int | None) -> dict[str, Any]:
+    """The filters a request gave, in the store's vocabulary (absent ones left out)."""
+    given = {"genre": genre, "album": album, "year": year}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+@router.get(
+    "",
+    summary="List artists, optionally by name prefix",
+    responses=error_responses(401, 422, 503),
+)
+def list_artists(
+    store: StoreDep,
+    q: Annotated[
+        str | None,
+        Query(max_length=MAX_NAME_CHARS, description="Name prefix (case/accent-insensitive)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Artists to skip.")] = 0,
+) -> ArtistList:
+    artists, total = store.list_artists(prefix=q, limit=limit, offset=offset)
+    return ArtistList(
+        artists=[ArtistSummary.from_artist(a) for a in artists],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+# Registered before `/{artist:path}`, which would otherwise swallow the `/similar` suffix.
+@router.get(
+    "/{artist:path}/similar",
+    summary="Artists that sound like this one",
+    response_model=SimilarArtists,
+    response_model_exclude_unset=True,
+    responses=error_responses(401, 404, 422, 503),
+)
+def similar_artists(
+    store: StoreDep,
+    artist: ArtistName,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results.")] = 10,
+    min_tracks: Annotated[
+        int, Query(ge=1, le=1_000_000, description="Only artists with at least this many tracks.")
+    ] = 1,
+    genre: Genre = None,
+    album: Album = None,
+    year: Year = None,
+    explain: Annotated[
+        bool, Query(description="Add the closest track pairs of each result (slower).")
+    ] = False,
+) -> SimilarArtists:
+    answer = artists_like(
+        store,
+        artist,
+        limit=limit,
+        min_tracks=min_tracks,
+        filters=track_filters(genre, album, year) or None,
+        explain=explain,
+    )
+    return SimilarArtists(
+        artist=answer.artist.artist,
+        results=[SimilarArtistResult.from_result(r, explain) for r in answer.results],
+    )
+
+
+@router.get(
+    "/{artist:path}",
+    summary="One artist and its tracks",
+    responses=error_responses(401, 404, 422, 503),
+)
+def get_artist(store: StoreDep, artist: ArtistName) -> ArtistDetail:
+    found = resolve_artist(store, artist)
+    tracks = store.tracks_of_artist(found.artist_key, with_vectors=False)
+    return ArtistDetail(
+        artist=found.artist,
+        track_count=found.track_count,
+        genres=found.genres,
+        tracks=[TrackInfo.from_track(t) for t in tracks],
+    )

@@ -1,0 +1,62 @@
+"""Tracks: one track's metadata, and the stored tracks that sound like it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query
+
+from soundalike.api.deps import StoreDep
+from soundalike.api.errors import error_responses
+from soundalike.api.routes.artists import track_filters
+from soundalike.api.schemas import SimilarTracks, TrackInfo, TrackScore
+from soundalike.search.queries import MAX_LIMIT, get_track, tracks_like
+
+router = APIRouter(prefix="/tracks", tags=["tracks"])
+
+TrackId = Annotated[UUID, Path(description="A track id, as listed by /artists/{artist}.")]
+TrackGenre = Annotated[str | None, Query(max_length=200, description="Only tracks of this genre.")]
+TrackAlbum = Annotated[str | None, Query(max_length=500, description="Only tracks on this album.")]
+TrackYear = Annotated[int | None, Query(ge=0, le=9999, description="Only tracks of this year.")]
+
+
+@router.get(
+    "/{track_id}",
+    summary="One track's metadata",
+    responses=error_responses(401, 404, 422, 503),
+)
+def get_one_track(store: StoreDep, track_id: TrackId) -> TrackInfo:
+    return TrackInfo.from_track(get_track(store, str(track_id)))
+
+
+@router.get(
+    "/{track_id}/similar",
+    summary="Tracks that sound like this one (never itself)",
+    responses=error_responses(401, 404, 422, 503),
+)
+def similar_tracks(
+    store: StoreDep,
+    track_id: TrackId,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results.")] = 10,
+    exclude_same_artist: Annotated[
+        bool, Query(description="Leave out the track's own artist.")
+    ] = False,
+    max_per_artist: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="At most this many tracks per artist.")
+    ] = 2,
+    genre: TrackGenre = None,
+    album: TrackAlbum = None,
+    year: TrackYear = None,
+) -> SimilarTracks:
+    track, hits = tracks_like(
+        store,
+        str(track_id),
+        limit=limit,
+        exclude_same_artist=exclude_same_artist,
+        max_per_artist=max_per_artist,
+        filters=track_filters(genre, album, year) or None,
+    )
+    return SimilarTracks(
+        track=TrackInfo.from_track(track), results=[TrackScore.from_hit(h) for h in hits]
+    )

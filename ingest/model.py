@@ -1,0 +1,645 @@
+"""Load MERT natively as a `transformers.HubertModel`, truncated to the chosen layer.
+
+MERT's published code needs `trust_remote_code=True`; with its released config the forward pass is
+exactly HubertModel's (DESIGN §1), so soundalike maps config.json onto a HubertConfig itself, loads
+the tensors strictly, and refuses any config it cannot represent exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from soundalike.search.errors import CheckpointMismatch, ModelUnavailable, UnsupportedModelConfig
+
+DEFAULT_MODEL = "m-a-p/MERT-v1-95M"
+DEFAULT_LAYER = 11
+ACCEPTED_MODEL_TYPES = ("mert_model", "hubert")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# MERT config switches whose non-default values change the forward pass in ways HubertModel does
+# not compute. field -> (predicate that is True when the value is unsupported, why).
+UNSUPPORTED_CONFIG_VALUES: dict[str, tuple[Any, str]] = {
+    "feature_extractor_cqt": (
+        lambda v: bool(v),
+        "CQT features concatenated to the conv features are not part of HubertModel",
+    ),
+    "deepnorm": (
+        lambda v: bool(v),
+        "DeepNorm scales residuals by (2N)^0.25, HubertModel adds them unscaled",
+    ),
+    "attention_relax": (
+        lambda v: v is not None and float(v) > 0,
+        "relaxed attention rescales attention logits, HubertModel uses plain softmax",
+    ),
+    "do_stable_layer_norm": (
+        lambda v: bool(v),
+        "pre-LN encoders put the LayerNorm after the last layer, so hidden_states[L] would not "
+        "equal a truncated model's output",
+    ),
+    "conv_pos_batch_norm": (
+        lambda v: bool(v),
+        "a BatchNorm positional embedding is not in MERT's layout",
+    ),
+    "use_weighted_layer_sum": (
+        lambda v: bool(v),
+        "a weighted sum of layers is a classification head, not the base model",
+    ),
+    "add_adapter": (lambda v: bool(v), "adapter layers are not part of HubertModel"),
+    "adapter_attn_dim": (lambda v: v is not None, "attention adapters are not part of HubertModel"),
+}
+
+# Fields of config.json that shape HubertModel; everything else (dropouts, CTC, tokenizer) is
+# irrelevant for inference in eval mode.
+ARCHITECTURE_FIELDS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "layer_norm_eps",
+    "feat_extract_norm",
+    "feat_extract_activation",
+    "conv_dim",
+    "conv_stride",
+    "conv_kernel",
+    "conv_bias",
+    "num_conv_pos_embeddings",
+    "num_conv_pos_embedding_groups",
+    "feat_proj_layer_norm",
+    "mask_time_prob",
+    "mask_feature_prob",
+)
+
+
+@dataclass
+class LoadedMert:
+    """A MERT encoder truncated to `layer` transformer layers, ready for inference."""
+
+    module: nn.Module
+    model_id: str
+    revision: str | None
+    layer: int
+    sample_rate: int
+    do_normalize: bool
+    hidden_size: int
+    device: torch.device
+    dtype: torch.dtype
+    total_layers: int = 12
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → cuda when available, else cpu; anything else as torch understands it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise UnsupportedModelConfig(f"device {device!r} is not a torch device: {exc}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailable(f"device {device!r} requested but CUDA is not available here")
+    return resolved
+
+
+def hubert_config_from_mert(config: dict[str, Any], *, source: str) -> Any:
+    """Map a MERT (or HuBERT) config.json onto a HubertConfig, refusing what it cannot represent."""
+    from transformers import HubertConfig
+    from transformers.activations import ACT2FN
+
+    model_type = config.get("model_type")
+    if model_type not in ACCEPTED_MODEL_TYPES:
+        raise UnsupportedModelConfig(
+            f"{source}: config.json model_type={model_type!r} is not supported "
+            f"(accepted: {', '.join(ACCEPTED_MODEL_TYPES)})"
+        )
+    for field, (is_unsupported, why) in UNSUPPORTED_CONFIG_VALUES.items():
+        if field in config and is_unsupported(config[field]):
+            raise UnsupportedModelConfig(
+                f"{source}: config.json {field}={config[field]!r} is not supported: {why}"
+            )
+    if config.get("feat_extract_norm", "group") not in ("group", "layer"):
+        raise UnsupportedModelConfig(
+            f"{source}: config.json feat_extract_norm={config['feat_extract_norm']!r} is not "
+            "supported (accepted: 'group', 'layer')"
+        )
+    for field in ("hidden_act", "feat_extract_activation"):
+        if field in config and config[field] not in ACT2FN:
+            raise UnsupportedModelConfig(
+                f"{source}: config.json {field}={config[field]!r} is not a known activation"
+            )
+
+    fields = {name: config[name] for name in ARCHITECTURE_FIELDS if name in config}
+    conv_lists = [len(fields.get(k, (0,) * 7)) for k in ("conv_dim", "conv_stride", "conv_kernel")]
+    num_conv = config.get("num_feat_extract_layers", conv_lists[0])
+    if len(set(conv_lists)) != 1 or num_conv != conv_lists[0]:
+        raise UnsupportedModelConfig(
+            f"{source}: config.json conv_dim/conv_stride/conv_kernel/num_feat_extract_layers "
+            f"disagree in length ({conv_lists}, {num_conv})"
+        )
+    hidden = int(fields.get("hidden_size", 768))
+    heads = int(fields.get("num_attention_heads", 12))
+    groups = int(fields.get("num_conv_pos_embedding_groups", 16))
+    if hidden % heads or hidden % groups:
+        raise UnsupportedModelConfig(
+            f"{source}: config.json hidden_size={hidden} is not divisible by "
+            f"num_attention_heads={heads} and num_conv_pos_embedding_groups={groups}"
+        )
+    hubert_config = HubertConfig(
+        **fields,
+        hidden_dropout=0.0,
+        activation_dropout=0.0,
+        attention_dropout=0.0,
+        feat_proj_dropout=0.0,
+        layerdrop=0.0,
+    )
+    hubert_config._attn_implementation = "sdpa"
+    return hubert_config
+
+
+# --- finding the files -----------------------------------------------------------------------
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_cache_dir() -> str:
+    """The hub cache as the environment names it now (huggingface_hub reads it only at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    hf_home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+    )
+    return os.path.join(hf_home, "hub")
+
+
+def _hub_files(repo_id: str, revision: str | None) -> tuple[Path, Path, Path, str | None]:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = _env_flag("HF_HUB_OFFLINE")
+    cache_dir = _hub_cache_dir()
+    what_to_do = (
+        "run once with network access so the weights are cached, or pass a local directory "
+        "holding config.json, preprocessor_config.json and the weights"
+    )
+
+    def download(filename: str) -> Path:
+        return Path(
+            hf_hub_download(
+                repo_id,
+                filename,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=offline,
+            )
+        )
+
+    try:
+        config_path = download("config.json")
+        preprocessor_path = download("preprocessor_config.json")
+        weights_path: Path | None = None
+        for filename in WEIGHT_FILES:
+            try:
+                weights_path = download(filename)
+                break
+            except EntryNotFoundError:
+                continue
+        if weights_path is None:
+            raise ModelUnavailable(
+                f"model {repo_id!r}: the repository has none of {', '.join(WEIGHT_FILES)}"
+            )
+    except (RepositoryNotFoundError, GatedRepoError) as exc:
+        raise ModelUnavailable(
+            f"model {repo_id!r} was not found on the Hugging Face hub (or needs access); "
+            f"check the name, or pass a local directory ({type(exc).__name__})"
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise ModelUnavailable(f"model {repo_id!r} has no revision {revision!r}") from exc
+    except LocalEntryNotFoundError as exc:
+        state = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
+        raise ModelUnavailable(
+            f"model {repo_id!r} is not in the local cache ({cache_dir}) and {state}: {what_to_do}"
+        ) from exc
+    except (EntryNotFoundError, OSError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"model {repo_id!r} could not be fetched: {exc}; {what_to_do}"
+        ) from exc
+
+    snapshot = config_path.parent
+    resolved = snapshot.name if snapshot.parent.name == "snapshots" else revision
+    return config_path, preprocessor_path, weights_path, resolved
+
+
+def _local_files(directory: Path) -> tuple[Path, Path, Path]:
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ModelUnavailable(f"{directory}: no config.json in this model directory")
+    for filename in WEIGHT_FILES:
+        if (directory / filename).is_file():
+            return config_path, directory / "preprocessor_config.json", directory / filename
+    raise ModelUnavailable(f"{directory}: none of {', '.join(WEIGHT_FILES)} in this directory")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UnsupportedModelConfig(f"{path}: not readable JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UnsupportedModelConfig(f"{path}: expected a JSON object")
+    return data
+
+
+# --- the weights -----------------------------------------------------------------------------
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt files raise many different types
+        raise CheckpointMismatch(f"{path}: cannot read the weights: {exc}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointMismatch(f"{path}: expected a flat mapping of tensor names to tensors")
+    return state
+
+
+def _weight_norm_names(model: nn.Module) -> dict[str, str]:
+    """MERT's weight_g/weight_v names → the names this torch/transformers gives them."""
+    keys = set(model.state_dict())
+    prefix = "encoder.pos_conv_embed.conv."
+    if prefix + "parametrizations.weight.original0" in keys:
+        return {
+            prefix + "weight_g": prefix + "parametrizations.weight.original0",
+            prefix + "weight_v": prefix + "parametrizations.weight.original1",
+        }
+    return {}
+
+
+def _describe(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _checked_state_dict(
+    state: dict[str, torch.Tensor], hubert_config: Any, source: str
+) -> dict[str, torch.Tensor]:
+    """Rename to this transformers' names and compare against the full model, tensor by tensor."""
+    from transformers import HubertModel
+
+    with torch.device("meta"):
+        full = HubertModel(hubert_config)
+    renames = _weight_norm_names(full)
+    state = {renames.get(name, name): tensor for name, tensor in state.items()}
+    expected = {name: tuple(t.shape) for name, t in full.state_dict().items()}
+
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(
+        f"{name} {tuple(state[name].shape)} != {expected[name]}"
+        for name in set(expected) & set(state)
+        if tuple(state[name].shape) != expected[name]
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_describe(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {_describe(unexpected)}")
+    if wrong_shape:
+        problems.append(f"shape mismatches: {_describe(wrong_shape)}")
+    if problems:
+        raise CheckpointMismatch(
+            f"{source}: the checkpoint does not match its config.json ({'; '.join(problems)})"
+        )
+    return state
+
+
+def _truncated_state_dict(state: dict[str, torch.Tensor], layer: int) -> dict[str, torch.Tensor]:
+    kept = {}
+    for name, tensor in state.items():
+        if name.startswith("encoder.layers.") and int(name.split(".")[2]) >= layer:
+            continue
+        kept[name] = tensor
+    return kept
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a model's files are: a local directory, or the hub cache (revision resolved)."""
+
+    model_id: str
+    revision: str | None
+    config: Path
+    preprocessor: Path
+    weights: Path
+
+
+def model_files(model: str, revision: str | None = None) -> ModelFiles:
+    """Find (downloading when allowed) config.json, preprocessor_config.json and the weights."""
+    local = Path(model).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelUnavailable(f"{local}: expected a model directory, found a file")
+        config_path, preprocessor_path, weights_path = _local_files(local)
+        resolved_dir = str(local.resolve())
+        return ModelFiles(resolved_dir, revision, config_path, preprocessor_path, weights_path)
+    config_path, preprocessor_path, weights_path, resolved = _hub_files(model, revision)
+    return ModelFiles(model, resolved, config_path, preprocessor_path, weights_path)
+
+
+def load_mert(
+    model: str = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    layer: int = DEFAULT_LAYER,
+    device: str = "auto",
+    optimize: bool = True,
+) -> LoadedMert:
+    """Load MERT (a local directory or a hub id) truncated to `layer` transformer layers.
+
+    `optimize` swaps modules for numerically equivalent faster ones (see fastpath); off, the
+    module is a plain HubertModel.
+    """
+    from transformers import HubertModel
+
+    target = resolve_device(device)
+    files = model_files(model, revision)
+    config_path, preprocessor_path, weights_path = files.config, files.preprocessor, files.weights
+    model_id, resolved_revision = files.model_id, files.revision
+    config = _read_json(config_path)
+    preprocessor = _read_json(preprocessor_path) if preprocessor_path.is_file() else {}
+    hubert_config = hubert_config_from_mert(config, source=str(config_path))
+    total_layers = hubert_config.num_hidden_layers
+    if not isinstance(layer, int) or not 0 <= layer <= total_layers:
+        raise UnsupportedModelConfig(
+            f"layer={layer!r} is out of range: this model has hidden states 0..{total_layers}"
+        )
+
+    state = _checked_state_dict(_read_state_dict(weights_path), hubert_config, str(weights_path))
+    hubert_config.num_hidden_layers = layer
+    with torch.device("meta"):
+        module = HubertModel(hubert_config)
+    # assign=True puts the checkpoint's tensors in place of the meta ones; strict catches leftovers.
+    module.load_state_dict(_truncated_state_dict(state, layer), strict=True, assign=True)
+    # Only the module may hold the tensors now, so the fast path's swaps free the originals.
+    del state
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+
+    dtype = torch.bfloat16 if target.type == "cuda" else torch.float32
+    module.to(target)
+    if optimize and target.type == "cpu":
+        optimize_for_cpu(module)
+
+    sample_rate = int(preprocessor.get("sampling_rate", config.get("sample_rate", 24000)))
+    if config.get("sample_rate") and int(config["sample_rate"]) != sample_rate:
+        raise UnsupportedModelConfig(
+            f"{preprocessor_path}: sampling_rate={sample_rate} disagrees with config.json "
+            f"sample_rate={config['sample_rate']}"
+        )
+    return LoadedMert(
+        module=module,
+        model_id=model_id,
+        revision=resolved_revision,
+        layer=layer,
+        sample_rate=sample_rate,
+        do_normalize=bool(preprocessor.get("do_normalize", True)),
+        hidden_size=int(hubert_config.hidden_size),
+        device=target,
+        dtype=dtype,
+        total_layers=total_layers,
+    )
+
+
+# --- the CPU fast path -----------------------------------------------------------------------
+#
+# Numerically equivalent module swaps, done once at load time (parity is tested against a plain
+# HubertModel). Why they pay off on CPU: torch's fp32 matmul goes to MKL, which on the AMD EPYC
+# we measured reached ~200 GFLOP/s on the transformer's GEMMs, while oneDNN (bundled with torch)
+# with the weight pre-packed in its own layout reached ~400. The conv feature extractor becomes
+# GEMMs over a channels-last window view (one big matmul per layer instead of a direct
+# convolution), Q/K/V become one GEMM, and the weight-normed positional conv weight is computed
+# once.
+
+
+def _onednn_linear_available() -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        probe = torch.ones(2, 3)
+        weight = torch.ones(4, 3)
+        out = torch.ops.mkldnn._linear_pointwise(
+            probe, weight.to_mkldnn(), torch.zeros(4), "none", [], ""
+        )
+    except (RuntimeError, AttributeError):
+        return False
+    return bool(torch.allclose(out, torch.full((2, 4), 3.0)))
+
+
+class OneDnnLinear(nn.Module):
+    """y = x Wᵀ + b with W kept in oneDNN's layout; inputs and outputs are ordinary tensors."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features = int(weight.shape[1])
+        self.out_features = int(weight.shape[0])
+        self.packed_weight = weight.detach().float().contiguous().to_mkldnn()
+        # A copy, not a view: the checkpoint's tensors may share one memory-mapped file.
+        self.bias = None if bias is None else bias.detach().float().clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        out = torch.ops.mkldnn._linear_pointwise(
+            rows, self.packed_weight, self.bias, "none", [], ""
+        )
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+class FusedSelfAttention(nn.Module):
+    """HubertAttention (self-attention, SDPA) with Q, K and V computed by one GEMM."""
+
+    def __init__(self, attention: nn.Module, make_linear: Any) -> None:
+        super().__init__()
+        self.num_heads = int(attention.num_heads)
+        self.head_dim = int(attention.head_dim)
+        self.scaling = float(attention.scaling)
+        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+        weight = torch.cat([p.weight for p in projections])
+        bias = torch.cat([p.bias for p in projections])
+        self.qkv_proj = make_linear(weight, bias)
+        self.out_proj = make_linear(attention.out_proj.weight, attention.out_proj.bias)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
+    ) -> tuple[torch.Tensor, None]:
+        batch, frames, _ = hidden_states.shape
+        qkv = self.qkv_proj(hidden_states).view(batch, frames, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attended = nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, scale=self.scaling
+        )
+        attended = attended.transpose(1, 2).reshape(batch, frames, self.num_heads * self.head_dim)
+        return self.out_proj(attended), None
+
+
+class GemmFeatureEncoder(nn.Module):
+    """The strided conv feature extractor as GEMMs over windows of a channels-last signal.
+
+    With the signal stored time-major (frames, channels), the receptive field of output frame t
+    is one contiguous run of kernel*channels floats starting at t*stride*channels, so each conv
+    layer is a matrix product of that (overlapping) window view with the reshaped kernel.
+    Returns (batch, channels, frames) like HubertFeatureEncoder, as a transposed view.
+    """
+
+    # Work goes block by block so that only one block of windows is materialised at a time (not
+    # the whole unfolded signal); sized in bytes, so small models issue few ops.
+    BLOCK_BYTES = 32 * 2**20
+    MIN_BLOCK_ROWS = 1024
+
+    def __init__(self, encoder: nn.Module, make_linear: Any) -> None:
+        super().__init__()
+        self.kernels: list[int] = []
+        self.strides: list[int] = []
+        self.out_channels: list[int] = []
+        self.projections = nn.ModuleList()
+        self.norm_kinds: list[str] = []
+        self.norms = nn.ModuleList()
+        self.activations = nn.ModuleList()
+        for conv_layer in encoder.conv_layers:
+            conv: nn.Conv1d = conv_layer.conv
+            out_channels, in_channels, kernel = conv.weight.shape
+            # (out, in, k) → (out, k*in) to match the window's [k][in] memory order.
+            weight = conv.weight.detach().permute(0, 2, 1)
+            weight = weight.reshape(out_channels, kernel * in_channels)
+            self.kernels.append(int(kernel))
+            self.strides.append(int(conv.stride[0]))
+            self.out_channels.append(int(out_channels))
+            self.projections.append(make_linear(weight, conv.bias))
+            norm = getattr(conv_layer, "layer_norm", None)
+            if isinstance(norm, nn.GroupNorm):
+                self.norm_kinds.append("group")
+            elif isinstance(norm, nn.LayerNorm):
+                self.norm_kinds.append("layer")
+            else:
+                self.norm_kinds.append("none")
+            self.norms.append(norm if norm is not None else nn.Identity())
+            self.activations.append(conv_layer.activation)
+
+    def _block_rows(self, floats_per_row: int) -> int:
+        return max(self.MIN_BLOCK_ROWS, self.BLOCK_BYTES // (4 * floats_per_row))
+
+    def _conv(
+        self,
+        signal: torch.Tensor,
+        index: int,
+        epilogue: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> torch.Tensor:
+        kernel, stride = self.kernels[index], self.strides[index]
+        frames_in, channels = signal.shape
+        frames_out = (frames_in - kernel) // stride + 1
+        if frames_out < 1:
+            raise ValueError(f"input of {frames_in} frames is shorter than the conv kernel")
+        windows = signal.as_strided((frames_out, kernel * channels), (stride * channels, 1))
+        output = signal.new_empty((frames_out, self.out_channels[index]))
+        projection = self.projections[index]
+        rows = self._block_rows(kernel * channels)
+        for start in range(0, frames_out, rows):
+            block = windows[start : start + rows]
+            result = projection(block if block.is_contiguous() else block.contiguous())
+            output[start : start + rows] = epilogue(result) if epilogue else result
+
+        return output
+
+    def _group_norm_activation(self, signal: torch.Tensor, index: int) -> torch.Tensor:
+        """GroupNorm with one group per channel (each channel over time), then the activation.
+
+        Two-pass mean/variance like GroupNorm's; column reductions run block by block because
+        torch's strided var_mean over the time axis of a channels-last tensor is slow.
+        """
+        norm, activation = self.norms[index], self.activations[index]
+        frames, channels = signal.shape
+        rows = self._block_rows(channels)
+        mean = signal.sum(0) / frames
+        squares = torch.zeros_like(mean)
+        for block in signal.split(rows):
+            squares += (block - mean).square_().sum(0)
+        scale = norm.weight * torch.rsqrt(squares / frames + norm.eps)
+        shift = norm.bias - mean * scale
+        for block in signal.split(rows):
+            block.copy_(activation(block.mul(scale).add_(shift)))
+        return signal
+
+    def _one(self, waveform: torch.Tensor) -> torch.Tensor:
+        signal = waveform.reshape(-1, 1).contiguous()
+        for index, kind in enumerate(self.norm_kinds):
+            norm, activation = self.norms[index], self.activations[index]
+            if kind == "group":
+                signal = self._group_norm_activation(self._conv(signal, index, None), index)
+            elif kind == "layer":
+
+                def norm_then_activation(
+                    block: torch.Tensor, norm: nn.Module = norm, activation: nn.Module = activation
+                ) -> torch.Tensor:
+                    return activation(norm(block))
+
+                signal = self._conv(signal, index, norm_then_activation)
+            else:
+                signal = self._conv(signal, index, activation)
+        return signal
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        features = torch.stack([self._one(waveform) for waveform in input_values])
+        return features.transpose(1, 2)
+
+
+def optimize_for_cpu(module: nn.Module) -> nn.Module:
+    """Swap HubertModel's hot modules for numerically equivalent faster ones (in place)."""
+    from torch.nn.utils import parametrize
+
+    if _onednn_linear_available():
+        make_linear: Any = OneDnnLinear
+    else:  # keep the math, lose only the speed
+
+        def make_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+            linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+            linear.weight.data = weight.detach().contiguous()
+            if bias is not None:
+                linear.bias.data = bias.detach().contiguous()
+            return linear.requires_grad_(False)
+
+    module.feature_extractor = GemmFeatureEncoder(module.feature_extractor, make_linear)
+    projection = module.feature_projection
+    projection.projection = make_linear(projection.projection.weight, projection.projection.bias)
+    conv = module.encoder.pos_conv_embed.conv
+    if parametrize.is_parametrized(conv):
+        parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
+        conv.weight.requires_grad_(False)
+    for layer in module.encoder.layers:
+        layer.attention = FusedSelfAttention(layer.attention, make_linear)
+        feed_forward = layer.feed_forward
+        for name in ("intermediate_dense", "output_dense"):
+            linear = getattr(feed_forward, name)
+            setattr(feed_forward, name, make_linear(linear.weight, linear.bias))
+    # safetensors maps the whole file and the checkpoint's tensors are views of it: owning copies
+    # of the few tensors left in place let the mapping, and the swapped-out originals, go.
+    for parameter in module.parameters():
+        parameter.data = parameter.data.clone()
+    return module

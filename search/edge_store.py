@@ -1,0 +1,335 @@
+"""The embedded backend: Qdrant Edge in-process, one shard directory per collection.
+
+Layout under the data dir: `<collection>/` is an Edge shard (segments + WAL) and
+`<collection>.meta.json` beside it holds the collection's metadata (the embedding spec),
+written atomically. One process owns a data dir: a `<prefix>soundalike.lock` file is
+flock'ed on open, and Edge's own WAL lock backs it up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import qdrant_edge as qe
+
+from soundalike.search.errors import StoreError, StoreLocked
+from soundalike.search.store import IndexKind, Scalar, StoredPoint, Where
+
+_INDEX_SCHEMAS: dict[IndexKind, qe.PayloadSchemaType] = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+}
+
+
+def locked_message(data_dir: Path) -> str:
+    return (
+        f"the data dir {data_dir} is in use by another soundalike process (an ingest or serve "
+        "running?): stop it, or point SOUNDALIKE_DATA_DIR elsewhere"
+    )
+
+
+class EdgeBackend:
+    """`Backend` over Qdrant Edge shards under one data dir."""
+
+    shared = False
+
+    def __init__(self, data_dir: Path, *, lock_name: str = "soundalike.lock") -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.description = f"data dir {self.data_dir}"
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise StoreError(f"the data dir {self.data_dir} is a file, not a folder")
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data dir {self.data_dir}: {exc}") from exc
+        self._lock_file = self._acquire_lock(self.data_dir / lock_name)
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._closed = False
+
+    def _acquire_lock(self, path: Path) -> IO[bytes]:
+        try:
+            handle = open(path, "a+b")  # noqa: SIM115 - held open for the store's lifetime
+        except OSError as exc:
+            raise StoreError(f"cannot write in the data dir {self.data_dir}: {exc}") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreLocked(locked_message(self.data_dir)) from None
+        return handle
+
+    # --- collections -------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        return self.data_dir / name
+
+    def _meta_path(self, name: str) -> Path:
+        return self.data_dir / f"{name}.meta.json"
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        if self._closed:
+            raise StoreError(f"the store on {self.description} is closed")
+        shard = self._shards.get(name)
+        if shard is None:
+            path = self._path(name)
+            if not (path / "edge_config.json").exists():
+                raise StoreError(f"collection {name} does not exist in {self.description}")
+            with self._errors(f"open {path}"):
+                shard = qe.EdgeShard.load(str(path))
+            self._shards[name] = shard
+        return shard
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Edge raises bare `Exception`s; turn them into store errors a user can act on."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            if "WouldBlock" in str(exc):
+                raise StoreLocked(locked_message(self.data_dir)) from exc
+            raise StoreError(f"Qdrant Edge could not {doing} in {self.data_dir}: {exc}") from exc
+
+    def collection_exists(self, name: str) -> bool:
+        return name in self._shards or (self._path(name) / "edge_config.json").exists()
+
+    def create_collection(self, name: str, dim: int) -> None:
+        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
+        path = self._path(name)
+        if path.exists():
+            # Leftovers of an interrupted creation (no edge_config.json yet).
+            shutil.rmtree(path)
+        with self._errors(f"create the collection {name}"):
+            self._shards[name] = qe.EdgeShard.create(str(path), config)
+
+    def drop_collection(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            with self._errors(f"close the collection {name}"):
+                shard.close()
+        self._meta_path(name).unlink(missing_ok=True)
+        shutil.rmtree(self._path(name), ignore_errors=True)
+
+    def read_metadata(self, name: str) -> dict[str, Any]:
+        path = self._meta_path(name)
+        try:
+            return dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+
+    def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        path = self._meta_path(name)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=self.data_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(metadata, out, indent=2, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path}: {exc}") from exc
+        _fsync_dir(self.data_dir)
+
+    def create_index(self, name: str, field_name: str, kind: IndexKind) -> None:
+        shard = self._shard(name)
+        with self._errors(f"index {field_name} of {name}"):
+            shard.update(qe.UpdateOperation.create_field_index(field_name, _INDEX_SCHEMAS[kind]))
+
+    # --- points ------------------------------------------------------------------------
+
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        shard = self._shard(name)
+        edge_points = [qe.Point(id=p.id, vector=p.vector or [], payload=p.payload) for p in points]
+        with self._errors(f"write to {name}"):
+            shard.update(qe.UpdateOperation.upsert_points(edge_points))
+
+    def retrieve(
+        self, name: str, ids: Sequence[str], *, with_payload: bool, with_vectors: bool
+    ) -> list[StoredPoint]:
+        shard = self._shard(name)
+        with self._errors(f"read from {name}"):
+            records = shard.retrieve(list(ids), with_payload, with_vectors)
+        return [_point(r, with_vectors) for r in records]
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        shard = self._shard(name)
+        with self._errors(f"delete from {name}"):
+            shard.update(qe.UpdateOperation.delete_points(list(ids)))
+
+    def delete_where(self, name: str, where: Where) -> None:
+        shard = self._shard(name)
+        with self._errors(f"delete from {name}"):
+            shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(where)))
+
+    def scroll(
+        self,
+        name: str,
+        where: Where | None,
+        *,
+        with_vectors: bool,
+        fields: Sequence[str] | None,
+        batch_size: int,
+    ) -> Iterator[StoredPoint]:
+        shard = self._shard(name)
+        payload: Any = qe.PayloadSelector.Include(list(fields)) if fields else True
+        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        offset: Any = None
+        while True:
+            with self._errors(f"read from {name}"):
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset,
+                        limit=batch_size,
+                        filter=edge_filter,
+                        with_payload=payload,
+                        with_vector=with_vectors,
+                    )
+                )
+            for record in records:
+                yield _point(record, with_vectors)
+            if offset is None:
+                return
+
+    def count(self, name: str, where: Where | None = None) -> int:
+        shard = self._shard(name)
+        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        with self._errors(f"count {name}"):
+            return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter)))
+
+    def search(
+        self, name: str, vector: list[float], *, limit: int, where: Where | None
+    ) -> list[tuple[StoredPoint, float]]:
+        shard = self._shard(name)
+        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(vector),
+            filter=edge_filter,
+            with_payload=True,
+            with_vector=False,
+        )
+        with self._errors(f"search {name}"):
+            hits = shard.query(request)
+        return [(_point(h, False), float(h.score)) for h in hits]
+
+    def value_counts(
+        self, name: str, field_name: str, where: Where | None = None
+    ) -> dict[Scalar, int]:
+        # Facets need an upper bound on the number of values: the matching points bound it.
+        total = self.count(name, where)
+        if total == 0:
+            return {}
+        shard = self._shard(name)
+        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        with self._errors(f"list the values of {field_name} in {name}"):
+            response = shard.facet(
+                qe.FacetRequest(key=field_name, limit=total, exact=True, filter=edge_filter)
+            )
+        return {hit.value: int(hit.count) for hit in response.hits}
+
+    # --- upkeep ------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        for name, shard in self._shards.items():
+            with self._errors(f"flush {name}"):
+                shard.flush()
+
+    def optimize(self) -> None:
+        for name, shard in self._shards.items():
+            with self._errors(f"optimize {name}"):
+                shard.optimize()
+
+    def ping(self) -> bool:
+        return not self._closed and self.data_dir.is_dir()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        for name, shard in self._shards.items():
+            try:
+                shard.flush()
+                shard.close()
+            except Exception as exc:  # close every shard even when one fails
+                errors.append(f"{name}: {exc}")
+        self._shards.clear()
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+        self._lock_file.close()
+        if errors:
+            raise StoreError(f"closing {self.description} failed: {'; '.join(errors)}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _point(record: Any, with_vector: bool) -> StoredPoint:
+    vector = record.vector if with_vector else None
+    if isinstance(vector, dict):  # named-vector form: ours is the unnamed default
+        vector = vector.get("")
+    return StoredPoint(
+        id=str(record.id),
+        vector=list(vector) if vector is not None else None,
+        payload=dict(record.payload or {}),
+    )
+
+
+def _any_of(field_name: str, values: Sequence[Scalar]) -> list[Any]:
+    """Conditions (one per value type) that match when the field equals any of `values`."""
+    strings = [v for v in values if isinstance(v, str)]
+    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    others = [v for v in values if isinstance(v, bool | float)]
+    conditions: list[Any] = []
+    if strings:
+        conditions.append(qe.FieldCondition(key=field_name, match=qe.MatchAny(strings)))
+    if ints:
+        conditions.append(qe.FieldCondition(key=field_name, match=qe.MatchAny(ints)))
+    for value in others:
+        if isinstance(value, float) and not value.is_integer():
+            conditions.append(
+                qe.FieldCondition(key=field_name, range=qe.RangeFloat(gte=value, lte=value))
+            )
+        else:
+            match = value if isinstance(value, bool) else int(value)
+            conditions.append(qe.FieldCondition(key=field_name, match=qe.MatchValue(match)))
+    return conditions
+
+
+def _filter(where: Where) -> qe.Filter:
+    must: list[Any] = []
+    must_not: list[Any] = []
+    for field_name, values in where.equals.items():
+        options = _any_of(field_name, values)
+        must.append(options[0] if len(options) == 1 else qe.Filter(should=options))
+    for field_name, values in where.not_equals.items():
+        must_not.extend(_any_of(field_name, values))
+    for field_name, bound in where.at_least.items():
+        must.append(qe.FieldCondition(key=field_name, range=qe.RangeFloat(gte=float(bound))))
+    if where.only_ids is not None:
+        # An empty id set must match nothing; HasId with no ids would do just that.
+        must.append(qe.HasIdCondition({uuid.UUID(i) for i in where.only_ids}))
+    if where.exclude_ids:
+        must_not.append(qe.HasIdCondition({uuid.UUID(i) for i in where.exclude_ids}))
+    return qe.Filter(must=must or None, must_not=must_not or None)

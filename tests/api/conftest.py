@@ -1,0 +1,135 @@
+"""HTTP API fixtures: a generated catalogue ingested through the public path, and apps over it.
+
+An Edge data dir is owned by one store at a time, so every app (and the end-to-end server) gets
+its own copy of the ingested dir.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from soundalike.api.main import create_app
+from soundalike.api.settings import Settings
+from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.pipeline import IngestOptions, ingest
+from soundalike.ingest.synth import WrittenTrack, write_catalogue
+from soundalike.search.store import open_store
+
+ARTISTS = 4
+TRACKS_PER_ARTIST = 3
+TRACK_SECONDS = 9.0
+
+
+@pytest.fixture(scope="session")
+def api_catalogue(tmp_path_factory: pytest.TempPathFactory) -> list[WrittenTrack]:
+    """4 artists x 3 tracks of 9 s in four formats; names with accents ("Éclair Ensemble")."""
+    root = tmp_path_factory.mktemp("api-catalogue")
+    return write_catalogue(
+        root,
+        artists=ARTISTS,
+        tracks_per_artist=TRACKS_PER_ARTIST,
+        seconds=TRACK_SECONDS,
+        formats=("flac", "mp3", "ogg", "wav"),
+    )
+
+
+@pytest.fixture(scope="session")
+def ingested_dir(
+    api_catalogue: list[WrittenTrack], tiny_embedder: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The catalogue ingested into an Edge store (closed again; copy it before opening)."""
+    root = api_catalogue[0].path.parent.parent
+    data_dir = tmp_path_factory.mktemp("api-ingested")
+    with open_store(data_dir=data_dir) as store:
+        summary = ingest(
+            root,
+            store=store,
+            embedder=tiny_embedder,
+            options=IngestOptions(excerpt=ExcerptPolicy.parse("centre"), workers=1),
+        )
+    assert summary.ingested == ARTISTS * TRACKS_PER_ARTIST, summary.to_dict()
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def copy_data_dir(
+    ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], Path]:
+    """A fresh copy of the ingested data dir per call."""
+
+    def copy() -> Path:
+        target = tmp_path_factory.mktemp("api-data") / "data"
+        shutil.copytree(ingested_dir, target)
+        return target
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def make_settings(tiny_mert_dir: Path) -> Callable[..., Settings]:
+    """Settings for a test app; explicit values so the environment cannot leak in."""
+
+    def make(data_dir: Path, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": data_dir,
+            "model": str(tiny_mert_dir),
+            "device": "cpu",
+            "api_key": None,
+            "cors_origins": [],
+            "max_upload_mb": 50.0,
+            "embed_concurrency": 1,
+            "embed_queue": 4,
+            "load_model": "lazy",
+            "qdrant_url": None,
+            "collection_prefix": "",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_client(
+    copy_data_dir: Callable[[], Path], make_settings: Callable[..., Settings]
+) -> Callable[..., AbstractContextManager[TestClient]]:
+    """make_client(**settings) -> context manager of a TestClient on its own data dir copy.
+
+    `data_dir=` overrides the copy (e.g. an empty dir)."""
+
+    @contextmanager
+    def make(**overrides: Any) -> Iterator[TestClient]:
+        data_dir = overrides.pop("data_dir", None) or copy_data_dir()
+        app = create_app(make_settings(data_dir, **overrides))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def client(make_client: Callable[..., AbstractContextManager[TestClient]]) -> Iterator[TestClient]:
+    """The shared app with default settings (no API key, 50 MB uploads)."""
+    with make_client() as shared:
+        yield shared
+
+
+@pytest.fixture(scope="session")
+def tracks_by_artist(
+    client: TestClient, api_catalogue: list[WrittenTrack]
+) -> dict[str, list[dict[str, Any]]]:
+    """Display name -> the artist's tracks as /artists/{artist} lists them."""
+    names = sorted({t.artist for t in api_catalogue})
+    listed: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        response = client.get(f"/artists/{name}")
+        assert response.status_code == 200, response.text
+        listed[name] = response.json()["tracks"]
+    return listed

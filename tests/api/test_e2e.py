@@ -1,0 +1,191 @@
+"""End to end: `soundalike serve` as a subprocess on loopback, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from soundalike.ingest.synth import WrittenTrack
+
+pytestmark = pytest.mark.slow
+
+UPLOAD_LIMIT_MB = 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(
+    copy_data_dir: Callable[[], Path], tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")}
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "SOUNDALIKE_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
+            "SOUNDALIKE_DEVICE": "cpu",
+        }
+    )
+    log_path = tmp_path_factory.mktemp("e2e") / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "soundalike.api.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(copy_data_dir()),
+                "--model",
+                str(tiny_mert_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start: " + log_path.read_text()
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    # One JSON access-log line per request reached the server's log.
+    lines = [line for line in log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(json.loads(line)["path"] == "/healthz" for line in lines)
+
+
+def test_lookups_over_http(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=30) as http:
+        assert http.get("/readyz").json() == {"status": "ready", "artists": 4, "tracks": 12}
+        similar = http.get("/artists/eclair ensemble/similar", headers={"X-Request-ID": "e2e-1"})
+        assert similar.status_code == 200 and similar.headers["x-request-id"] == "e2e-1"
+        assert similar.json()["artist"] == "Éclair Ensemble"
+        assert len(similar.json()["results"]) == 3
+        missing = http.get("/artists/eclair ensembel")
+        assert missing.status_code == 404 and missing.json()["suggestions"] == ["Éclair Ensemble"]
+        assert http.get("/artists?limit=1001").status_code == 422
+        assert "/search/audio" in http.get("/openapi.json").json()["paths"]
+
+
+def test_upload_over_http(server: str, api_catalogue: list[WrittenTrack]) -> None:
+    clip = next(t for t in api_catalogue if t.path.suffix == ".mp3")
+    with httpx.Client(base_url=server, timeout=60) as http:
+        response = http.post(
+            "/search/audio", files={"file": (clip.path.name, clip.path.read_bytes())}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["artists"][0]["artist"] == clip.artist
+        garbage = http.post("/search/audio", files={"file": ("x.ogg", os.urandom(50_000))})
+        assert garbage.status_code == 415
+
+
+def test_oversized_stream_is_cut_off_early(server: str) -> None:
+    """A chunked upload far over the limit gets 413 after about the limit, not the whole body."""
+    host, port = server.removeprefix("http://").split(":")
+    head = (
+        "POST /search/audio HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Content-Type: multipart/form-data; boundary=cut\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    part = b'--cut\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+    chunk = os.urandom(64 * 1024)
+    sent = 0
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + b"%x\r\n%s\r\n" % (len(part), part))
+        sock.settimeout(0.05)
+        try:
+            deadline = time.monotonic() + 60
+            # Up to 200 MB if the server never stopped reading.
+            while sent < 200 * 1024 * 1024 and not answer and time.monotonic() < deadline:
+                try:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+                except TimeoutError:  # the server stopped reading
+                    pass
+                with contextlib.suppress(TimeoutError):
+                    answer = sock.recv(4096)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(10)
+        while b"\r\n\r\n" not in answer:
+            more = sock.recv(4096)
+            if not more:
+                break
+            answer += more
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 8 * UPLOAD_LIMIT_MB * 1024 * 1024
+
+
+def test_load_bench_runs_both_backends(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "soundalike.api.load_bench",
+            "--artists",
+            "300",
+            "--tracks",
+            "50",
+            "--requests",
+            "80",
+            "--local-requests",
+            "40",
+            "--backends",
+            "edge,local",
+            "--json",
+            "--record",
+            str(tmp_path / "bench.md"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")},
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [run["backend"] for run in document["backends"]] == ["edge", "local"]
+    for run in document["backends"]:
+        routes = {r["route"]: r for r in run["routes"]}
+        similar = routes["GET /artists/{artist}/similar"]
+        assert similar["requests"] > 0 and similar["failures"] == 0, similar
+        assert 0 < similar["p50_ms"] <= similar["p99_ms"]
+    recorded = (tmp_path / "bench.md").read_text()
+    assert (
+        recorded.startswith("\n## HTTP search")
+        and "| edge | `GET /artists/{artist}/similar`" in recorded
+    )

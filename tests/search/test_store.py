@@ -1,0 +1,487 @@
+"""The store, against both backends (Edge in a tmp dir and qdrant-client :memory:)."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soundalike.search.centroids import artist_centroid
+from soundalike.search.errors import (
+    InvalidRequest,
+    SpecMismatch,
+    StoreError,
+    StoreLocked,
+    StoreUnavailable,
+)
+from soundalike.search.names import artist_key
+from soundalike.search.store import Store, artist_point_id, open_store, track_id
+from soundalike.search.types import Artist, EmbeddingSpec, Track
+
+DIM = 16
+MakeTrack = Callable[..., Track]
+UnitVector = Callable[..., np.ndarray]
+
+# --- identity ------------------------------------------------------------------------------
+
+
+def test_track_id_is_stable_and_depends_on_hash_and_artist() -> None:
+    assert track_id("abc", "x") == track_id("abc", "x")
+    assert track_id("abc", "x") != track_id("abc", "y")
+    assert track_id("abc", "x") != track_id("abd", "x")
+    assert artist_point_id("x") != artist_point_id("y")
+
+
+# --- spec --------------------------------------------------------------------------------
+
+
+def test_empty_store_has_no_spec_and_answers_empty(empty_store: Store) -> None:
+    assert empty_store.spec() is None
+    assert empty_store.count_tracks() == 0
+    assert empty_store.list_artists() == ([], 0)
+    assert empty_store.search_artists(np.ones(DIM), limit=3) == []
+    with pytest.raises(StoreError, match="ensure_spec"):
+        empty_store.upsert_tracks([])
+
+
+def test_same_spec_is_accepted(store: Store, spec: EmbeddingSpec) -> None:
+    store.ensure_spec(spec)
+    assert store.spec() == spec
+
+
+def test_different_spec_is_refused_naming_each_field(
+    store: Store, spec: EmbeddingSpec, make_track: MakeTrack
+) -> None:
+    store.upsert_tracks([make_track("A", 1)])
+    other = dataclasses.replace(spec, layer=7, model="other/model")
+    with pytest.raises(SpecMismatch) as info:
+        store.ensure_spec(other)
+    message = str(info.value)
+    assert "layer: stored 11, requested 7" in message
+    assert "model: stored 'test/random', requested 'other/model'" in message
+    assert "window_seconds" not in message
+    assert "--force" in message and "SOUNDALIKE_COLLECTION_PREFIX" in message
+    assert store.count_tracks() == 1
+
+
+def test_force_rebuilds_with_the_new_spec(
+    store: Store, spec: EmbeddingSpec, make_track: MakeTrack, unit: UnitVector
+) -> None:
+    store.upsert_tracks([make_track("A", 1)])
+    bigger = dataclasses.replace(spec, dim=8, layer=5)
+    store.ensure_spec(bigger, force=True)
+    assert store.spec() == bigger
+    assert store.count_tracks() == 0
+    store.upsert_tracks([make_track("A", 1, vector=unit(8))])
+    assert store.count_tracks() == 1
+
+
+# --- tracks ------------------------------------------------------------------------------
+
+
+def test_upsert_get_and_existing_ids(store: Store, make_track: MakeTrack) -> None:
+    track = make_track("Éclair Ensemble", 1, album="First", genre="jazz", year=1999)
+    track.extra = {"mood": "calm", "bpm": 92}
+    store.upsert_tracks([track])
+
+    got = store.get_track(track.track_id)
+    assert got is not None
+    assert (got.artist, got.artist_key, got.album, got.genre, got.year) == (
+        "Éclair Ensemble",
+        "eclair ensemble",
+        "First",
+        "jazz",
+        1999,
+    )
+    assert got.extra == {"mood": "calm", "bpm": 92}
+    assert got.path == track.path and got.duration_seconds == track.duration_seconds
+    assert np.allclose(got.vector, track.vector, atol=1e-6)
+
+    unknown = track_id("nope", "nobody")
+    assert store.existing_track_ids([track.track_id, unknown, "not-a-uuid"]) == {track.track_id}
+    assert store.get_track(unknown) is None
+    assert store.get_track("not-a-uuid") is None
+
+
+def test_reupsert_of_the_same_id_keeps_one_point(
+    store: Store, make_track: MakeTrack, unit: UnitVector
+) -> None:
+    first = make_track("A", 1, title="old")
+    again = dataclasses.replace(first, title="new", vector=unit().tolist())
+    store.upsert_tracks([first])
+    store.upsert_tracks([again])
+    assert store.count_tracks() == 1
+    got = store.get_track(first.track_id)
+    assert got is not None and got.title == "new"
+
+
+def test_upsert_refuses_wrong_dim_and_missing_vector(
+    store: Store, make_track: MakeTrack, unit: UnitVector
+) -> None:
+    with pytest.raises(InvalidRequest, match="expected 16 floats"):
+        store.upsert_tracks([make_track("A", 1, vector=unit(8))])
+    missing = dataclasses.replace(make_track("A", 2), vector=None)
+    with pytest.raises(InvalidRequest, match="no vector"):
+        store.upsert_tracks([missing])
+    assert store.count_tracks() == 0
+
+
+def test_batches_larger_than_one_upsert(store: Store, make_track: MakeTrack) -> None:
+    tracks = [make_track(f"Artist {i % 7}", i) for i in range(600)]
+    store.upsert_tracks(tracks)
+    assert store.count_tracks() == 600
+    ids = [t.track_id for t in tracks]
+    assert store.existing_track_ids(ids) == set(ids)
+
+
+def test_tracks_of_artist_and_delete_artist(store: Store, make_track: MakeTrack) -> None:
+    store.upsert_tracks([make_track("A", i) for i in range(3)])
+    store.upsert_tracks([make_track("B", i) for i in range(2)])
+    store.recompute_centroids(["a", "b"])
+
+    tracks = store.tracks_of_artist("a", with_vectors=True)
+    assert len(tracks) == 3 and {t.artist_key for t in tracks} == {"a"}
+    assert all(t.vector is not None and len(t.vector) == DIM for t in tracks)
+    assert all(t.vector is None for t in store.tracks_of_artist("b"))
+
+    assert store.delete_artist("a") == 3
+    assert store.tracks_of_artist("a") == []
+    assert store.get_artist("a") is None
+    assert store.count_tracks() == 2
+    assert store.get_artist("b") is not None
+    assert store.delete_artist("nobody") == 0
+
+
+# --- artists -----------------------------------------------------------------------------
+
+
+def test_recompute_centroids_matches_the_mean_and_removes_empty_artists(
+    store: Store, make_track: MakeTrack, unit: UnitVector
+) -> None:
+    a_tracks = [make_track("Alpha", i, genre=g) for i, g in enumerate(["rock", "pop", "rock"])]
+    store.upsert_tracks(a_tracks)
+    store.upsert_tracks([make_track("Beta", 1)])
+    assert store.recompute_centroids(["alpha", "beta"]) == 2
+
+    alpha = store.get_artist("alpha", with_centroid=True)
+    assert alpha is not None
+    assert (alpha.artist, alpha.track_count, alpha.genres) == ("Alpha", 3, ["pop", "rock"])
+    expected = artist_centroid(np.array([t.vector for t in a_tracks]))
+    assert np.allclose(alpha.centroid, expected, atol=1e-5)
+    assert store.get_artist("alpha").centroid is None  # type: ignore[union-attr]
+
+    store.delete_artist("beta")
+    store.upsert_artists([Artist("Ghost", "ghost", 1, centroid=unit().tolist())])
+    # Ghost has no tracks: a repair run removes it.
+    assert store.recompute_centroids(["ghost", "alpha"]) == 2
+    assert store.get_artist("ghost") is None
+    assert store.count_artists() == 1
+
+
+def test_artist_keys_in_tracks(store: Store, make_track: MakeTrack) -> None:
+    store.upsert_tracks([make_track(n, 1) for n in ["A", "b", "Ç"]])
+    store.upsert_tracks([make_track("c", 2), make_track("c", 3)])
+    assert store.artist_keys_in_tracks() == {"a", "b", "c"}
+    assert store.artist_track_counts() == {"a": 1, "b": 1, "c": 3}
+
+
+def _catalogue(store: Store, make_track: Callable[..., Track]) -> dict[str, np.ndarray]:
+    """Five artists; returns their track vectors by key."""
+    vectors: dict[str, np.ndarray] = {}
+    counts = {"Alpha": 3, "Beta": 1, "Gamma": 2, "Delta": 4, "Épsilon": 2}
+    for name, count in counts.items():
+        tracks = [make_track(name, i) for i in range(count)]
+        store.upsert_tracks(tracks)
+        vectors[artist_key(name)] = np.array([t.vector for t in tracks])
+    store.recompute_centroids(vectors)
+    return vectors
+
+
+def test_search_artists_scores_are_cosine_best_first_excluding(
+    store: Store, make_track: MakeTrack
+) -> None:
+    vectors = _catalogue(store, make_track)
+    query = artist_centroid(vectors["alpha"])
+    hits = store.search_artists(query, limit=10, exclude_keys={"alpha"})
+
+    keys = [h.artist.artist_key for h in hits]
+    assert "alpha" not in keys and set(keys) == {"beta", "gamma", "delta", "epsilon"}
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for hit in hits:
+        expected = float(artist_centroid(vectors[hit.artist.artist_key]) @ query)
+        assert hit.score == pytest.approx(expected, abs=1e-4)
+    assert hits[0].artist.track_count == len(vectors[keys[0]])
+
+    with_self = store.search_artists(query, limit=1)
+    assert with_self[0].artist.artist_key == "alpha"
+    assert with_self[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_search_artists_min_tracks_and_only_keys(
+    store: Store, make_track: MakeTrack, unit: UnitVector
+) -> None:
+    _catalogue(store, make_track)
+    query = unit()
+    keys = {h.artist.artist_key for h in store.search_artists(query, limit=10, min_tracks=3)}
+    assert keys == {"alpha", "delta"}
+    only = store.search_artists(query, limit=10, only_keys={"beta", "gamma"})
+    assert {h.artist.artist_key for h in only} == {"beta", "gamma"}
+    assert store.search_artists(query, limit=10, only_keys=set()) == []
+    assert len(store.search_artists(query, limit=2)) == 2
+
+
+def test_search_with_wrong_dim_is_invalid(store: Store, make_track: MakeTrack) -> None:
+    _catalogue(store, make_track)
+    with pytest.raises(InvalidRequest, match="expected 16 floats"):
+        store.search_artists(np.ones(4), limit=3)
+    with pytest.raises(InvalidRequest, match="NaN"):
+        store.search_tracks(np.full(DIM, np.nan), limit=3)
+
+
+# --- track search and filters --------------------------------------------------------------
+
+
+def _tagged(store: Store, make_track: Callable[..., Track]) -> list[Track]:
+    tracks = [
+        make_track("Alpha", 1, genre="rock", year=1990, album="One"),
+        make_track("Alpha", 2, genre="jazz", year=2001, album="Two"),
+        make_track("Beta", 1, genre="rock", year=2001, album="Three"),
+        make_track("Gamma", 1, genre="pop", year=2010, album="Four"),
+        make_track("Gamma", 2, genre="rock", year=2010, album="Four"),
+    ]
+    tracks[0].extra = {"mood": "calm", "bpm": 90}
+    tracks[2].extra = {"mood": "angry", "bpm": 140}
+    tracks[4].extra = {"mood": "calm"}
+    store.upsert_tracks(tracks)
+    return tracks
+
+
+def test_search_tracks_excludes_ids_and_same_artist(store: Store, make_track: MakeTrack) -> None:
+    tracks = _tagged(store, make_track)
+    seed = tracks[0]
+    hits = store.search_tracks(seed.vector, limit=10, exclude_ids={seed.track_id})
+    assert len(hits) == 4 and seed.track_id not in {h.track.track_id for h in hits}
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    expected = {t.track_id: float(np.dot(t.vector, seed.vector)) for t in tracks}
+    for hit in hits:
+        assert hit.score == pytest.approx(expected[hit.track.track_id], abs=1e-4)
+        assert hit.track.vector is None
+
+    others = store.search_tracks(seed.vector, limit=10, exclude_artist_key="alpha")
+    assert {h.track.artist_key for h in others} == {"beta", "gamma"}
+
+    only = store.search_tracks(seed.vector, limit=10, artist_keys={"gamma"})
+    assert {h.track.artist_key for h in only} == {"gamma"} and len(only) == 2
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"genre": "rock"}, {("alpha", 1), ("beta", 1), ("gamma", 2)}),
+        ({"genre": ["jazz", "pop"]}, {("alpha", 2), ("gamma", 1)}),
+        ({"year": 2001}, {("alpha", 2), ("beta", 1)}),
+        ({"year": "2010"}, {("gamma", 1), ("gamma", 2)}),
+        ({"genre": "rock", "year": [1990, 2010]}, {("alpha", 1), ("gamma", 2)}),
+        ({"album": "Four"}, {("gamma", 1), ("gamma", 2)}),
+        ({"mood": "calm"}, {("alpha", 1), ("gamma", 2)}),
+        ({"mood": ["calm", "angry"], "genre": "rock"}, {("alpha", 1), ("beta", 1), ("gamma", 2)}),
+        ({"bpm": "140"}, {("beta", 1)}),
+        ({"bpm": 90}, {("alpha", 1)}),
+        ({"genre": "polka"}, set()),
+    ],
+)
+def test_search_tracks_filters(
+    store: Store,
+    make_track: MakeTrack,
+    unit: UnitVector,
+    filters: dict,
+    expected: set[tuple[str, int]],
+) -> None:
+    _tagged(store, make_track)
+    hits = store.search_tracks(unit(), limit=10, filters=filters)
+    found = {(h.track.artist_key, int(h.track.path.rsplit("/", 1)[1].split(".")[0])) for h in hits}
+    assert found == expected
+    assert store.artist_keys_with(filters) == {key for key, _ in expected}
+
+
+def test_bad_filters_are_invalid_requests(
+    store: Store, make_track: MakeTrack, unit: UnitVector
+) -> None:
+    _tagged(store, make_track)
+    for filters in ({"year": "nineteen"}, {"genre": []}, {"spec": "x"}, {"genre": None}):
+        with pytest.raises(InvalidRequest):
+            store.search_tracks(unit(), limit=3, filters=filters)
+
+
+def test_declared_extra_column_is_filterable(store: Store, make_track: MakeTrack) -> None:
+    store.declare_filterable(["mood"])
+    _tagged(store, make_track)
+    assert store.artist_keys_with({"mood": "calm"}) == {"alpha", "gamma"}
+
+
+# --- listing -----------------------------------------------------------------------------
+
+
+def test_list_artists_prefix_pagination_and_total(store: Store, unit: UnitVector) -> None:
+    names = ["Bravo", "alpha", "Álvaro", "Alpine Trio", "charlie", "Al Green", "Beta Band"]
+    store.upsert_artists(
+        [
+            Artist(n, artist_key(n), track_count=i + 1, centroid=unit().tolist())
+            for i, n in enumerate(names)
+        ]
+    )
+    page, total = store.list_artists(limit=3)
+    assert total == 7
+    assert [a.artist for a in page] == ["Al Green", "alpha", "Alpine Trio"]
+    page, total = store.list_artists(limit=3, offset=3)
+    assert [a.artist for a in page] == ["Álvaro", "Beta Band", "Bravo"]
+    assert store.list_artists(limit=3, offset=6)[0][0].artist == "charlie"
+
+    page, total = store.list_artists(prefix="AL", limit=2)
+    assert total == 4 and [a.artist for a in page] == ["Al Green", "alpha"]
+    page, _ = store.list_artists(prefix="al", limit=10, offset=2)
+    assert [a.artist for a in page] == ["Alpine Trio", "Álvaro"]
+    page, total = store.list_artists(prefix="álv")
+    assert total == 1 and page[0].track_count == 3
+    assert store.list_artists(prefix="zz") == ([], 0)
+
+
+def test_names_follow_writes(store: Store, make_track: MakeTrack) -> None:
+    store.upsert_tracks([make_track("Alpha", 1)])
+    store.recompute_centroids(["alpha"])
+    assert store.artist_names() == {"alpha": "Alpha"}
+    store.upsert_tracks([make_track("Beta", 1)])
+    store.recompute_centroids(["beta"])
+    assert store.artist_names() == {"alpha": "Alpha", "beta": "Beta"}
+    store.delete_artist("alpha")
+    assert store.artist_names() == {"beta": "Beta"}
+    assert store.list_artists()[1] == 1
+
+
+# --- lifecycle ---------------------------------------------------------------------------
+
+
+def test_reopen_sees_everything(data_dir: Path, spec: EmbeddingSpec, make_track: MakeTrack) -> None:
+    with open_store(data_dir=data_dir) as store:
+        store.ensure_spec(spec)
+        vectors = _catalogue(store, make_track)
+        store.flush()
+        tracks = store.count_tracks()
+    with open_store(data_dir=data_dir) as store:
+        assert store.spec() == spec
+        assert store.count_tracks() == tracks
+        assert store.count_artists() == len(vectors)
+        delta = store.get_artist("delta", with_centroid=True)
+        assert delta is not None and delta.track_count == 4
+        assert np.allclose(delta.centroid, artist_centroid(vectors["delta"]), atol=1e-5)
+        assert store.search_artists(delta.centroid, limit=1)[0].artist.artist_key == "delta"
+        store.ensure_spec(spec)
+
+
+def test_optimize_keeps_results(store: Store, make_track: MakeTrack) -> None:
+    vectors = _catalogue(store, make_track)
+    store.optimize()
+    query = artist_centroid(vectors["gamma"])
+    assert store.search_artists(query, limit=1)[0].artist.artist_key == "gamma"
+    assert store.ping()
+
+
+def test_a_second_process_on_the_same_data_dir_is_refused(
+    data_dir: Path, spec: EmbeddingSpec
+) -> None:
+    with open_store(data_dir=data_dir) as store:
+        store.ensure_spec(spec)
+    holder = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from soundalike.search.store import open_store
+        store = open_store(data_dir=Path({str(data_dir)!r}))
+        store.count_tracks()
+        print("ready", flush=True)
+        sys.stdin.read()
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", holder],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreLocked) as info:
+            open_store(data_dir=data_dir)
+        assert str(data_dir.absolute()) in str(info.value)
+        assert "another soundalike process" in str(info.value)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    with open_store(data_dir=data_dir) as store:
+        assert store.spec() == spec
+
+
+def test_edge_wal_lock_is_reported_as_store_locked(data_dir: Path, spec: EmbeddingSpec) -> None:
+    """Edge's own lock ("failed to open WAL … WouldBlock") maps to StoreLocked too."""
+    import qdrant_edge
+
+    with open_store(data_dir=data_dir) as store:
+        store.ensure_spec(spec)
+    shard = qdrant_edge.EdgeShard.load(str(data_dir / "tracks"))
+    store = open_store(data_dir=data_dir)
+    try:
+        with pytest.raises(StoreLocked, match="in use by another soundalike process"):
+            store.count_tracks()
+    finally:
+        store.close()
+        shard.close()
+
+
+def test_data_dir_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(StoreError, match="is a file"):
+        open_store(data_dir=path)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_server_is_store_unavailable_quickly() -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as info:
+        open_store(url=url, timeout=2.0)
+    assert time.monotonic() - started < 5.0
+    assert url in str(info.value) and "SOUNDALIKE_QDRANT_URL" in str(info.value)
+
+
+def test_concurrent_searches_agree_with_serial_ones(
+    store: Store, make_track: MakeTrack, unit: UnitVector
+) -> None:
+    """The HTTP server queries one Store from many threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _catalogue(store, make_track)
+    queries = [unit() for _ in range(40)]
+
+    def top(query: np.ndarray) -> list[str]:
+        return [h.artist.artist_key for h in store.search_artists(query, limit=3)]
+
+    serial = [top(q) for q in queries]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(top, queries)) == serial
