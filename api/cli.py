@@ -422,7 +422,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     width = max(len(name) for name in result.artist_names)
     print("artist similarity (cosine of centroids):")
-    print(" " * (width + 2) + "".join(f"{i + 1:>7}" for i in range(len(result.artist_names))))
+    print(" " * (width + 3) + "".join(f"{i + 1:>7}" for i in range(len(result.artist_names))))
     for index, (name, row) in enumerate(zip(result.artist_names, result.matrix, strict=True), 1):
         print(f"{index}. {name:<{width}}" + "".join(f"{value:7.3f}" for value in row))
     print()

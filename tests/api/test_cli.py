@@ -205,3 +205,20 @@ def test_sigkill_mid_ingest_then_rerun_is_complete_and_duplicate_free(
     assert summary["skipped"] + summary["ingested"] == 16
     listing = last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)
     assert [r["track_count"] for r in listing["artists"]] == [4, 4, 4, 4]
+
+
+def test_demo_ingests_a_generated_catalogue_and_prints_neighbours(
+    tiny_mert_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--out", str(out), "--model", str(tiny_mert_dir), "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "15 tracks embedded" in result.stdout
+    assert result.stdout.count("artists like ") == 5
+    assert "artist similarity" in result.stdout
+    assert f"soundalike serve --data-dir {out / 'data'}" in result.stdout
+    formats = {p.suffix for p in (out / "catalogue").rglob("*") if p.is_file()}
+    assert len(formats) >= 4
+
+    again = run_cli("demo", "--out", str(out), "--model", str(tiny_mert_dir), "--workers", "1")
+    assert again.returncode == 0 and "15 already stored" in again.stdout
