@@ -29,6 +29,9 @@ from soundalike.search.names import artist_key
 from soundalike.search.store import Store, track_id
 from soundalike.search.types import EmbeddingSpec, Track
 
+# A flush (fsync of the store's files) costs ~0.2 s on a small disk: flushing per batch made
+# the store the bottleneck of a fast GPU. Per interval, its cost is bounded whatever the rate.
+FLUSH_INTERVAL_SECONDS = 2.0
 # How many decoded tracks may wait for the embedder per decoding worker: enough to keep the
 # model busy, small enough that memory does not grow with the catalogue.
 IN_FLIGHT_PER_WORKER = 2
@@ -286,10 +289,36 @@ def to_track(item: PendingTrack, audio: DecodedAudio, vector: np.ndarray) -> Tra
     )
 
 
-def write(store: Store, tracks: list[Track]) -> None:
-    """Upsert a batch and make it durable before anyone reports it as ingested."""
-    store.upsert_tracks(tracks)
-    store.flush()
+class Writer:
+    """The write stage: upserts each batch at once, makes them durable at most every
+    `flush_interval` seconds, and only then hands the tracks to `on_durable` (the report and the
+    summary count them), so what a run reports as ingested survives a crash."""
+
+    def __init__(
+        self,
+        store: Store,
+        on_durable: Callable[[list[PendingTrack]], None],
+        flush_interval: float = FLUSH_INTERVAL_SECONDS,
+    ) -> None:
+        self.store = store
+        self.on_durable = on_durable
+        self.flush_interval = flush_interval
+        self._pending: list[PendingTrack] = []
+        self._last_flush = time.monotonic()
+
+    def write(self, items: list[PendingTrack], tracks: list[Track]) -> None:
+        self.store.upsert_tracks(tracks)
+        self._pending.extend(items)
+        if time.monotonic() - self._last_flush >= self.flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        self.store.flush()
+        self._last_flush = time.monotonic()
+        durable, self._pending = self._pending, []
+        self.on_durable(durable)
 
 
 def stale_artists(store: Store, artist_keys: set[str]) -> set[str]:
@@ -315,7 +344,6 @@ def ingest(
     options: IngestOptions,
     report_path: Path | None = None,
     progress: bool = False,
-    on_track: Callable[[str, str], None] | None = None,
 ) -> IngestSummary:
     """Ingest a folder or manifest into the store. Bad files are reported, never fatal."""
     started = time.monotonic()
@@ -346,29 +374,31 @@ def ingest(
 
     bar = Progress(len(todo), progress)
     touched: set[str] = set()
-    batch_items: list[tuple[PendingTrack, DecodedAudio]] = []
-    windows_in_batch = 0
 
-    def flush_batch() -> None:
-        nonlocal windows_in_batch
-        if not batch_items:
-            return
-        vectors = embed(embedder, [audio for _, audio in batch_items])
-        tracks = [
-            to_track(item, audio, vector)
-            for (item, audio), vector in zip(batch_items, vectors, strict=True)
-        ]
-        write(store, tracks)
-        for item, _ in batch_items:
+    def count_durable(items: list[PendingTrack]) -> None:
+        for item in items:
             summary.ingested += 1
             touched.add(item.artist_key)
             report.write(
                 str(item.entry.path), "ingested", track=item.track_id, artist=item.entry.artist
             )
-            if on_track:
-                on_track(str(item.entry.path), "ingested")
             bar.advance()
-        batch_items.clear()
+
+    writer = Writer(store, count_durable)
+    batch: list[tuple[PendingTrack, DecodedAudio]] = []
+    windows_in_batch = 0
+
+    def embed_and_write() -> None:
+        nonlocal windows_in_batch
+        if not batch:
+            return
+        vectors = embed(embedder, [audio for _, audio in batch])
+        tracks = [
+            to_track(item, audio, vector)
+            for (item, audio), vector in zip(batch, vectors, strict=True)
+        ]
+        writer.write([item for item, _ in batch], tracks)
+        batch.clear()
         windows_in_batch = 0
 
     try:
@@ -385,11 +415,12 @@ def ingest(
                 )
                 bar.advance(failed=True)
                 continue
-            batch_items.append((item, result))
+            batch.append((item, result))
             windows_in_batch += len(result.windows)
             if windows_in_batch >= embedder.batch_size:
-                flush_batch()
-        flush_batch()
+                embed_and_write()
+        embed_and_write()
+        writer.flush()
     finally:
         bar.close()
         report.close()

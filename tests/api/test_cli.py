@@ -163,7 +163,7 @@ def test_sigkill_mid_ingest_then_rerun_is_complete_and_duplicate_free(
     tiny_mert_dir: Path, tmp_path: Path
 ) -> None:
     catalogue = tmp_path / "catalogue"
-    write_catalogue(catalogue, artists=4, tracks_per_artist=4, seconds=5.0, formats=("wav",))
+    write_catalogue(catalogue, artists=6, tracks_per_artist=6, seconds=5.0, formats=("wav",))
     data_dir, report = tmp_path / "data", tmp_path / "report.jsonl"
     args = [
         sys.executable,
@@ -195,16 +195,16 @@ def test_sigkill_mid_ingest_then_rerun_is_complete_and_duplicate_free(
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     durable = report.read_text().count('"ingested"')
-    assert 3 <= durable < 16
+    assert 3 <= durable < 36
 
     rerun = run_cli(*args[3:])
     assert rerun.returncode == 0, rerun.stderr
     summary = last_json(rerun.stdout)
     # Everything reported before the kill survived it; the rest went in now, nothing twice.
     assert summary["skipped"] >= durable
-    assert summary["skipped"] + summary["ingested"] == 16
+    assert summary["skipped"] + summary["ingested"] == 36
     listing = last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)
-    assert [r["track_count"] for r in listing["artists"]] == [4, 4, 4, 4]
+    assert [r["track_count"] for r in listing["artists"]] == [6] * 6
 
 
 def test_demo_ingests_a_generated_catalogue_and_prints_neighbours(
