@@ -213,6 +213,7 @@ def opened_store(settings: Settings) -> Any:
         timeout=settings.qdrant_timeout,
         shard_number=settings.shard_number,
         replication_factor=settings.replication_factor,
+        search_ef=settings.search_ef,
     )
     try:
         yield store

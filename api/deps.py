@@ -43,6 +43,7 @@ def open_store_for(settings: Settings) -> Store:
         timeout=settings.qdrant_timeout,
         shard_number=settings.shard_number,
         replication_factor=settings.replication_factor,
+        search_ef=settings.search_ef,
     )
 
 

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     replication_factor: int = Field(
         1, ge=1, description="Copies of each shard on a Qdrant cluster."
     )
+    search_ef: int = Field(
+        256, ge=1, le=100_000, description="HNSW candidates per vector search (recall vs speed)."
+    )
 
     # --- HTTP API ----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `soundalike serve` binds.")

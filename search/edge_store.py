@@ -14,8 +14,10 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +34,20 @@ _INDEX_SCHEMAS: dict[IndexKind, qe.PayloadSchemaType] = {
 }
 
 
+@dataclass(frozen=True)
+class EdgeIndexSettings:
+    """How new collections are indexed. The defaults are Qdrant's: HNSW m 16, ef_construct
+    100; segments smaller than `indexing_threshold_kb` (None: Edge's default) stay
+    unindexed, and searches whose filter leaves fewer than `full_scan_threshold_kb` of
+    vectors scan them instead of walking the graph."""
+
+    m: int = 16
+    ef_construct: int = 100
+    full_scan_threshold_kb: int = 10_000
+    indexing_threshold_kb: int | None = None
+    quantize_int8: bool = False
+
+
 def locked_message(data_dir: Path) -> str:
     return (
         f"the data dir {data_dir} is in use by another soundalike process (an ingest or serve "
@@ -44,7 +60,14 @@ class EdgeBackend:
 
     shared = False
 
-    def __init__(self, data_dir: Path, *, lock_name: str = "soundalike.lock") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        lock_name: str = "soundalike.lock",
+        index: EdgeIndexSettings | None = None,
+    ) -> None:
+        """`index` applies to collections created from here on; a shard keeps its own."""
         self.data_dir = Path(data_dir).absolute()
         self.description = f"data dir {self.data_dir}"
         if self.data_dir.exists() and not self.data_dir.is_dir():
@@ -55,6 +78,10 @@ class EdgeBackend:
             raise StoreError(f"cannot create the data dir {self.data_dir}: {exc}") from exc
         self._lock_file = self._acquire_lock(self.data_dir / lock_name)
         self._shards: dict[str, qe.EdgeShard] = {}
+        # Shards open lazily on first use, from whichever request thread comes first; two
+        # threads loading the same shard would collide on Edge's WAL lock.
+        self._shards_lock = threading.RLock()
+        self._index = index or EdgeIndexSettings()
         self._closed = False
 
     def _acquire_lock(self, path: Path) -> IO[bytes]:
@@ -81,14 +108,20 @@ class EdgeBackend:
         if self._closed:
             raise StoreError(f"the store on {self.description} is closed")
         shard = self._shards.get(name)
-        if shard is None:
-            path = self._path(name)
-            if not (path / "edge_config.json").exists():
-                raise StoreError(f"collection {name} does not exist in {self.description}")
-            with self._errors(f"open {path}"):
-                shard = qe.EdgeShard.load(str(path))
-            self._shards[name] = shard
-        return shard
+        if shard is not None:
+            return shard
+        with self._shards_lock:
+            if self._closed:
+                raise StoreError(f"the store on {self.description} is closed")
+            shard = self._shards.get(name)
+            if shard is None:
+                path = self._path(name)
+                if not (path / "edge_config.json").exists():
+                    raise StoreError(f"collection {name} does not exist in {self.description}")
+                with self._errors(f"open {path}"):
+                    shard = qe.EdgeShard.load(str(path))
+                self._shards[name] = shard
+            return shard
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -106,21 +139,41 @@ class EdgeBackend:
         return name in self._shards or (self._path(name) / "edge_config.json").exists()
 
     def create_collection(self, name: str, dim: int) -> None:
-        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine))
+        index = self._index
+        config = qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            hnsw_config=qe.HnswIndexConfig(
+                m=index.m,
+                ef_construct=index.ef_construct,
+                full_scan_threshold=index.full_scan_threshold_kb,
+            ),
+            quantization_config=(
+                qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99)
+                if index.quantize_int8
+                else None
+            ),
+            optimizers=(
+                qe.EdgeOptimizersConfig(indexing_threshold=index.indexing_threshold_kb)
+                if index.indexing_threshold_kb is not None
+                else None
+            ),
+        )
         path = self._path(name)
-        if path.exists():
-            # Leftovers of an interrupted creation (no edge_config.json yet).
-            shutil.rmtree(path)
-        with self._errors(f"create the collection {name}"):
-            self._shards[name] = qe.EdgeShard.create(str(path), config)
+        with self._shards_lock:
+            if path.exists():
+                # Leftovers of an interrupted creation (no edge_config.json yet).
+                shutil.rmtree(path)
+            with self._errors(f"create the collection {name}"):
+                self._shards[name] = qe.EdgeShard.create(str(path), config)
 
     def drop_collection(self, name: str) -> None:
-        shard = self._shards.pop(name, None)
-        if shard is not None:
-            with self._errors(f"close the collection {name}"):
-                shard.close()
-        self._meta_path(name).unlink(missing_ok=True)
-        shutil.rmtree(self._path(name), ignore_errors=True)
+        with self._shards_lock:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                with self._errors(f"close the collection {name}"):
+                    shard.close()
+            self._meta_path(name).unlink(missing_ok=True)
+            shutil.rmtree(self._path(name), ignore_errors=True)
 
     def read_metadata(self, name: str) -> dict[str, Any]:
         path = self._meta_path(name)
@@ -214,16 +267,29 @@ class EdgeBackend:
             return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter)))
 
     def search(
-        self, name: str, vector: list[float], *, limit: int, where: Where | None
+        self,
+        name: str,
+        vector: list[float],
+        *,
+        limit: int,
+        where: Where | None,
+        search_ef: int | None = None,
+        exact: bool = False,
     ) -> list[tuple[StoredPoint, float]]:
         shard = self._shard(name)
         edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        params = (
+            qe.SearchParams(hnsw_ef=search_ef, exact=exact)
+            if search_ef is not None or exact
+            else None
+        )
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(vector),
             filter=edge_filter,
             with_payload=True,
             with_vector=False,
+            params=params,
         )
         with self._errors(f"search {name}"):
             hits = shard.query(request)
@@ -246,13 +312,17 @@ class EdgeBackend:
 
     # --- upkeep ------------------------------------------------------------------------
 
+    def _open_shards(self) -> list[tuple[str, qe.EdgeShard]]:
+        with self._shards_lock:
+            return list(self._shards.items())
+
     def flush(self) -> None:
-        for name, shard in self._shards.items():
+        for name, shard in self._open_shards():
             with self._errors(f"flush {name}"):
                 shard.flush()
 
     def optimize(self) -> None:
-        for name, shard in self._shards.items():
+        for name, shard in self._open_shards():
             with self._errors(f"optimize {name}"):
                 shard.optimize()
 
@@ -260,17 +330,19 @@ class EdgeBackend:
         return not self._closed and self.data_dir.is_dir()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._shards_lock:
+            if self._closed:
+                return
+            self._closed = True
+            shards = list(self._shards.items())
+            self._shards.clear()
         errors = []
-        for name, shard in self._shards.items():
+        for name, shard in shards:
             try:
                 shard.flush()
                 shard.close()
             except Exception as exc:  # close every shard even when one fails
                 errors.append(f"{name}: {exc}")
-        self._shards.clear()
         fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
         self._lock_file.close()
         if errors:

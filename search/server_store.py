@@ -258,15 +258,29 @@ class ServerBackend:
         return int(result.count)
 
     def search(
-        self, name: str, vector: list[float], *, limit: int, where: Where | None
+        self,
+        name: str,
+        vector: list[float],
+        *,
+        limit: int,
+        where: Where | None,
+        search_ef: int | None = None,
+        exact: bool = False,
     ) -> list[tuple[StoredPoint, float]]:
         query_filter = _optional_filter(where)
+        # Local mode always scans every vector (and warns that search params do nothing).
+        params = (
+            qm.SearchParams(hnsw_ef=search_ef, exact=exact)
+            if (search_ef is not None or exact) and not self._local
+            else None
+        )
         response = self._call(
             f"search {name}",
             lambda: self._client.query_points(
                 name,
                 query=vector,
                 query_filter=query_filter,
+                search_params=params,
                 limit=limit,
                 with_payload=True,
                 with_vectors=False,

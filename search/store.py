@@ -98,6 +98,9 @@ CENTROID_KEY_BATCH = 256
 # How long the in-memory artist-name index may lag writes made by *other* processes (server
 # backend only: an embedded store has a single owner, so its index is exact).
 SHARED_NAME_INDEX_TTL_S = 15.0
+# HNSW candidates per search (see docs/benchmarks.md, "## Store", for the measurements).
+DEFAULT_SEARCH_EF = 256
+MAX_SEARCH_EF = 100_000
 
 
 def collection_names(prefix: str = "") -> tuple[str, str]:
@@ -180,7 +183,14 @@ class Backend(Protocol):
     ) -> Iterator[StoredPoint]: ...
     def count(self, name: str, where: Where | None = None) -> int: ...
     def search(
-        self, name: str, vector: list[float], *, limit: int, where: Where | None
+        self,
+        name: str,
+        vector: list[float],
+        *,
+        limit: int,
+        where: Where | None,
+        search_ef: int | None = None,
+        exact: bool = False,
     ) -> list[tuple[StoredPoint, float]]: ...
     def value_counts(
         self, name: str, field_name: str, where: Where | None = None
@@ -204,9 +214,13 @@ def open_store(
     shard_number: int = 1,
     replication_factor: int = 1,
     in_memory: bool = False,
+    search_ef: int | None = DEFAULT_SEARCH_EF,
 ) -> Store:
     """Opens the store: a server when `url` is given, qdrant-client `:memory:` when
-    `in_memory`, else Qdrant Edge under `data_dir` (default ./soundalike-data)."""
+    `in_memory`, else Qdrant Edge under `data_dir` (default ./soundalike-data).
+
+    `search_ef`: HNSW candidates per vector search (recall against latency; None: Qdrant's
+    default, the index's ef_construct)."""
     if url is not None and in_memory:
         raise InvalidRequest("give either a Qdrant url or in_memory=True, not both")
     backend: Backend
@@ -230,7 +244,7 @@ def open_store(
             Path(data_dir) if data_dir is not None else Path("soundalike-data"),
             lock_name=f"{collection_prefix}soundalike.lock",
         )
-    return Store(backend, collection_prefix=collection_prefix)
+    return Store(backend, collection_prefix=collection_prefix, search_ef=search_ef)
 
 
 @dataclass(frozen=True)
@@ -260,11 +274,29 @@ class _NameIndex:
 class Store:
     """soundalike's store. Vectors in, our types out; the backend never leaks."""
 
-    def __init__(self, backend: Backend, *, collection_prefix: str = "") -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        collection_prefix: str = "",
+        search_ef: int | None = DEFAULT_SEARCH_EF,
+        exact_search: bool = False,
+    ) -> None:
+        """`search_ef`: HNSW candidates per vector search (None: Qdrant's default);
+        `exact_search`: scan every vector instead (exact, slow at scale; for measuring)."""
+        if search_ef is not None and not 1 <= search_ef <= MAX_SEARCH_EF:
+            raise InvalidRequest(
+                f"search_ef must be between 1 and {MAX_SEARCH_EF}, got {search_ef}"
+            )
         self._backend = backend
         self.tracks_collection, self.artists_collection = collection_names(collection_prefix)
+        self.search_ef = search_ef
+        self.exact_search = exact_search
         self._spec: EmbeddingSpec | None = None
         self._spec_loaded = False
+        # Request threads share one Store: lazy loads happen once, under a lock, while the
+        # queries themselves run concurrently.
+        self._spec_lock = threading.Lock()
         self._names: _NameIndex | None = None
         self._names_built_at = 0.0
         self._names_lock = threading.Lock()
@@ -289,10 +321,13 @@ class Store:
 
     def spec(self) -> EmbeddingSpec | None:
         """The embedding spec of the stored vectors; None on an empty store."""
-        if not self._spec_loaded:
-            self._spec = self._read_spec()
-            self._spec_loaded = True
-        return self._spec
+        if self._spec_loaded:
+            return self._spec
+        with self._spec_lock:
+            if not self._spec_loaded:
+                self._spec = self._read_spec()
+                self._spec_loaded = True
+            return self._spec
 
     def _read_spec(self) -> EmbeddingSpec | None:
         if not self._backend.collection_exists(self.tracks_collection):
@@ -363,7 +398,8 @@ class Store:
         # Written last: a store without a spec reads as empty, so an interrupted creation
         # is redone rather than trusted.
         backend.write_metadata(self.tracks_collection, {SPEC_METADATA_KEY: spec.to_dict()})
-        self._spec, self._spec_loaded = spec, True
+        with self._spec_lock:
+            self._spec, self._spec_loaded = spec, True
         self._invalidate_names()
 
     def declare_filterable(self, columns: Iterable[str]) -> None:
@@ -632,7 +668,7 @@ class Store:
             ),
             exclude_ids=frozenset(artist_point_id(k) for k in exclude_keys),
         )
-        hits = self._backend.search(self.artists_collection, query, limit=limit, where=where)
+        hits = self._search(self.artists_collection, query, limit=limit, where=where)
         return [ArtistHit(artist=_artist_from(p), score=score) for p, score in hits]
 
     def search_tracks(
@@ -665,11 +701,23 @@ class Store:
             not_equals={F_ARTIST_KEY: (exclude_artist_key,)} if exclude_artist_key else {},
             exclude_ids=frozenset(exclude_ids),
         )
-        hits = self._backend.search(self.tracks_collection, query, limit=limit, where=where)
+        hits = self._search(self.tracks_collection, query, limit=limit, where=where)
         return [
             TrackHit(track=_track_from(p if with_vectors else _without_vector(p)), score=score)
             for p, score in hits
         ]
+
+    def _search(
+        self, collection: str, query: list[float], *, limit: int, where: Where
+    ) -> list[tuple[StoredPoint, float]]:
+        return self._backend.search(
+            collection,
+            query,
+            limit=limit,
+            where=where,
+            search_ef=self.search_ef,
+            exact=self.exact_search,
+        )
 
     def artist_keys_with(self, filters: Mapping[str, Any]) -> set[str]:
         """Keys of artists having at least one track that passes `filters`."""

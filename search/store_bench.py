@@ -2,10 +2,17 @@
 
     python -m soundalike.search.store_bench [--tracks 100000] [--artists 100000]
         [--local-tracks 5000] [--local-artists 5000] [--queries 500] [--dir DIR]
+    python -m soundalike.search.store_bench --recall [--artists 100000] [--queries 500]
+        [--ef 64,128,256,512] [--hnsw-m 16] [--hnsw-ef-construct 100] [--int8]
 
 Random unit vectors (dim 768); measures upserts, the index build (optimize), "artists like X"
 latency, list_artists latency, reopen time and disk size. Prints a JSON document on the last
 line of stdout.
+
+`--recall` measures "artists like X" quality on Edge instead: artist centroids clustered and
+anisotropic like real MERT centroids (see `clustered_centroids`), each query an artist's own
+centroid excluding that artist; recall@10 against exact top 10 in NumPy, and latency, for
+Qdrant's default search, each `--ef` and exact search; with `min_tracks` 1 and 3.
 
 qdrant-client's local mode commits every point to SQLite on its own (~17 ms each on a 2-core
 VM), so it runs at a smaller N by default; 100k points would take about an hour there.
@@ -52,6 +59,39 @@ SPEC = EmbeddingSpec(
 def _unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     rows = rng.standard_normal((n, DIM), dtype=np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
+
+
+def clustered_centroids(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    clusters: int = 1000,
+    dim: int = DIM,
+    subspace: int = 64,
+    mix: tuple[float, float, float] = (0.6, 0.2, 0.2),
+) -> np.ndarray:
+    """Unit rows shaped like MERT artist centroids: a shared direction (every cosine is high),
+    cluster offsets in a low-dimensional subspace with a decaying spectrum (anisotropic, and
+    clusters resemble each other), and per-artist noise. Pairwise cosines sit at about
+    0.45-0.75 and an artist's nearest neighbours near 0.8: crowded, as in real centroids.
+    `mix`: squared weights of the shared direction, the cluster offset and the noise."""
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+    shared = unit(rng.standard_normal(dim))
+    basis = np.linalg.qr(rng.standard_normal((dim, subspace)))[0]
+    spectrum = 1.0 / np.sqrt(np.arange(1, subspace + 1))
+    centers = unit((rng.standard_normal((clusters, subspace)) * spectrum) @ basis.T)
+    labels = rng.integers(0, clusters, size=n)
+    rows = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        noise = unit(rng.standard_normal((stop - start, dim)))
+        shared_w, cluster_w, noise_w = (float(np.sqrt(w)) for w in mix)
+        block = shared_w * shared + cluster_w * centers[labels[start:stop]]
+        rows[start:stop] = unit(block + noise_w * noise)
     return rows
 
 
@@ -210,6 +250,107 @@ def run_backend(
     return result
 
 
+def run_recall(
+    path: Path,
+    *,
+    n_artists: int,
+    n_queries: int,
+    efs: list[int],
+    hnsw_m: int | None,
+    hnsw_ef_construct: int | None,
+    quantize_int8: bool,
+    mix: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    k: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    from soundalike.search.edge_store import EdgeBackend, EdgeIndexSettings
+
+    rng = np.random.default_rng(seed)
+    centroids = clustered_centroids(rng, n_artists, mix=mix)
+    track_counts = 1 + np.arange(n_artists) % 12
+    keys = [f"artist {i:07d}" for i in range(n_artists)]
+    result: dict[str, Any] = {
+        "artists": n_artists,
+        "queries": n_queries,
+        "hnsw_m": hnsw_m,
+        "hnsw_ef_construct": hnsw_ef_construct,
+        "int8": quantize_int8,
+        "mix": list(mix),
+    }
+    defaults = EdgeIndexSettings()
+    index = EdgeIndexSettings(
+        m=hnsw_m if hnsw_m is not None else defaults.m,
+        ef_construct=hnsw_ef_construct if hnsw_ef_construct is not None else defaults.ef_construct,
+        quantize_int8=quantize_int8,
+    )
+    backend = EdgeBackend(path, index=index)
+    store = Store(backend)
+    store.ensure_spec(SPEC)
+    for start in range(0, n_artists, CHUNK):
+        stop = min(n_artists, start + CHUNK)
+        store.upsert_artists(
+            [
+                Artist(
+                    artist=keys[i],
+                    artist_key=keys[i],
+                    track_count=int(track_counts[i]),
+                    centroid=centroids[i].tolist(),
+                )
+                for i in range(start, stop)
+            ]
+        )
+    store.flush()
+    seconds, _ = _timed(store.optimize)
+    result["optimize_s"] = round(seconds, 1)
+    print(f"[recall] {n_artists} artists indexed in {seconds:.1f} s", file=sys.stderr)
+
+    # "stored": an artist's own centroid, excluding that artist ("artists like X");
+    # "fresh": a new vector from the same distribution (a query track's embedding).
+    chosen = rng.choice(n_artists, size=n_queries, replace=False)
+    query_sets = {
+        "stored": (centroids[chosen], [keys[q] for q in chosen]),
+        "fresh": (clustered_centroids(np.random.default_rng(seed), n_queries, mix=mix), []),
+    }
+    rows: list[dict[str, Any]] = []
+    for kind, (queries, excluded) in query_sets.items():
+        for min_tracks in (1, 3):
+            truth = []
+            for i, query in enumerate(queries):
+                scores = centroids @ query
+                if excluded:
+                    scores[chosen[i]] = -np.inf
+                scores[track_counts < min_tracks] = -np.inf
+                truth.append({keys[j] for j in np.argpartition(-scores, k)[:k]})
+            settings: list[tuple[str, int | None, bool]] = [("default", None, False)]
+            settings += [(f"ef {ef}", ef, False) for ef in efs]
+            settings.append(("exact", None, True))
+            for label, ef, exact in settings:
+                searcher = Store(backend, search_ef=ef, exact_search=exact)
+                for query in queries[:20]:  # warm caches
+                    searcher.search_artists(query, limit=k)
+                latencies, found = [], 0
+                for i, (query, expected) in enumerate(zip(queries, truth, strict=True)):
+                    exclude = {excluded[i]} if excluded else set()
+                    seconds, hits = _timed(
+                        lambda s=searcher, q=query, x=exclude, m=min_tracks: s.search_artists(
+                            q, limit=k, exclude_keys=x, min_tracks=m
+                        )
+                    )
+                    latencies.append(seconds)
+                    found += len(expected & {h.artist.artist_key for h in hits})
+                row = {
+                    "queries": kind,
+                    "min_tracks": min_tracks,
+                    "search": label,
+                    "recall_at_10": round(found / (k * len(queries)), 4),
+                } | _percentiles(latencies)
+                print(f"[recall] {json.dumps(row)}", file=sys.stderr)
+                rows.append(row)
+    store.close()
+    result["rows"] = rows
+    return result
+
+
 def _cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -231,6 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-queries", type=int, default=100)
     parser.add_argument("--backends", default="edge,local", help="comma list: edge, local")
     parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
+    parser.add_argument("--recall", action="store_true", help="measure search recall instead")
+    parser.add_argument("--ef", default="64,128,256,512", help="comma list of hnsw_ef values")
+    parser.add_argument("--hnsw-m", type=int, default=None)
+    parser.add_argument("--hnsw-ef-construct", type=int, default=None)
+    parser.add_argument("--int8", action="store_true", help="scalar int8 quantization")
+    parser.add_argument(
+        "--mix",
+        default="0.6,0.2,0.2",
+        help="squared weights of shared direction, cluster offset, noise (--recall)",
+    )
     args = parser.parse_args(argv)
 
     from soundalike.search.server_store import ServerBackend
@@ -244,6 +395,23 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     try:
+        if args.recall:
+            path = scratch / "recall"
+            shutil.rmtree(path, ignore_errors=True)
+            report["results"].append(
+                run_recall(
+                    path,
+                    n_artists=args.artists,
+                    n_queries=args.queries,
+                    efs=[int(ef) for ef in args.ef.split(",") if ef],
+                    hnsw_m=args.hnsw_m,
+                    hnsw_ef_construct=args.hnsw_ef_construct,
+                    quantize_int8=args.int8,
+                    mix=tuple(float(w) for w in args.mix.split(",")),  # type: ignore[arg-type]
+                )
+            )
+            print(json.dumps(report))
+            return 0
         for backend in args.backends.split(","):
             path = scratch / backend
             shutil.rmtree(path, ignore_errors=True)
