@@ -205,16 +205,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def opened_store(settings: Settings) -> Any:
     from soundalike.search.store import open_store
 
-    store = open_store(
-        data_dir=settings.data_dir,
-        url=settings.qdrant_url,
-        api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
-        collection_prefix=settings.collection_prefix,
-        timeout=settings.qdrant_timeout,
-        shard_number=settings.shard_number,
-        replication_factor=settings.replication_factor,
-        search_ef=settings.search_ef,
-    )
+    store = open_store(**settings.store_options())
     try:
         yield store
     finally:

@@ -35,16 +35,7 @@ RETRY_AFTER_SECONDS = 5
 
 
 def open_store_for(settings: Settings) -> Store:
-    return open_store(
-        data_dir=settings.data_dir,
-        url=settings.qdrant_url,
-        api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
-        collection_prefix=settings.collection_prefix,
-        timeout=settings.qdrant_timeout,
-        shard_number=settings.shard_number,
-        replication_factor=settings.replication_factor,
-        search_ef=settings.search_ef,
-    )
+    return open_store(**settings.store_options())
 
 
 class StoreHolder:

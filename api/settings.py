@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         1, ge=1, description="Copies of each shard on a Qdrant cluster."
     )
     search_ef: int = Field(
-        256, ge=1, le=100_000, description="HNSW candidates per vector search (recall vs speed)."
+        128, ge=1, le=100_000, description="HNSW candidates per vector search (recall vs speed)."
     )
 
     # --- HTTP API ----------------------------------------------------------------------
@@ -114,6 +114,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments of `open_store` for these settings (CLI and app open alike)."""
+        return {
+            "data_dir": self.data_dir,
+            "url": self.qdrant_url,
+            "api_key": self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None,
+            "collection_prefix": self.collection_prefix,
+            "timeout": self.qdrant_timeout,
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "search_ef": self.search_ef,
+        }
 
     @property
     def max_upload_bytes(self) -> int:

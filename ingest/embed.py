@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,10 +55,12 @@ class MertEmbedder:
             return torch.autocast("cuda", dtype=self.loaded.dtype)
         return contextlib.nullcontext()
 
-    def embed_windows(self, windows: list[np.ndarray]) -> np.ndarray:
-        """(n, dim) float32 mean-pooled layer-L vectors, not normalised, in input order."""
+    def forward_batches(
+        self, windows: Sequence[np.ndarray], *, output_hidden_states: bool = False
+    ) -> Iterator[tuple[list[int], Any]]:
+        """The model's output for batches of equal-length windows (never padded), each with the
+        input positions it covers."""
         prepared = [self._prepare(window) for window in windows]
-        vectors = np.empty((len(prepared), self.dim), dtype=np.float32)
         by_length: dict[int, list[int]] = defaultdict(list)
         for position, samples in enumerate(prepared):
             by_length[samples.size].append(position)
@@ -67,9 +71,14 @@ class MertEmbedder:
                 for start in range(0, len(positions), self.batch_size):
                     batch_positions = positions[start : start + self.batch_size]
                     batch = torch.from_numpy(np.stack([prepared[p] for p in batch_positions]))
-                    frames = module(batch.to(device)).last_hidden_state
-                    pooled = frames.float().mean(dim=1).cpu().numpy()
-                    vectors[batch_positions] = pooled
+                    output = module(batch.to(device), output_hidden_states=output_hidden_states)
+                    yield batch_positions, output
+
+    def embed_windows(self, windows: list[np.ndarray]) -> np.ndarray:
+        """(n, dim) float32 mean-pooled layer-L vectors, not normalised, in input order."""
+        vectors = np.empty((len(windows), self.dim), dtype=np.float32)
+        for positions, output in self.forward_batches(windows):
+            vectors[positions] = output.last_hidden_state.float().mean(dim=1).cpu().numpy()
         return vectors
 
     def embed_track(self, windows: list[np.ndarray]) -> np.ndarray:

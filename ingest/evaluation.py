@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
 from soundalike.ingest.audio import ExcerptPolicy, decode_excerpt
 from soundalike.ingest.catalogue import discover
-from soundalike.ingest.embed import MIN_WINDOW_SAMPLES, NORMALIZE_EPSILON
+from soundalike.ingest.embed import MIN_WINDOW_SAMPLES, MertEmbedder
 from soundalike.ingest.model import DEFAULT_LAYER, DEFAULT_MODEL, LoadedMert, load_mert
 from soundalike.search.errors import AudioError, InvalidRequest, ModelUnavailable
 from soundalike.search.evaluate import (
@@ -207,50 +206,26 @@ def model_layer_count(model: str, revision: str | None) -> int:
         raise ModelUnavailable(f"{config_path}: no readable num_hidden_layers: {exc}") from exc
 
 
-class HiddenStateEmbedder:
+class HiddenStateEmbedder(MertEmbedder):
     """Mean-pooled vectors of several hidden states from one forward pass per window.
 
-    Same preprocessing as the ingest embedder (zero mean, unit variance when the checkpoint asks
-    for it); equal-length windows are batched, nothing is padded.
+    The ingest embedder's preprocessing and batching (equal-length windows, nothing padded),
+    keeping every requested hidden state instead of the last one.
     """
 
     def __init__(self, loaded: LoadedMert, layers: Sequence[int], *, batch_size: int = 4) -> None:
         if max(layers) > loaded.layer:
             raise ValueError(f"layers {list(layers)} exceed the loaded model's {loaded.layer}")
-        self.loaded = loaded
+        super().__init__(loaded, batch_size=max(1, batch_size))
         self.layers = list(layers)
-        self.batch_size = max(1, batch_size)
 
-    def _prepare(self, window: np.ndarray) -> np.ndarray:
-        samples = np.asarray(window, dtype=np.float32).reshape(-1)
-        if not self.loaded.do_normalize:
-            return samples
-        return (samples - samples.mean()) / np.sqrt(samples.var() + NORMALIZE_EPSILON)
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.loaded.device.type == "cuda":
-            return torch.autocast("cuda", dtype=self.loaded.dtype)
-        return contextlib.nullcontext()
-
-    def embed_windows(self, windows: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
+    def embed_layers(self, windows: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
         """{layer: (n, dim) float64 mean-pooled vectors}, in input order, not normalised."""
-        prepared = [self._prepare(window) for window in windows]
-        result = {
-            layer: np.empty((len(prepared), self.loaded.hidden_size)) for layer in self.layers
-        }
-        by_length: dict[int, list[int]] = defaultdict(list)
-        for position, samples in enumerate(prepared):
-            by_length[samples.size].append(position)
-        module, device = self.loaded.module, self.loaded.device
-        with torch.inference_mode(), self._autocast():
-            for positions in by_length.values():
-                for start in range(0, len(positions), self.batch_size):
-                    batch_positions = positions[start : start + self.batch_size]
-                    batch = torch.from_numpy(np.stack([prepared[p] for p in batch_positions]))
-                    hidden = module(batch.to(device), output_hidden_states=True).hidden_states
-                    for layer in self.layers:
-                        pooled = hidden[layer].float().mean(dim=1).cpu().numpy()
-                        result[layer][batch_positions] = pooled
+        result = {layer: np.empty((len(windows), self.dim)) for layer in self.layers}
+        for positions, output in self.forward_batches(windows, output_hidden_states=True):
+            for layer in self.layers:
+                pooled = output.hidden_states[layer].float().mean(dim=1).cpu().numpy()
+                result[layer][positions] = pooled
         return result
 
 
@@ -327,7 +302,7 @@ def embed_tracks(
     def embed_per_track(
         per_track: list[list[np.ndarray]], rows: dict[int, list[np.ndarray]]
     ) -> None:
-        vectors = embedder.embed_windows([w for windows in per_track for w in windows])
+        vectors = embedder.embed_layers([w for windows in per_track for w in windows])
         start = 0
         for windows in per_track:
             for layer in embedder.layers:

@@ -242,7 +242,7 @@ class EdgeBackend:
     ) -> Iterator[StoredPoint]:
         shard = self._shard(name)
         payload: Any = qe.PayloadSelector.Include(list(fields)) if fields else True
-        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        edge_filter = _optional_filter(where)
         offset: Any = None
         while True:
             with self._errors(f"read from {name}"):
@@ -262,7 +262,7 @@ class EdgeBackend:
 
     def count(self, name: str, where: Where | None = None) -> int:
         shard = self._shard(name)
-        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        edge_filter = _optional_filter(where)
         with self._errors(f"count {name}"):
             return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter)))
 
@@ -277,7 +277,7 @@ class EdgeBackend:
         exact: bool = False,
     ) -> list[tuple[StoredPoint, float]]:
         shard = self._shard(name)
-        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        edge_filter = _optional_filter(where)
         params = (
             qe.SearchParams(hnsw_ef=search_ef, exact=exact)
             if search_ef is not None or exact
@@ -303,7 +303,7 @@ class EdgeBackend:
         if total == 0:
             return {}
         shard = self._shard(name)
-        edge_filter = _filter(where) if where is not None and not where.is_empty() else None
+        edge_filter = _optional_filter(where)
         with self._errors(f"list the values of {field_name} in {name}"):
             response = shard.facet(
                 qe.FacetRequest(key=field_name, limit=total, exact=True, filter=edge_filter)
@@ -387,6 +387,10 @@ def _any_of(field_name: str, values: Sequence[Scalar]) -> list[Any]:
             match = value if isinstance(value, bool) else int(value)
             conditions.append(qe.FieldCondition(key=field_name, match=qe.MatchValue(match)))
     return conditions
+
+
+def _optional_filter(where: Where | None) -> qe.Filter | None:
+    return _filter(where) if where is not None and not where.is_empty() else None
 
 
 def _filter(where: Where) -> qe.Filter:

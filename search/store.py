@@ -99,7 +99,7 @@ CENTROID_KEY_BATCH = 256
 # backend only: an embedded store has a single owner, so its index is exact).
 SHARED_NAME_INDEX_TTL_S = 15.0
 # HNSW candidates per search (see docs/benchmarks.md, "## Store", for the measurements).
-DEFAULT_SEARCH_EF = 256
+DEFAULT_SEARCH_EF = 128
 MAX_SEARCH_EF = 100_000
 
 
