@@ -252,6 +252,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         force=args.force,
         shard=shard,
         rebuild_centroids=args.rebuild_centroids,
+        filterable_columns=tuple(settings.filterable_columns),
     )
     with opened_store(settings) as store:
         embedder = load_embedder_for(settings)

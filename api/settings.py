@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     replication_factor: int = Field(
         1, ge=1, description="Copies of each shard on a Qdrant cluster."
     )
+    filterable_columns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Manifest columns searches may filter on (comma-separated), indexed at ingest.",
+    )
     search_ef: int = Field(
         128, ge=1, le=100_000, description="HNSW candidates per vector search (recall vs speed)."
     )
@@ -108,9 +112,9 @@ class Settings(BaseSettings):
             raise ValueError("must be `centre`, `start` or `windows:N` with N >= 1")
         return "centre" if value == "center" else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "filterable_columns", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value

@@ -72,6 +72,8 @@ class IngestOptions:
     force: bool = False
     shard: Shard | None = None
     rebuild_centroids: bool = False
+    # Manifest columns that searches filter on: given payload indexes when the run starts.
+    filterable_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -353,6 +355,8 @@ def ingest(
     if not discovery.entries and not discovery.problems:
         raise InvalidRequest(f"no audio files found under {source}")
     store.ensure_spec(spec, force=options.force)
+    if options.filterable_columns:
+        store.declare_filterable(options.filterable_columns)
 
     report = Report(report_path)
     failures = [Failure(str(path), reason) for path, reason in discovery.problems]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from soundalike.api.deps import StoreDep
+from soundalike.api.deps import SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import (
     ArtistDetail,
@@ -20,6 +20,7 @@ from soundalike.api.schemas import (
     SimilarArtists,
     TrackInfo,
 )
+from soundalike.search.errors import InvalidRequest
 from soundalike.search.queries import MAX_LIMIT, artists_like, resolve_artist
 
 router = APIRouter(prefix="/artists", tags=["artists"])
@@ -50,10 +51,40 @@ Year = Annotated[
 ]
 
 
-def track_filters(genre: str | None, album: str | None, year: int | None) -> dict[str, Any]:
+ColumnFilters = Annotated[
+    list[str] | None,
+    Query(
+        alias="filter",
+        max_length=20,
+        description="`column:value` on a manifest column the server declares filterable "
+        "(SOUNDALIKE_FILTERABLE_COLUMNS); repeat for several (all must hold).",
+        examples=["label:Blue Note"],
+    ),
+]
+
+
+def track_filters(
+    genre: str | None,
+    album: str | None,
+    year: int | None,
+    column_filters: list[str] | None = None,
+    filterable: list[str] | None = None,
+) -> dict[str, Any]:
     """The filters a request gave, in the store's vocabulary (absent ones left out)."""
     given = {"genre": genre, "album": album, "year": year}
-    return {name: value for name, value in given.items() if value is not None}
+    filters: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    for text in column_filters or []:
+        column, separator, value = text.partition(":")
+        if not separator or not column or not value:
+            raise InvalidRequest(f"filter: expected column:value, got {text!r}")
+        if column not in (filterable or []):
+            allowed = ", ".join(filterable or []) or "none are declared"
+            raise InvalidRequest(f"filter: {column!r} is not a filterable column ({allowed})")
+        filters.setdefault(column, [])
+        if not isinstance(filters[column], list):
+            filters[column] = [filters[column]]
+        filters[column].append(value)
+    return filters
 
 
 @router.get(
@@ -89,6 +120,7 @@ def list_artists(
 )
 def similar_artists(
     store: StoreDep,
+    settings: SettingsDep,
     artist: ArtistName,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results.")] = 10,
     min_tracks: Annotated[
@@ -97,6 +129,7 @@ def similar_artists(
     genre: Genre = None,
     album: Album = None,
     year: Year = None,
+    column_filters: ColumnFilters = None,
     explain: Annotated[
         bool, Query(description="Add the closest track pairs of each result (slower).")
     ] = False,
@@ -106,7 +139,8 @@ def similar_artists(
         artist,
         limit=limit,
         min_tracks=min_tracks,
-        filters=track_filters(genre, album, year) or None,
+        filters=track_filters(genre, album, year, column_filters, settings.filterable_columns)
+        or None,
         explain=explain,
     )
     return SimilarArtists(

@@ -7,9 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
-from soundalike.api.deps import StoreDep
+from soundalike.api.deps import SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
-from soundalike.api.routes.artists import track_filters
+from soundalike.api.routes.artists import ColumnFilters, track_filters
 from soundalike.api.schemas import SimilarTracks, TrackInfo, TrackScore
 from soundalike.search.queries import MAX_LIMIT, get_track, tracks_like
 
@@ -37,6 +37,7 @@ def get_one_track(store: StoreDep, track_id: TrackId) -> TrackInfo:
 )
 def similar_tracks(
     store: StoreDep,
+    settings: SettingsDep,
     track_id: TrackId,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results.")] = 10,
     exclude_same_artist: Annotated[
@@ -48,6 +49,7 @@ def similar_tracks(
     genre: TrackGenre = None,
     album: TrackAlbum = None,
     year: TrackYear = None,
+    column_filters: ColumnFilters = None,
 ) -> SimilarTracks:
     track, hits = tracks_like(
         store,
@@ -55,7 +57,8 @@ def similar_tracks(
         limit=limit,
         exclude_same_artist=exclude_same_artist,
         max_per_artist=max_per_artist,
-        filters=track_filters(genre, album, year) or None,
+        filters=track_filters(genre, album, year, column_filters, settings.filterable_columns)
+        or None,
     )
     return SimilarTracks(
         track=TrackInfo.from_track(track), results=[TrackScore.from_hit(h) for h in hits]

@@ -183,3 +183,14 @@ def test_shard_parse_rejects_nonsense() -> None:
     for bad in ["3/3", "-1/2", "a/b", "1", "0/0"]:
         with pytest.raises(ValueError):
             Shard.parse(bad)
+
+
+def test_ingest_into_the_server_backend(catalogue: Path, tiny_embedder: MertEmbedder) -> None:
+    # qdrant-client's :memory: mode stands in for a Qdrant server (none can run here).
+    with open_store(in_memory=True) as server_store:
+        summary = ingest(catalogue, store=server_store, embedder=tiny_embedder, options=options())
+        assert (summary.ingested, len(summary.failed)) == (9, 3)
+        artists, total = server_store.list_artists(limit=50)
+        assert total == 3 and all(a.track_count == 3 for a in artists)
+        rerun = ingest(catalogue, store=server_store, embedder=tiny_embedder, options=options())
+        assert (rerun.ingested, rerun.skipped) == (0, 9)
