@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -102,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API with uvicorn")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        dest="http_workers",
+        help="uvicorn worker processes (more than 1 needs a Qdrant server: --qdrant-url)",
+    )
     _add_model_flags(serve)
     _add_store_flags(serve)
 
@@ -378,8 +386,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from soundalike.api.main import create_app
 
     settings = settings_from(args)
+    if args.http_workers < 1:
+        raise UsageError("--workers must be >= 1")
+    if args.http_workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+        return EXIT_OK
+    if settings.qdrant_url is None:
+        raise UsageError(
+            "an embedded store belongs to one process: --workers above 1 needs a Qdrant "
+            "server (--qdrant-url or SOUNDALIKE_QDRANT_URL)"
+        )
+    # Each worker process builds its own app from the environment: hand it the flags given.
+    for name in SETTINGS_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[f"SOUNDALIKE_{name.upper()}"] = str(value)
     uvicorn.run(
-        create_app(settings),
+        "soundalike.api.main:create_app",
+        factory=True,
+        workers=args.http_workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -130,6 +130,8 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli("ingest", str(tmp_path), "--layer", "13").returncode == 2
     assert run_cli("ingest", str(tmp_path), "--shard", "5/2").returncode == 2
     assert run_cli("similar").returncode == 2
+    several = run_cli("serve", "--workers", "2", "--data-dir", str(tmp_path))
+    assert several.returncode == 2 and "Qdrant server" in several.stderr
 
 
 def test_delete_removes_artist(catalogue: Path, tiny_mert_dir: Path, tmp_path: Path) -> None:
@@ -222,3 +224,41 @@ def test_demo_ingests_a_generated_catalogue_and_prints_neighbours(
 
     again = run_cli("demo", "--out", str(out), "--model", str(tiny_mert_dir), "--workers", "1")
     assert again.returncode == 0 and "15 already stored" in again.stdout
+
+
+@pytest.mark.slow
+def test_serve_with_several_workers_on_a_server_store(tmp_path: Path) -> None:
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the Qdrant URL: the workers must start, be alive and say not ready.
+    args = ["serve", "--workers", "2", "--port", str(port), "--qdrant-url", "http://127.0.0.1:9"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "soundalike.api.cli", *args],
+        env=cli_env(SOUNDALIKE_QDRANT_TIMEOUT="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not come up")
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert "http://127.0.0.1:9" in ready.json()["detail"]
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    assert stderr.count("Started server process") == 2
