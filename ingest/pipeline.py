@@ -326,13 +326,13 @@ class Writer:
 def stale_artists(store: Store, artist_keys: set[str]) -> set[str]:
     """Artists whose centroid does not reflect their stored tracks (left by an interrupted run)."""
     track_counts = store.artist_track_counts()
-    stale = set()
-    for key in artist_keys:
-        artist = store.get_artist(key)
-        stored_tracks = track_counts.get(key, 0)
-        if (artist is None and stored_tracks) or (artist and artist.track_count != stored_tracks):
-            stale.add(key)
-    return stale
+    stored_artists = store.get_artists(artist_keys)
+    return {
+        key
+        for key in artist_keys
+        if (stored_artists[key].track_count if key in stored_artists else 0)
+        != track_counts.get(key, 0)
+    }
 
 
 # --- the whole run ------------------------------------------------------------------------
