@@ -33,6 +33,22 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def ingest_with_cli(
+    catalogue: Path, model_dir: Path, data_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "ingest",
+        str(catalogue),
+        "--model",
+        str(model_dir),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        "1",
+        "--json",
+    )
+
+
 def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
@@ -51,17 +67,7 @@ def ingested(
     catalogue: Path, tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict]:
     data_dir = tmp_path_factory.mktemp("cli-data")
-    result = run_cli(
-        "ingest",
-        str(catalogue),
-        "--model",
-        str(tiny_mert_dir),
-        "--data-dir",
-        str(data_dir),
-        "--workers",
-        "1",
-        "--json",
-    )
+    result = ingest_with_cli(catalogue, tiny_mert_dir, data_dir)
     assert result.returncode == 0, result.stderr
     return data_dir, last_json(result.stdout)
 
@@ -136,17 +142,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_delete_removes_artist(catalogue: Path, tiny_mert_dir: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    run_cli(
-        "ingest",
-        str(catalogue),
-        "--model",
-        str(tiny_mert_dir),
-        "--data-dir",
-        str(data_dir),
-        "--workers",
-        "1",
-        "--json",
-    )
+    ingest_with_cli(catalogue, tiny_mert_dir, data_dir)
     names = [
         r["artist"]
         for r in last_json(run_cli("artists", "--data-dir", str(data_dir), "--json").stdout)[
