@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument(
-        "--workers",
+        "--http-workers",
         type=int,
         default=1,
         dest="http_workers",
@@ -253,7 +253,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     options = IngestOptions(
         excerpt=ExcerptPolicy.parse(settings.excerpt),
         window_seconds=settings.window_seconds,
-        min_seconds=settings.min_duration_seconds,
+        min_duration_seconds=settings.min_duration_seconds,
         silence_rms=settings.silence_rms,
         workers=settings.workers,
         artist_from=args.artist_from,
@@ -296,10 +296,10 @@ def cmd_similar(args: argparse.Namespace) -> int:
     with opened_store(settings) as store:
         answer = artists_like(store, args.artist, limit=args.limit, min_tracks=args.min_tracks)
     document = {
-        "artist": answer.artist.artist,
+        "artist": answer.artist.name,
         "results": [
             {
-                "artist": hit.artist.artist,
+                "artist": hit.artist.name,
                 "score": round(hit.score, 6),
                 "track_count": hit.artist.track_count,
             }
@@ -332,11 +332,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
         policy=policy,
         sample_rate=embedder.sample_rate,
         window_seconds=settings.window_seconds,
-        min_seconds=settings.min_duration_seconds,
+        min_duration_seconds=settings.min_duration_seconds,
         silence_rms=settings.silence_rms,
     )
     vector = embedder.embed_track(audio.windows)
-    spec = embedder.spec(str(policy), settings.window_seconds)
+    spec = embedder.build_spec(str(policy), settings.window_seconds)
     document = {
         "vector": [float(x) for x in vector],
         "dim": int(vector.shape[0]),
@@ -355,12 +355,12 @@ def cmd_artists(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with opened_store(settings) as store:
         artists, total = store.list_artists(prefix=args.prefix, limit=args.limit, offset=0)
-    document = {"artists": [{"artist": a.artist, "track_count": a.track_count} for a in artists]}
+    document = {"artists": [{"artist": a.name, "track_count": a.track_count} for a in artists]}
     if args.json:
         emit(document)
     else:
         for artist in artists:
-            print(f"{artist.artist:<40} {artist.track_count:5d} tracks")
+            print(f"{artist.name:<40} {artist.track_count:5d} tracks")
         print(f"{total} artists" + (f" (showing {len(artists)})" if total > len(artists) else ""))
     return EXIT_OK
 
@@ -374,9 +374,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
         removed = store.delete_artist(artist.artist_key)
         store.flush()
     if args.json:
-        emit({"artist": artist.artist, "tracks_deleted": removed})
+        emit({"artist": artist.name, "tracks_deleted": removed})
     else:
-        print(f"deleted {artist.artist}: {removed} tracks and its centroid")
+        print(f"deleted {artist.name}: {removed} tracks and its centroid")
     return EXIT_OK
 
 
@@ -387,7 +387,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     if args.http_workers < 1:
-        raise UsageError("--workers must be >= 1")
+        raise UsageError("--http-workers must be >= 1")
     if args.http_workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -399,7 +399,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_OK
     if settings.qdrant_url is None:
         raise UsageError(
-            "an embedded store belongs to one process: --workers above 1 needs a Qdrant "
+            "an embedded store belongs to one process: --http-workers above 1 needs a Qdrant "
             "server (--qdrant-url or SOUNDALIKE_QDRANT_URL)"
         )
     # Each worker process builds its own app from the environment: hand it the flags given.
@@ -440,9 +440,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print()
     for answer in result.neighbours:
-        print(f"artists like {answer.artist.artist}:")
+        print(f"artists like {answer.artist.name}:")
         for rank, item in enumerate(answer.results, 1):
-            print(f"  {rank}. {item.hit.artist.artist:<28} {item.hit.score:.3f}")
+            print(f"  {rank}. {item.hit.artist.name:<28} {item.hit.score:.3f}")
     print()
     width = max(len(name) for name in result.artist_names)
     print("artist similarity (cosine of centroids):")
@@ -481,7 +481,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "layer": settings.layer,
         "excerpt": settings.excerpt,
         "window_seconds": settings.window_seconds,
-        "min_seconds": settings.min_duration_seconds,
+        "min_duration_seconds": settings.min_duration_seconds,
         "silence_rms": settings.silence_rms,
         "artist_from": args.artist_from,
         "log": lambda line: print(line, file=sys.stderr),

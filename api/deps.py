@@ -138,7 +138,7 @@ class AudioEmbedder:
         from soundalike.ingest.audio import ExcerptPolicy, decode_excerpt
 
         embedder = self.load(stored.layer)
-        served = embedder.spec(stored.excerpt, stored.window_seconds)
+        served = embedder.build_spec(stored.excerpt, stored.window_seconds)
         differences = served.differences(stored)
         if differences:
             described = "; ".join(
@@ -154,7 +154,7 @@ class AudioEmbedder:
             policy=ExcerptPolicy.parse(stored.excerpt),
             sample_rate=embedder.sample_rate,
             window_seconds=stored.window_seconds,
-            min_seconds=self._settings.min_duration_seconds,
+            min_duration_seconds=self._settings.min_duration_seconds,
             silence_rms=self._settings.silence_rms,
         )
         return embedder.embed_track(audio.windows), audio.duration_seconds

@@ -92,7 +92,7 @@ def fill_store(
         centroids = random_centroids(rng, count, centres)
         batch = [
             Artist(
-                artist=artist_name(start + i),
+                name=artist_name(start + i),
                 artist_key=artist_key(artist_name(start + i)),
                 track_count=int(rng.integers(1, 20)),
                 centroid=centroids[i].tolist(),
@@ -100,15 +100,15 @@ def fill_store(
             for i in range(count)
         ]
         store.upsert_artists(batch)
-        with_tracks = [a for a in batch if int(a.artist.rsplit(" ", 1)[1]) < tracks]
+        with_tracks = [a for a in batch if int(a.name.rsplit(" ", 1)[1]) < tracks]
         if with_tracks:
             batch_tracks = [
                 Track(
                     track_id=track_id(f"bench-{a.artist_key}", a.artist_key),
-                    artist=a.artist,
+                    artist=a.name,
                     artist_key=a.artist_key,
                     vector=a.centroid,
-                    title=f"{a.artist} - first track",
+                    title=f"{a.name} - first track",
                     album="Bench",
                     genre="bench",
                     year=2024,

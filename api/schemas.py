@@ -60,7 +60,7 @@ class ArtistSummary(BaseModel):
 
     @classmethod
     def from_artist(cls, artist: Artist) -> ArtistSummary:
-        return cls(artist=artist.artist, track_count=artist.track_count)
+        return cls(artist=artist.name, track_count=artist.track_count)
 
 
 class ArtistList(BaseModel):
@@ -134,7 +134,7 @@ class ArtistScore(BaseModel):
     @classmethod
     def from_hit(cls, hit: ArtistHit) -> ArtistScore:
         return cls(
-            artist=hit.artist.artist, score=round(hit.score, 6), track_count=hit.artist.track_count
+            artist=hit.artist.name, score=round(hit.score, 6), track_count=hit.artist.track_count
         )
 
 

@@ -438,13 +438,13 @@ def decode_excerpt(
     policy: ExcerptPolicy,
     sample_rate: int = 24000,
     window_seconds: float = 30.0,
-    min_seconds: float = 3.0,
+    min_duration_seconds: float = 3.0,
     silence_rms: float = 1e-3,
 ) -> DecodedAudio:
     """Decode the excerpt window(s) of one file as mono float32 at `sample_rate`.
 
     Raises UndecodableAudio (not audio, no audio stream, FFmpeg errors), AudioTooShort (shorter
-    than `min_seconds`) and SilentAudio (RMS of the windows below `silence_rms`).
+    than `min_duration_seconds`) and SilentAudio (RMS of the windows below `silence_rms`).
     """
     path = Path(path)
     if not path.is_file():
@@ -457,7 +457,7 @@ def decode_excerpt(
         raise UndecodableAudio(str(path), f"FFmpeg could not read it: {_plain(error)}") from error
     try:
         return _decode_windows(
-            reader, path, policy, sample_rate, window_seconds, min_seconds, silence_rms
+            reader, path, policy, sample_rate, window_seconds, min_duration_seconds, silence_rms
         )
     except (UndecodableAudio, AudioTooShort, SilentAudio):
         raise
@@ -501,7 +501,7 @@ def _decode_windows(
     policy: ExcerptPolicy,
     sample_rate: int,
     window_seconds: float,
-    min_seconds: float,
+    min_duration_seconds: float,
     silence_rms: float,
 ) -> DecodedAudio:
     window_samples = round(window_seconds * sample_rate)
@@ -537,10 +537,11 @@ def _decode_windows(
         total, duration_from = track_total, "decoded"
 
     duration_seconds = total / sample_rate if duration_from == "decoded" else float(duration)
-    if duration_seconds < min_seconds:
+    if duration_seconds < min_duration_seconds:
         raise AudioTooShort(
             str(path),
-            f"{duration_seconds:.2f} s of audio, shorter than the minimum of {min_seconds:g} s",
+            f"{duration_seconds:.2f} s of audio, "
+            f"shorter than the minimum of {min_duration_seconds:g} s",
         )
     energy = sum(float(np.dot(w, w)) for w in windows)  # no float64 copy of the windows
     rms = math.sqrt(energy / sum(w.size for w in windows))

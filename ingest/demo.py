@@ -51,7 +51,7 @@ def run_demo(
         catalogue_dir, store=store, embedder=embedder, options=options, progress=progress
     )
     artists, _ = store.list_artists(limit=DEMO_ARTISTS * 4)
-    names = [artist.artist for artist in artists]
+    names = [artist.name for artist in artists]
     neighbours = [artists_like(store, name, limit=len(names) - 1) for name in names]
     _, matrix = similarity_matrix(store, names)
     return DemoResult(catalogue_dir, summary, neighbours, names, matrix)

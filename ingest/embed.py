@@ -101,7 +101,7 @@ class MertEmbedder:
             out[index] = mean / norm
         return out
 
-    def spec(self, excerpt: str, window_seconds: float) -> EmbeddingSpec:
+    def build_spec(self, excerpt: str, window_seconds: float) -> EmbeddingSpec:
         return EmbeddingSpec(
             model=self.loaded.model_id,
             revision=self.loaded.revision,

@@ -156,7 +156,7 @@ def _tracks_from_store(store: Store, *, with_vectors: bool) -> list[EvalTrack]:
                 vector = None
                 if with_vectors and track.vector is not None:
                     vector = np.asarray(track.vector, dtype=np.float64)
-                tracks.append(EvalTrack(artist.artist, artist.artist_key, track.path, vector))
+                tracks.append(EvalTrack(artist.name, artist.artist_key, track.path, vector))
         offset += len(artists)
         if not artists or offset >= total:
             return tracks
@@ -273,7 +273,7 @@ def embed_tracks(
     spec: EmbeddingSpec,
     *,
     chunk_seconds: float | None,
-    min_seconds: float = 3.0,
+    min_duration_seconds: float = 3.0,
     silence_rms: float = 1e-3,
     log: Log | None = None,
 ) -> Embedded:
@@ -335,7 +335,7 @@ def embed_tracks(
                 policy=policy,
                 sample_rate=spec.sample_rate,
                 window_seconds=spec.window_seconds,
-                min_seconds=min_seconds,
+                min_duration_seconds=min_duration_seconds,
                 silence_rms=silence_rms,
             )
         except AudioError as error:
@@ -481,7 +481,7 @@ def run_evaluation(
     layer: int = DEFAULT_LAYER,
     excerpt: str = "centre",
     window_seconds: float = 30.0,
-    min_seconds: float = 3.0,
+    min_duration_seconds: float = 3.0,
     silence_rms: float = 1e-3,
     artist_from: Literal["folders", "tags"] = "folders",
     log: Log | None = None,
@@ -554,7 +554,7 @@ def run_evaluation(
             chunk_seconds=(
                 comparison.chunk_seconds if comparison and comparison.kind == "chunked" else None
             ),
-            min_seconds=min_seconds,
+            min_duration_seconds=min_duration_seconds,
             silence_rms=silence_rms,
             log=log,
         )

@@ -65,7 +65,7 @@ class Shard:
 class IngestOptions:
     excerpt: ExcerptPolicy
     window_seconds: float = 30.0
-    min_seconds: float = 3.0
+    min_duration_seconds: float = 3.0
     silence_rms: float = 1e-3
     workers: int = 2
     artist_from: Literal["folders", "tags"] = "folders"
@@ -250,7 +250,7 @@ class _Decoder:
     def __init__(self, options: IngestOptions, sample_rate: int) -> None:
         self.policy = options.excerpt
         self.window_seconds = options.window_seconds
-        self.min_seconds = options.min_seconds
+        self.min_duration_seconds = options.min_duration_seconds
         self.silence_rms = options.silence_rms
         self.sample_rate = sample_rate
 
@@ -261,7 +261,7 @@ class _Decoder:
                 policy=self.policy,
                 sample_rate=self.sample_rate,
                 window_seconds=self.window_seconds,
-                min_seconds=self.min_seconds,
+                min_duration_seconds=self.min_duration_seconds,
                 silence_rms=self.silence_rms,
             )
         except AudioError as error:
@@ -350,7 +350,7 @@ def ingest(
     """Ingest a folder or manifest into the store. Bad files are reported, never fatal."""
     started = time.monotonic()
     summary = IngestSummary()
-    spec: EmbeddingSpec = embedder.spec(str(options.excerpt), options.window_seconds)
+    spec: EmbeddingSpec = embedder.build_spec(str(options.excerpt), options.window_seconds)
     discovery = discover(source, artist_from=options.artist_from)
     if not discovery.entries and not discovery.problems:
         raise InvalidRequest(f"no audio files found under {source}")

@@ -62,7 +62,8 @@ def resolve_artist(store: Store, name: str, *, with_centroid: bool = False) -> A
     return artist
 
 
-def get_track(store: Store, track_id: str) -> Track:
+def require_track(store: Store, track_id: str) -> Track:
+    """The stored track with its vector, or TrackNotFound (a 404)."""
     track = store.get_track(track_id)
     if track is None:
         raise TrackNotFound(track_id)
@@ -192,9 +193,7 @@ def tracks_like(
     _check_limit(limit)
     if max_per_artist is not None and max_per_artist < 1:
         raise InvalidRequest(f"max_per_artist must be >= 1, got {max_per_artist}")
-    track = store.get_track(track_id, with_vector=True)
-    if track is None:
-        raise TrackNotFound(track_id)
+    track = require_track(store, track_id)
     assert track.vector is not None
     hits = _capped_track_search(
         store,

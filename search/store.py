@@ -513,10 +513,10 @@ class Store:
         points = []
         for artist in artists:
             if artist.centroid is None:
-                raise InvalidRequest(f"artist {artist.artist!r}: no centroid to store")
-            vector = _as_vector(artist.centroid, spec.dim, f"artist {artist.artist!r}")
+                raise InvalidRequest(f"artist {artist.name!r}: no centroid to store")
+            vector = _as_vector(artist.centroid, spec.dim, f"artist {artist.name!r}")
             payload = {
-                F_ARTIST: artist.artist,
+                F_ARTIST: artist.name,
                 F_ARTIST_KEY: artist.artist_key,
                 F_TRACK_COUNT: int(artist.track_count),
                 F_GENRES: list(artist.genres),
@@ -563,7 +563,7 @@ class Store:
         index = self._name_index()
         start, end = index.prefix_range(key_prefix(prefix or ""))
         page = index.entries[start + offset : min(end, start + offset + limit)]
-        artists = [Artist(artist=e.name, artist_key=e.key, track_count=e.track_count) for e in page]
+        artists = [Artist(name=e.name, artist_key=e.key, track_count=e.track_count) for e in page]
         return artists, end - start
 
     def artist_names(self) -> dict[str, str]:
@@ -869,7 +869,7 @@ def _track_from(point: StoredPoint) -> Track:
 def _artist_from(point: StoredPoint) -> Artist:
     p = point.payload
     return Artist(
-        artist=str(p.get(F_ARTIST, "")),
+        name=str(p.get(F_ARTIST, "")),
         artist_key=str(p.get(F_ARTIST_KEY, "")),
         track_count=int(p.get(F_TRACK_COUNT) or 0),
         centroid=point.vector,
@@ -889,7 +889,7 @@ def _artist_of(key: str, points: list[StoredPoint]) -> Artist:
     display = min(names, key=lambda n: (-names[n], n))
     genres = sorted({str(g) for p in points if (g := p.payload.get(F_GENRE))})
     return Artist(
-        artist=display,
+        name=display,
         artist_key=key,
         track_count=len(points),
         centroid=centroid.tolist(),

@@ -181,7 +181,7 @@ def run_backend(
         vectors = _unit_rows(rng, count)
         artists = [
             Artist(
-                artist=names[start + o],
+                name=names[start + o],
                 artist_key=keys[start + o],
                 track_count=1 + (start + o) % 12,
                 centroid=vectors[o].tolist(),
@@ -291,7 +291,7 @@ def run_recall(
         store.upsert_artists(
             [
                 Artist(
-                    artist=keys[i],
+                    name=keys[i],
                     artist_key=keys[i],
                     track_count=int(track_counts[i]),
                     centroid=centroids[i].tolist(),

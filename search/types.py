@@ -64,9 +64,9 @@ class Track:
 
 @dataclass
 class Artist:
-    """One artist: its centroid (mean of unit track vectors, re-normalised)."""
+    """One artist: its display name and centroid (mean of unit track vectors, re-normalised)."""
 
-    artist: str
+    name: str
     artist_key: str
     track_count: int
     centroid: list[float] | None = None

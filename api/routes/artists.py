@@ -144,7 +144,7 @@ def similar_artists(
         explain=explain,
     )
     return SimilarArtists(
-        artist=answer.artist.artist,
+        artist=answer.artist.name,
         results=[SimilarArtistResult.from_result(r, explain) for r in answer.results],
     )
 
@@ -158,7 +158,7 @@ def get_artist(store: StoreDep, artist: ArtistName) -> ArtistDetail:
     found = resolve_artist(store, artist)
     tracks = store.tracks_of_artist(found.artist_key, with_vectors=False)
     return ArtistDetail(
-        artist=found.artist,
+        artist=found.name,
         track_count=found.track_count,
         genres=found.genres,
         tracks=[TrackInfo.from_track(t) for t in tracks],

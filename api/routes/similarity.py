@@ -31,4 +31,4 @@ def artist_similarity(
     ],
 ) -> SimilarityMatrix:
     artists, matrix = similarity_matrix(store, artist)
-    return SimilarityMatrix(artists=[a.artist for a in artists], matrix=matrix)
+    return SimilarityMatrix(artists=[a.name for a in artists], matrix=matrix)

@@ -11,7 +11,7 @@ from soundalike.api.deps import SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.routes.artists import ColumnFilters, track_filters
 from soundalike.api.schemas import SimilarTracks, TrackInfo, TrackScore
-from soundalike.search.queries import MAX_LIMIT, get_track, tracks_like
+from soundalike.search.queries import MAX_LIMIT, require_track, tracks_like
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
 
@@ -27,7 +27,7 @@ TrackYear = Annotated[int | None, Query(ge=0, le=9999, description="Only tracks 
     responses=error_responses(401, 404, 422, 503),
 )
 def get_one_track(store: StoreDep, track_id: TrackId) -> TrackInfo:
-    return TrackInfo.from_track(get_track(store, str(track_id)))
+    return TrackInfo.from_track(require_track(store, str(track_id)))
 
 
 @router.get(

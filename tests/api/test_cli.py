@@ -136,7 +136,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli("ingest", str(tmp_path), "--layer", "13").returncode == 2
     assert run_cli("ingest", str(tmp_path), "--shard", "5/2").returncode == 2
     assert run_cli("similar").returncode == 2
-    several = run_cli("serve", "--workers", "2", "--data-dir", str(tmp_path))
+    several = run_cli("serve", "--http-workers", "2", "--data-dir", str(tmp_path))
     assert several.returncode == 2 and "Qdrant server" in several.stderr
 
 
@@ -232,7 +232,7 @@ def test_serve_with_several_workers_on_a_server_store(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Nothing listens on the Qdrant URL: the workers must start, be alive and say not ready.
-    args = ["serve", "--workers", "2", "--port", str(port), "--qdrant-url", "http://127.0.0.1:9"]
+    args = ["serve", "--http-workers", "2", "--port", str(port), "--qdrant-url", "http://127.0.0.1:9"]
     server = subprocess.Popen(
         [sys.executable, "-m", "soundalike.api.cli", *args],
         env=cli_env(SOUNDALIKE_QDRANT_TIMEOUT="1"),

@@ -188,8 +188,8 @@ class _RenamedModel:
         self.real = real
         self.sample_rate = real.sample_rate
 
-    def spec(self, excerpt: str, window_seconds: float) -> EmbeddingSpec:
-        spec = self.real.spec(excerpt, window_seconds)
+    def build_spec(self, excerpt: str, window_seconds: float) -> EmbeddingSpec:
+        spec = self.real.build_spec(excerpt, window_seconds)
         return EmbeddingSpec(**{**spec.to_dict(), "model": "another-model"})
 
 
@@ -253,4 +253,4 @@ def test_model_loads_lazily_or_at_start_up(make_client: ClientFactory) -> None:
         assert embedder.loaded
         # Loaded with the stored collection's layer, so uploads embed like the catalogue.
         stored = eager.app.state.stores.get().spec()  # type: ignore[attr-defined]
-        assert embedder.load().spec(stored.excerpt, stored.window_seconds) == stored
+        assert embedder.load().build_spec(stored.excerpt, stored.window_seconds) == stored

@@ -134,7 +134,7 @@ def test_window_too_short_for_the_conv_stack_is_refused(tiny_embedder: MertEmbed
 
 
 def test_spec_describes_the_vectors(tiny_embedder: MertEmbedder, tiny_mert_dir: Path) -> None:
-    spec = tiny_embedder.spec("windows:3", 30.0)
+    spec = tiny_embedder.build_spec("windows:3", 30.0)
     assert spec == EmbeddingSpec(
         model=str(tiny_mert_dir.resolve()),
         revision=None,

@@ -63,7 +63,7 @@ def stored_vectors(store: Store) -> tuple[np.ndarray, list[str]]:
     for artist in artists:
         for track in store.tracks_of_artist(artist.artist_key, with_vectors=True):
             vectors.append(track.vector)
-            labels.append(artist.artist)
+            labels.append(artist.name)
     return np.array(vectors), labels
 
 

@@ -22,7 +22,7 @@ CENTRE = ExcerptPolicy.parse("centre")
 
 
 def options(**overrides: object) -> IngestOptions:
-    base: dict[str, object] = {"excerpt": CENTRE, "workers": 1, "min_seconds": 3.0}
+    base: dict[str, object] = {"excerpt": CENTRE, "workers": 1, "min_duration_seconds": 3.0}
     base.update(overrides)
     return IngestOptions(**base)  # type: ignore[arg-type]
 
@@ -129,7 +129,7 @@ def test_stale_centroid_is_repaired_by_the_next_run(
     victim = artists[0]
     # What an interrupted run leaves: tracks written, the centroid from before.
     dim = store.spec().dim
-    stale = Artist(victim.artist, victim.artist_key, 1, centroid=[1.0] + [0.0] * (dim - 1))
+    stale = Artist(victim.name, victim.artist_key, 1, centroid=[1.0] + [0.0] * (dim - 1))
     store.upsert_artists([stale])
 
     rerun = ingest(catalogue, store=store, embedder=tiny_embedder, options=options())

@@ -175,7 +175,7 @@ def test_recompute_centroids_matches_the_mean_and_removes_empty_artists(
 
     alpha = store.get_artist("alpha", with_centroid=True)
     assert alpha is not None
-    assert (alpha.artist, alpha.track_count, alpha.genres) == ("Alpha", 3, ["pop", "rock"])
+    assert (alpha.name, alpha.track_count, alpha.genres) == ("Alpha", 3, ["pop", "rock"])
     expected = artist_centroid(np.array([t.vector for t in a_tracks]))
     assert np.allclose(alpha.centroid, expected, atol=1e-5)
     assert store.get_artist("alpha").centroid is None  # type: ignore[union-attr]
@@ -344,15 +344,15 @@ def test_list_artists_prefix_pagination_and_total(store: Store, unit: UnitVector
     )
     page, total = store.list_artists(limit=3)
     assert total == 7
-    assert [a.artist for a in page] == ["Al Green", "alpha", "Alpine Trio"]
+    assert [a.name for a in page] == ["Al Green", "alpha", "Alpine Trio"]
     page, total = store.list_artists(limit=3, offset=3)
-    assert [a.artist for a in page] == ["Álvaro", "Beta Band", "Bravo"]
-    assert store.list_artists(limit=3, offset=6)[0][0].artist == "charlie"
+    assert [a.name for a in page] == ["Álvaro", "Beta Band", "Bravo"]
+    assert store.list_artists(limit=3, offset=6)[0][0].name == "charlie"
 
     page, total = store.list_artists(prefix="AL", limit=2)
-    assert total == 4 and [a.artist for a in page] == ["Al Green", "alpha"]
+    assert total == 4 and [a.name for a in page] == ["Al Green", "alpha"]
     page, _ = store.list_artists(prefix="al", limit=10, offset=2)
-    assert [a.artist for a in page] == ["Alpine Trio", "Álvaro"]
+    assert [a.name for a in page] == ["Alpine Trio", "Álvaro"]
     page, total = store.list_artists(prefix="álv")
     assert total == 1 and page[0].track_count == 3
     assert store.list_artists(prefix="zz") == ([], 0)
@@ -530,7 +530,7 @@ def test_default_search_finds_the_exact_top_10_on_crowded_centroids(
     store.upsert_artists(
         [
             Artist(
-                artist=f"artist {i:05d}",
+                name=f"artist {i:05d}",
                 artist_key=f"artist {i:05d}",
                 track_count=1 + i % 5,
                 centroid=c.tolist(),
