@@ -47,6 +47,12 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+# The defaults of what is embedded, defined here once (Settings and every caller use these).
+DEFAULT_EXCERPT = "centre"
+DEFAULT_WINDOW_SECONDS = 30.0
+DEFAULT_MIN_DURATION_SECONDS = 3.0
+DEFAULT_SILENCE_RMS = 1e-3
+
 PREROLL_SECONDS = 0.5
 # Demuxers whose seeks land on estimated timestamps; for these the reader skips packets
 # (reading, not decoding) from the start instead of seeking.
@@ -437,9 +443,9 @@ def decode_excerpt(
     *,
     policy: ExcerptPolicy,
     sample_rate: int = 24000,
-    window_seconds: float = 30.0,
-    min_duration_seconds: float = 3.0,
-    silence_rms: float = 1e-3,
+    window_seconds: float = DEFAULT_WINDOW_SECONDS,
+    min_duration_seconds: float = DEFAULT_MIN_DURATION_SECONDS,
+    silence_rms: float = DEFAULT_SILENCE_RMS,
 ) -> DecodedAudio:
     """Decode the excerpt window(s) of one file as mono float32 at `sample_rate`.
 

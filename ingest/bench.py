@@ -183,7 +183,7 @@ def run_bench(
     target = str(resolve_device(device))
     with tempfile.TemporaryDirectory(prefix="soundalike-bench-") as scratch:
         if random_weights:
-            from soundalike.ingest.checkpoint import write_mert_checkpoint
+            from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 
             model_path = str(write_mert_checkpoint(Path(scratch) / "mert-random"))
             model_label = "MERT-v1-95M architecture, random weights"

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.devtools.synth import write_catalogue
 from soundalike.ingest.embed import MertEmbedder
 from soundalike.ingest.pipeline import IngestOptions, IngestSummary, ingest
-from soundalike.ingest.synth import write_catalogue
 from soundalike.search.queries import SimilarArtists, artists_like, similarity_matrix
 from soundalike.search.store import Store
 

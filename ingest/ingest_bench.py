@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from soundalike.ingest.audio import ExcerptPolicy
-from soundalike.ingest.checkpoint import write_mert_checkpoint
+from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
+from soundalike.ingest.devtools.synth import write_catalogue
 from soundalike.ingest.embed import load_embedder
 from soundalike.ingest.pipeline import IngestOptions, decode, embed, identify, ingest
-from soundalike.ingest.synth import write_catalogue
 from soundalike.search.errors import AudioError
 from soundalike.search.store import open_store
 

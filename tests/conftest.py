@@ -22,7 +22,7 @@ TINY_MERT_OVERRIDES: dict[str, Any] = {
 @pytest.fixture(scope="session")
 def tiny_mert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12-layer random-weight checkpoint in MERT's released layout (safetensors)."""
-    from soundalike.ingest.checkpoint import write_mert_checkpoint
+    from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 
     return write_mert_checkpoint(
         tmp_path_factory.mktemp("tiny-mert"), config_overrides=TINY_MERT_OVERRIDES, seed=0

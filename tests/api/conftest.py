@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
 from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
 from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.synth import WrittenTrack, write_catalogue
 from soundalike.search.store import open_store
 
 ARTISTS = 4

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 import pytest
 from fastapi.testclient import TestClient
 
-from soundalike.ingest.synth import WrittenTrack
+from soundalike.ingest.devtools.synth import WrittenTrack
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 KEY = "s3cret-key-é"  # non-ASCII: clients send its UTF-8 bytes

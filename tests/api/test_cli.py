@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from soundalike.ingest.synth import write_catalogue
+from soundalike.ingest.devtools.synth import write_catalogue
 
 
 def run_cli(

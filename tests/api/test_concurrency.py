@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from soundalike.ingest.synth import WrittenTrack
+from soundalike.ingest.devtools.synth import WrittenTrack
 
 THREADS = 8
 REQUESTS_PER_THREAD = 150

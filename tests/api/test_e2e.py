@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from soundalike.ingest.synth import WrittenTrack
+from soundalike.ingest.devtools.synth import WrittenTrack
 
 pytestmark = pytest.mark.slow
 

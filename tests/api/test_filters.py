@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
 from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.devtools.synth import synth_track, write_audio
 from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.synth import synth_track, write_audio
 from soundalike.search.store import open_store
 
 # artist -> label of each of its three tracks: only "Ana Ruiz" has a track on Verve.

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from soundalike.api.deps import get_store
-from soundalike.ingest.synth import WrittenTrack
+from soundalike.ingest.devtools.synth import WrittenTrack
 from soundalike.search.errors import StoreUnavailable
 
 ECLAIR = "Éclair Ensemble"

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from soundalike.api.deps import AudioEmbedder, get_audio_embedder
-from soundalike.ingest.synth import WrittenTrack, synth_track, write_audio
+from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_audio
 from soundalike.search.types import EmbeddingSpec
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]

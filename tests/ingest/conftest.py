@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike.ingest.synth import synth_track, write_audio
+from soundalike.ingest.devtools.synth import synth_track, write_audio
 
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "m4a")
 SOURCE_RATES = (44100, 48000)

@@ -17,7 +17,7 @@ from soundalike.ingest.audio import (
     decode_excerpt,
     decode_full,
 )
-from soundalike.ingest.synth import write_audio
+from soundalike.ingest.devtools.synth import write_audio
 from soundalike.search.errors import AudioTooShort, SilentAudio, UndecodableAudio
 
 from .conftest import CLICK_SECONDS, FORMATS, SOURCE_RATES

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soundalike.ingest.catalogue import discover
-from soundalike.ingest.synth import write_audio, write_catalogue
+from soundalike.ingest.devtools.synth import write_audio, write_catalogue
 from soundalike.search.errors import InvalidRequest
 
 CLIP = (np.random.default_rng(0).standard_normal((2, 4410)) * 0.1).astype(np.float32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from soundalike.ingest.checkpoint import write_mert_checkpoint
+from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 from soundalike.ingest.embed import MertEmbedder, load_embedder
 from soundalike.search.types import EmbeddingSpec
 

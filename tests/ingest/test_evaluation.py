@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.devtools.synth import write_catalogue
 from soundalike.ingest.evaluation import (
     Comparison,
     EvalTrack,
@@ -20,7 +21,6 @@ from soundalike.ingest.evaluation import (
     sample_tracks,
 )
 from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.synth import write_catalogue
 from soundalike.search.errors import InvalidRequest
 from soundalike.search.evaluate import evaluate_vectors
 from soundalike.search.store import Store, open_store

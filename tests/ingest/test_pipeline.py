@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
 from soundalike.ingest.embed import MertEmbedder, load_embedder
 from soundalike.ingest.pipeline import IngestOptions, Shard, ingest
-from soundalike.ingest.synth import synth_track, write_audio, write_catalogue
 from soundalike.search.centroids import artist_centroid
 from soundalike.search.errors import SpecMismatch
 from soundalike.search.store import Store, open_store

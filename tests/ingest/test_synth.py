@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soundalike.ingest.audio import decode_full
-from soundalike.ingest.synth import synth_track, write_audio, write_catalogue
+from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
 
 
 def test_synth_track_is_deterministic_and_shaped() -> None:
