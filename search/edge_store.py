@@ -23,8 +23,18 @@ from typing import IO, Any
 
 import qdrant_edge as qe
 
+from soundalike.search.backend import (
+    IndexKind,
+    Scalar,
+    Scan,
+    StoredPoint,
+    VectorQuery,
+    Where,
+    point_from_record,
+    scroll_pages,
+    spell_filter,
+)
 from soundalike.search.errors import StoreError, StoreLocked
-from soundalike.search.store import IndexKind, Scalar, StoredPoint, Where
 
 _INDEX_SCHEMAS: dict[IndexKind, qe.PayloadSchemaType] = {
     "keyword": qe.PayloadSchemaType.Keyword,
@@ -138,7 +148,7 @@ class EdgeBackend:
     def collection_exists(self, name: str) -> bool:
         return name in self._shards or (self._path(name) / "edge_config.json").exists()
 
-    def create_collection(self, name: str, dim: int) -> None:
+    def create_collection(self, name: str, dim: int) -> bool:
         index = self._index
         config = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
@@ -160,11 +170,22 @@ class EdgeBackend:
         )
         path = self._path(name)
         with self._shards_lock:
+            if self.collection_exists(name):
+                return False
             if path.exists():
                 # Leftovers of an interrupted creation (no edge_config.json yet).
                 shutil.rmtree(path)
             with self._errors(f"create the collection {name}"):
                 self._shards[name] = qe.EdgeShard.create(str(path), config)
+        return True
+
+    def vector_size(self, name: str) -> int:
+        path = self._path(name) / "edge_config.json"
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            return int(config["vectors"][""]["size"])
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise StoreError(f"cannot read the vector size of {name} from {path}: {exc}") from exc
 
     def drop_collection(self, name: str) -> None:
         with self._shards_lock:
@@ -217,7 +238,7 @@ class EdgeBackend:
         shard = self._shard(name)
         with self._errors(f"read from {name}"):
             records = shard.retrieve(list(ids), with_payload, with_vectors)
-        return [_point(r, with_vectors) for r in records]
+        return [point_from_record(r, with_vectors) for r in records]
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         if not ids:
@@ -227,86 +248,64 @@ class EdgeBackend:
             shard.update(qe.UpdateOperation.delete_points(list(ids)))
 
     def delete_where(self, name: str, where: Where) -> None:
+        edge_filter = _edge_filter(where)
+        if edge_filter is None:
+            raise StoreError(f"refusing to delete from {name} with an empty filter")
         shard = self._shard(name)
         with self._errors(f"delete from {name}"):
-            shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(where)))
+            shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter))
 
-    def scroll(
-        self,
-        name: str,
-        where: Where | None,
-        *,
-        with_vectors: bool,
-        fields: Sequence[str] | None,
-        batch_size: int,
-    ) -> Iterator[StoredPoint]:
+    def scroll(self, name: str, scan: Scan) -> Iterator[StoredPoint]:
         shard = self._shard(name)
-        payload: Any = qe.PayloadSelector.Include(list(fields)) if fields else True
-        edge_filter = _optional_filter(where)
-        offset: Any = None
-        while True:
+        payload: Any = qe.PayloadSelector.Include(list(scan.fields)) if scan.fields else True
+        edge_filter = _edge_filter(scan.where)
+
+        def page(offset: Any) -> tuple[Sequence[Any], Any]:
+            request = qe.ScrollRequest(
+                offset=offset,
+                limit=scan.batch_size,
+                filter=edge_filter,
+                with_payload=payload,
+                with_vector=scan.with_vectors,
+            )
             with self._errors(f"read from {name}"):
-                records, offset = shard.scroll(
-                    qe.ScrollRequest(
-                        offset=offset,
-                        limit=batch_size,
-                        filter=edge_filter,
-                        with_payload=payload,
-                        with_vector=with_vectors,
-                    )
-                )
-            for record in records:
-                yield _point(record, with_vectors)
-            if offset is None:
-                return
+                return shard.scroll(request)
+
+        return scroll_pages(page, scan.with_vectors)
 
     def count(self, name: str, where: Where | None = None) -> int:
         shard = self._shard(name)
-        edge_filter = _optional_filter(where)
+        edge_filter = _edge_filter(where)
         with self._errors(f"count {name}"):
             return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter)))
 
-    def search(
-        self,
-        name: str,
-        vector: list[float],
-        *,
-        limit: int,
-        where: Where | None,
-        search_ef: int | None = None,
-        exact: bool = False,
-    ) -> list[tuple[StoredPoint, float]]:
+    def search(self, name: str, query: VectorQuery) -> list[tuple[StoredPoint, float]]:
         shard = self._shard(name)
-        edge_filter = _optional_filter(where)
         params = (
-            qe.SearchParams(hnsw_ef=search_ef, exact=exact)
-            if search_ef is not None or exact
+            qe.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
+            if query.search_ef is not None or query.exact
             else None
         )
         request = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(vector),
-            filter=edge_filter,
+            limit=query.limit,
+            query=qe.Query.Nearest(query.vector),
+            filter=_edge_filter(query.where),
             with_payload=True,
-            with_vector=False,
+            with_vector=query.with_vectors,
             params=params,
         )
         with self._errors(f"search {name}"):
             hits = shard.query(request)
-        return [(_point(h, False), float(h.score)) for h in hits]
+        return [(point_from_record(h, query.with_vectors), float(h.score)) for h in hits]
 
     def value_counts(
-        self, name: str, field_name: str, where: Where | None = None
+        self, name: str, field_name: str, where: Where | None, *, limit: int
     ) -> dict[Scalar, int]:
-        # Facets need an upper bound on the number of values: the matching points bound it.
-        total = self.count(name, where)
-        if total == 0:
-            return {}
         shard = self._shard(name)
-        edge_filter = _optional_filter(where)
+        edge_filter = _edge_filter(where)
         with self._errors(f"list the values of {field_name} in {name}"):
             response = shard.facet(
-                qe.FacetRequest(key=field_name, limit=total, exact=True, filter=edge_filter)
+                qe.FacetRequest(key=field_name, limit=limit, exact=True, filter=edge_filter)
             )
         return {hit.value: int(hit.count) for hit in response.hits}
 
@@ -357,55 +356,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _point(record: Any, with_vector: bool) -> StoredPoint:
-    vector = record.vector if with_vector else None
-    if isinstance(vector, dict):  # named-vector form: ours is the unnamed default
-        vector = vector.get("")
-    return StoredPoint(
-        id=str(record.id),
-        vector=list(vector) if vector is not None else None,
-        payload=dict(record.payload or {}),
-    )
+def _edge_filter(where: Where | None) -> qe.Filter | None:
+    return spell_filter(where, _EdgeSpelling())
 
 
-def _any_of(field_name: str, values: Sequence[Scalar]) -> list[Any]:
-    """Conditions (one per value type) that match when the field equals any of `values`."""
-    strings = [v for v in values if isinstance(v, str)]
-    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    others = [v for v in values if isinstance(v, bool | float)]
-    conditions: list[Any] = []
-    if strings:
-        conditions.append(qe.FieldCondition(key=field_name, match=qe.MatchAny(strings)))
-    if ints:
-        conditions.append(qe.FieldCondition(key=field_name, match=qe.MatchAny(ints)))
-    for value in others:
-        if isinstance(value, float) and not value.is_integer():
-            conditions.append(
-                qe.FieldCondition(key=field_name, range=qe.RangeFloat(gte=value, lte=value))
-            )
-        else:
-            match = value if isinstance(value, bool) else int(value)
-            conditions.append(qe.FieldCondition(key=field_name, match=qe.MatchValue(match)))
-    return conditions
+class _EdgeSpelling:
+    """Filter conditions in qdrant_edge's classes."""
 
+    def match_any(self, field_name: str, values: list[str] | list[int]) -> Any:
+        return qe.FieldCondition(key=field_name, match=qe.MatchAny(values))
 
-def _optional_filter(where: Where | None) -> qe.Filter | None:
-    return _filter(where) if where is not None and not where.is_empty() else None
+    def match_bool(self, field_name: str, value: bool) -> Any:
+        return qe.FieldCondition(key=field_name, match=qe.MatchValue(value))
 
+    def in_range(self, field_name: str, gte: float, lte: float | None) -> Any:
+        return qe.FieldCondition(key=field_name, range=qe.RangeFloat(gte=gte, lte=lte))
 
-def _filter(where: Where) -> qe.Filter:
-    must: list[Any] = []
-    must_not: list[Any] = []
-    for field_name, values in where.equals.items():
-        options = _any_of(field_name, values)
-        must.append(options[0] if len(options) == 1 else qe.Filter(should=options))
-    for field_name, values in where.not_equals.items():
-        must_not.extend(_any_of(field_name, values))
-    for field_name, bound in where.at_least.items():
-        must.append(qe.FieldCondition(key=field_name, range=qe.RangeFloat(gte=float(bound))))
-    if where.only_ids is not None:
-        # An empty id set must match nothing; HasId with no ids would do just that.
-        must.append(qe.HasIdCondition({uuid.UUID(i) for i in where.only_ids}))
-    if where.exclude_ids:
-        must_not.append(qe.HasIdCondition({uuid.UUID(i) for i in where.exclude_ids}))
-    return qe.Filter(must=must or None, must_not=must_not or None)
+    def has_id(self, ids: list[str]) -> Any:
+        return qe.HasIdCondition({uuid.UUID(i) for i in ids})
+
+    def any_of(self, options: list[Any]) -> Any:
+        return qe.Filter(should=options)
+
+    def all_of(self, must: list[Any] | None, must_not: list[Any] | None) -> qe.Filter:
+        return qe.Filter(must=must, must_not=must_not)

@@ -64,6 +64,10 @@ class ModelUnavailable(ModelError):
     """The weights are not on disk and cannot be downloaded (offline, no such repo)."""
 
 
+class UnusableVector(ModelError):
+    """The model produced a zero or non-finite vector for a track."""
+
+
 # --- store -------------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ import unicodedata
 
 from rapidfuzz import fuzz, process
 
+from soundalike.search.errors import InvalidRequest
+
 # WRatio below ~70 starts suggesting names that only share a syllable ("zz top" -> "abba").
 SUGGESTION_CUTOFF = 70.0
 
@@ -25,10 +27,14 @@ def _fold(text: str) -> str:
 
 
 def artist_key(name: str) -> str:
-    """The case-, accent- and whitespace-insensitive key of an artist name."""
+    """The case-, accent- and whitespace-insensitive key of an artist name.
+
+    InvalidRequest when nothing is left of the name once folded."""
     key = _fold(name)
     if not key:
-        raise ValueError(f"artist name {name!r} is empty once case, accents and spaces are removed")
+        raise InvalidRequest(
+            f"artist name {name!r} is empty once case, accents and spaces are removed"
+        )
     return key
 
 

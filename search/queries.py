@@ -21,6 +21,10 @@ MAX_MATRIX_ARTISTS = 50
 EXPLAIN_PAIRS = 3
 # Over-fetch factor when a per-artist cap will drop hits; doubled until the page is full.
 OVERFETCH = 4
+# Most tracks one capped search reads (bounded work per request, whatever the catalogue).
+MAX_CANDIDATES = 1000
+# Tracks of each artist compared when explaining a match.
+EXPLAIN_CANDIDATES = 64
 
 
 @dataclass
@@ -39,24 +43,28 @@ class SimilarArtist:
 
 
 @dataclass
-class SimilarArtists:
+class ArtistNeighbours:
+    """An artist and the artists that sound most like it, best first (the domain answer; the
+    HTTP shape is api/schemas.py's SimilarArtists)."""
+
     artist: Artist
     results: list[SimilarArtist]
 
 
 @dataclass
-class AudioMatches:
+class VectorMatches:
+    """Tracks and artists nearest to a query vector (a clip's, for search by audio)."""
+
     tracks: list[TrackHit]
     artists: list[ArtistHit]
 
 
 def resolve_artist(store: Store, name: str, *, with_centroid: bool = False) -> Artist:
-    """An artist by name, case-, accent- and spacing-insensitively; 404-able with suggestions."""
-    try:
-        key = artist_key(name)
-    except ValueError:
-        raise InvalidRequest("artist name is empty") from None
-    artist = store.get_artist(key, with_centroid=with_centroid)
+    """An artist by name, case-, accent- and spacing-insensitively.
+
+    ArtistNotFound (with close names as suggestions) when unknown; InvalidRequest for a name
+    that is empty once folded."""
+    artist = store.get_artist(artist_key(name), with_centroid=with_centroid)
     if artist is None:
         raise ArtistNotFound(name, suggest(name, store.artist_names()))
     return artist
@@ -83,7 +91,7 @@ def artists_like(
     min_tracks: int = 1,
     filters: dict[str, Any] | None = None,
     explain: bool = False,
-) -> SimilarArtists:
+) -> ArtistNeighbours:
     """Nearest artist centroids to the named artist's, the artist itself excluded, best first.
 
     With filters (genre, album, year, declared columns) an artist qualifies when at least one of
@@ -97,7 +105,7 @@ def artists_like(
     if only_keys is not None:
         only_keys.discard(artist.artist_key)
         if not only_keys:
-            return SimilarArtists(artist, [])
+            return ArtistNeighbours(artist, [])
     assert artist.centroid is not None
     hits = store.search_artists(
         artist.centroid,
@@ -108,11 +116,29 @@ def artists_like(
     )
     results = [SimilarArtist(hit) for hit in hits]
     if explain and results:
-        own_tracks = store.tracks_of_artist(artist.artist_key, with_vectors=True)
+        others = store.get_artists(
+            [r.hit.artist.artist_key for r in results], with_centroid=True
+        )
         for result in results:
-            other_tracks = store.tracks_of_artist(result.hit.artist.artist_key, with_vectors=True)
-            result.closest_pairs = closest_track_pairs(own_tracks, other_tracks, EXPLAIN_PAIRS)
-    return SimilarArtists(artist, results)
+            other = others.get(result.hit.artist.artist_key)
+            if other is None or other.centroid is None:
+                continue  # removed since the search: nothing to explain
+            result.closest_pairs = closest_track_pairs(
+                _tracks_nearest(store, artist.artist_key, other.centroid),
+                _tracks_nearest(store, other.artist_key, artist.centroid),
+                EXPLAIN_PAIRS,
+            )
+    return ArtistNeighbours(artist, results)
+
+
+def _tracks_nearest(store: Store, artist_key: str, toward: list[float]) -> list[Track]:
+    """The artist's tracks nearest to another artist's centroid, at most EXPLAIN_CANDIDATES:
+    the closest pairs of two artists are found among these, so explaining costs the same for a
+    5,000-track artist as for a 5-track one (and is exact up to EXPLAIN_CANDIDATES tracks)."""
+    hits = store.search_tracks(
+        toward, limit=EXPLAIN_CANDIDATES, artist_keys=[artist_key], with_vectors=True
+    )
+    return [hit.track for hit in hits]
 
 
 def closest_track_pairs(tracks: list[Track], others: list[Track], count: int) -> list[TrackPair]:
@@ -147,9 +173,11 @@ def _capped_track_search(
     exclude_artist_key: str | None,
     filters: dict[str, Any] | None,
 ) -> list[TrackHit]:
-    """Nearest tracks with at most `max_per_artist` per artist, fetching more until full."""
-    fetch = limit if max_per_artist is None else limit * OVERFETCH
-    total = store.count_tracks()
+    """Nearest tracks with at most `max_per_artist` per artist: an over-fetch, then when the
+    cap left the page short one read of MAX_CANDIDATES (a catalogue of few artists then gives
+    fewer results rather than a scan of the whole collection)."""
+    fetch = limit if max_per_artist is None else min(limit * OVERFETCH, MAX_CANDIDATES)
+    ceiling = min(store.count_tracks(), MAX_CANDIDATES)
     while True:
         hits = store.search_tracks(
             vector,
@@ -159,9 +187,9 @@ def _capped_track_search(
             filters=filters,
         )
         page = _cap_per_artist(hits, max_per_artist, limit)
-        if len(page) >= limit or len(hits) < fetch or fetch >= total:
+        if len(page) >= limit or len(hits) < fetch or fetch >= ceiling:
             return page
-        fetch *= 2
+        fetch = ceiling  # one more, wider read: two reads at most per request
 
 
 def _cap_per_artist(hits: list[TrackHit], max_per_artist: int | None, limit: int) -> list[TrackHit]:
@@ -214,7 +242,7 @@ def like_vector(
     limit: int = 10,
     max_per_artist: int | None = 2,
     filters: dict[str, Any] | None = None,
-) -> AudioMatches:
+) -> VectorMatches:
     """Tracks and artists nearest to a query vector (an embedded upload)."""
     _check_limit(limit)
     tracks = _capped_track_search(
@@ -228,7 +256,7 @@ def like_vector(
     )
     only_keys = store.artist_keys_with(filters) if filters else None
     artists = store.search_artists(vector, limit=limit, only_keys=only_keys)
-    return AudioMatches(tracks, artists)
+    return VectorMatches(tracks, artists)
 
 
 def similarity_matrix(store: Store, names: list[str]) -> tuple[list[Artist], list[list[float]]]:

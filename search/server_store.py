@@ -1,29 +1,50 @@
 """The server backend: a Qdrant server or cluster through qdrant-client.
 
 Also runs qdrant-client's local mode (`:memory:` or a path), which is the test double of a
-server: same API, no payload indexes, no shards. Writes wait for the server (`wait=True`);
-transient failures (connection errors, 429, 5xx) are retried with backoff a few times.
-The embedding spec lives in the collection's metadata (Qdrant >= 1.16).
+server: same API, no payload indexes, no shards. Writes wait for the server (`wait=True`).
+Transient failures (connection errors, timeouts, 429, 5xx) are retried with capped exponential
+backoff for up to `retry_seconds` in all, so a Qdrant restart does not abort a long ingest;
+a refusal (any other 4xx) is final at once. The embedding spec lives in the collection's
+metadata (Qdrant >= 1.16).
+
+Messages name the server by its URL without userinfo (no user:password) and never quote the
+server's raw response.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from soundalike.search.backend import (
+    IndexKind,
+    Scalar,
+    Scan,
+    StoredPoint,
+    VectorQuery,
+    Where,
+    point_from_record,
+    scroll_pages,
+    spell_filter,
+)
 from soundalike.search.errors import StoreError, StoreUnavailable
-from soundalike.search.store import IndexKind, Scalar, StoredPoint, Where
+from soundalike.search.retry import RetryPolicy
 
 T = TypeVar("T")
+
+log = logging.getLogger("soundalike.store")
 
 _INDEX_SCHEMAS: dict[IndexKind, qm.PayloadSchemaType] = {
     "keyword": qm.PayloadSchemaType.KEYWORD,
@@ -32,16 +53,29 @@ _INDEX_SCHEMAS: dict[IndexKind, qm.PayloadSchemaType] = {
     "bool": qm.PayloadSchemaType.BOOL,
 }
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-RETRIES = 4
-BACKOFF_S = 0.25
+_CONFLICT = 409
 OPTIMIZE_WAIT_S = 600.0
 
 
-def unavailable_message(url: str, detail: str) -> str:
+def public_url(url: str) -> str:
+    """`url` fit for messages and logs: no user:password@, no query string or fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(an unparseable URL)"
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def unavailable_message(url: str, problem: str) -> str:
     return (
-        f"cannot reach the Qdrant server at {url} ({detail}): start it (docker compose up "
-        "qdrant), check SOUNDALIKE_QDRANT_URL and SOUNDALIKE_QDRANT_API_KEY, or unset "
-        "SOUNDALIKE_QDRANT_URL to use the embedded store"
+        f"the Qdrant server at {public_url(url)} is not reachable ({problem}): start it "
+        "(docker compose up qdrant), check SOUNDALIKE_QDRANT_URL and "
+        "SOUNDALIKE_QDRANT_API_KEY, or unset SOUNDALIKE_QDRANT_URL to use the embedded store"
     )
 
 
@@ -57,17 +91,18 @@ class ServerBackend:
         url: str = "",
         shard_number: int = 1,
         replication_factor: int = 1,
-        retries: int = RETRIES,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        """`retry`: how long and how to wait on transient failures (default: not at all)."""
         self._client = client
         self.description = description
         self._local = local
-        self._url = url
+        self._url = public_url(url) if url else description
         # Local mode is one process's memory or file: no one else writes to it.
         self.shared = not local
         self._shard_number = shard_number
         self._replication_factor = replication_factor
-        self._retries = retries
+        self._retry = retry or RetryPolicy(total_seconds=0.0)
         self._closed = False
 
     @classmethod
@@ -79,8 +114,10 @@ class ServerBackend:
         timeout: float = 30.0,
         shard_number: int = 1,
         replication_factor: int = 1,
+        retry_seconds: float = 0.0,
     ) -> ServerBackend:
-        """Connects and checks the server answers; StoreUnavailable when it does not."""
+        """Connects and checks the server answers (retrying for up to `retry_seconds`);
+        StoreUnavailable when it does not."""
         try:
             client = QdrantClient(
                 url=url,
@@ -88,21 +125,26 @@ class ServerBackend:
                 timeout=max(1, math.ceil(timeout)),
                 check_compatibility=False,
             )
-        except ValueError as exc:
-            raise StoreError(f"SOUNDALIKE_QDRANT_URL {url!r} is not a usable URL: {exc}") from exc
+        except ValueError:
+            # qdrant-client's message would repeat the URL, credentials included.
+            raise StoreError(
+                f"SOUNDALIKE_QDRANT_URL {public_url(url)} is not a usable URL: give "
+                "http(s)://host:port"
+            ) from None
         backend = cls(
             client,
-            description=f"Qdrant server {url}",
+            description=f"Qdrant server {public_url(url)}",
             local=False,
             url=url,
             shard_number=shard_number,
             replication_factor=replication_factor,
+            retry=RetryPolicy(total_seconds=retry_seconds),
         )
         try:
-            client.get_collections()
-        except Exception as exc:
+            backend._call("list the collections", client.get_collections)
+        except StoreError:
             client.close()
-            raise StoreUnavailable(unavailable_message(url, _short(exc))) from exc
+            raise
         return backend
 
     @classmethod
@@ -117,49 +159,89 @@ class ServerBackend:
     # --- calls -------------------------------------------------------------------------
 
     def _call(self, doing: str, fn: Callable[[], T]) -> T:
+        """`fn()`, retrying transient failures within the retry budget."""
         if self._closed:
             raise StoreError(f"the store on {self.description} is closed")
-        delay = BACKOFF_S
-        for attempt in range(1, self._retries + 1):
+        policy = self._retry
+        deadline: float | None = None
+        retry = 0
+        while True:
             try:
-                return fn()
+                result = fn()
             except (ResponseHandlingException, httpx.TransportError) as exc:
-                if attempt == self._retries:
-                    raise StoreUnavailable(
-                        unavailable_message(self._url or self.description, _short(exc))
-                    ) from exc
+                failure: Exception = exc
+                problem = _transport_problem(exc)
             except UnexpectedResponse as exc:
                 if exc.status_code not in _TRANSIENT_STATUS:
                     raise StoreError(
-                        f"{self.description} refused to {doing}: {_short(exc)}"
+                        f"{self.description} refused to {doing}: {_refusal(exc)}"
                     ) from exc
-                if attempt == self._retries:
-                    raise StoreUnavailable(
-                        unavailable_message(self._url or self.description, _short(exc))
-                    ) from exc
+                failure, problem = exc, _status_text(exc)
             except (ValueError, KeyError) as exc:  # local mode reports misuse this way
                 raise StoreError(f"{self.description} could not {doing}: {exc}") from exc
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+            else:
+                if retry:
+                    log.warning("Qdrant at %s answers again", self._url)
+                return result
+            now = policy.clock()
+            if deadline is None:
+                deadline = now + policy.total_seconds
+                if policy.total_seconds > 0:
+                    log.warning(
+                        "Qdrant at %s not reachable (%s); retrying for up to %g s",
+                        self._url,
+                        problem,
+                        policy.total_seconds,
+                    )
+            remaining = deadline - now
+            if remaining <= 0:
+                raise StoreUnavailable(unavailable_message(self._url, problem)) from failure
+            policy.sleep(policy.wait(retry, remaining))
+            retry += 1
 
     # --- collections -------------------------------------------------------------------
 
     def collection_exists(self, name: str) -> bool:
         return self._call(f"look up {name}", lambda: self._client.collection_exists(name))
 
-    def create_collection(self, name: str, dim: int) -> None:
+    def create_collection(self, name: str, dim: int) -> bool:
+        if self.collection_exists(name):
+            return False
         vectors = qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
-        if self._local:
-            create = lambda: self._client.create_collection(name, vectors_config=vectors)  # noqa: E731
-        else:
-            create = lambda: self._client.create_collection(  # noqa: E731
-                name,
-                vectors_config=vectors,
-                shard_number=self._shard_number,
-                replication_factor=self._replication_factor,
-            )
-        self._call(f"create the collection {name}", create)
+        layout: dict[str, Any] = (
+            {}
+            if self._local
+            else {
+                "shard_number": self._shard_number,
+                "replication_factor": self._replication_factor,
+            }
+        )
+
+        def create() -> bool:
+            # Another process may create it between the look-up and here (shard workers
+            # starting together): "already exists" is then an answer, not a failure.
+            try:
+                self._client.create_collection(name, vectors_config=vectors, **layout)
+            except UnexpectedResponse as exc:
+                if exc.status_code == _CONFLICT:
+                    return False
+                raise
+            except ValueError as exc:
+                if "already exists" in str(exc):  # local mode's way of saying 409
+                    return False
+                raise
+            return True
+
+        return self._call(f"create the collection {name}", create)
+
+    def vector_size(self, name: str) -> int:
+        info = self._call(f"read {name}", lambda: self._client.get_collection(name))
+        vectors = info.config.params.vectors
+        if isinstance(vectors, dict):  # named vectors: ours is the unnamed default
+            vectors = vectors.get("")
+        if not isinstance(vectors, qm.VectorParams):
+            raise StoreError(f"collection {name} in {self.description} has no unnamed vector")
+        return int(vectors.size)
 
     def drop_collection(self, name: str) -> None:
         self._call(f"drop {name}", lambda: self._client.delete_collection(name))
@@ -202,103 +284,84 @@ class ServerBackend:
                 name, list(ids), with_payload=with_payload, with_vectors=with_vectors
             ),
         )
-        return [_point(r, with_vectors) for r in records]
+        return [point_from_record(r, with_vectors) for r in records]
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         if not ids:
             return
-        selector = qm.PointIdsList(points=list(ids))
-        self._call(
-            f"delete from {name}",
-            lambda: self._client.delete(name, points_selector=selector, wait=True),
-        )
+        self._delete(name, qm.PointIdsList(points=list(ids)))
 
     def delete_where(self, name: str, where: Where) -> None:
-        selector = qm.FilterSelector(filter=_filter(where))
+        query_filter = _server_filter(where)
+        if query_filter is None:
+            raise StoreError(f"refusing to delete from {name} with an empty filter")
+        self._delete(name, qm.FilterSelector(filter=query_filter))
+
+    def _delete(self, name: str, selector: qm.PointIdsList | qm.FilterSelector) -> None:
         self._call(
             f"delete from {name}",
             lambda: self._client.delete(name, points_selector=selector, wait=True),
         )
 
-    def scroll(
-        self,
-        name: str,
-        where: Where | None,
-        *,
-        with_vectors: bool,
-        fields: Sequence[str] | None,
-        batch_size: int,
-    ) -> Iterator[StoredPoint]:
-        query_filter = _optional_filter(where)
-        payload: Any = list(fields) if fields else True
-        offset: Any = None
-        while True:
-            records, offset = self._call(
+    def scroll(self, name: str, scan: Scan) -> Iterator[StoredPoint]:
+        query_filter = _server_filter(scan.where)
+        payload: Any = list(scan.fields) if scan.fields else True
+
+        def page(offset: Any) -> tuple[Sequence[Any], Any]:
+            return self._call(
                 f"read from {name}",
-                lambda offset=offset: self._client.scroll(
+                lambda: self._client.scroll(
                     name,
                     scroll_filter=query_filter,
-                    limit=batch_size,
+                    limit=scan.batch_size,
                     offset=offset,
                     with_payload=payload,
-                    with_vectors=with_vectors,
+                    with_vectors=scan.with_vectors,
                 ),
             )
-            for record in records:
-                yield _point(record, with_vectors)
-            if offset is None:
-                return
+
+        return scroll_pages(page, scan.with_vectors)
 
     def count(self, name: str, where: Where | None = None) -> int:
-        query_filter = _optional_filter(where)
+        query_filter = _server_filter(where)
         result = self._call(
             f"count {name}",
             lambda: self._client.count(name, count_filter=query_filter, exact=True),
         )
         return int(result.count)
 
-    def search(
-        self,
-        name: str,
-        vector: list[float],
-        *,
-        limit: int,
-        where: Where | None,
-        search_ef: int | None = None,
-        exact: bool = False,
-    ) -> list[tuple[StoredPoint, float]]:
-        query_filter = _optional_filter(where)
+    def search(self, name: str, query: VectorQuery) -> list[tuple[StoredPoint, float]]:
+        query_filter = _server_filter(query.where)
         # Local mode always scans every vector (and warns that search params do nothing).
         params = (
-            qm.SearchParams(hnsw_ef=search_ef, exact=exact)
-            if (search_ef is not None or exact) and not self._local
+            qm.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
+            if (query.search_ef is not None or query.exact) and not self._local
             else None
         )
         response = self._call(
             f"search {name}",
             lambda: self._client.query_points(
                 name,
-                query=vector,
+                query=query.vector,
                 query_filter=query_filter,
                 search_params=params,
-                limit=limit,
+                limit=query.limit,
                 with_payload=True,
-                with_vectors=False,
+                with_vectors=query.with_vectors,
             ),
         )
-        return [(_point(p, False), float(p.score)) for p in response.points]
+        return [
+            (point_from_record(p, query.with_vectors), float(p.score)) for p in response.points
+        ]
 
     def value_counts(
-        self, name: str, field_name: str, where: Where | None = None
+        self, name: str, field_name: str, where: Where | None, *, limit: int
     ) -> dict[Scalar, int]:
-        total = self.count(name, where)
-        if total == 0:
-            return {}
-        query_filter = _optional_filter(where)
+        query_filter = _server_filter(where)
         response = self._call(
             f"list the values of {field_name} in {name}",
             lambda: self._client.facet(
-                name, field_name, facet_filter=query_filter, limit=total, exact=True
+                name, field_name, facet_filter=query_filter, limit=limit, exact=True
             ),
         )
         return {hit.value: int(hit.count) for hit in response.hits}
@@ -339,58 +402,67 @@ class ServerBackend:
             self._client.close()
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+# --- what went wrong, in words safe to print --------------------------------------------------
+
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^\]\n]{1,80})")
 
 
-def _point(record: Any, with_vector: bool) -> StoredPoint:
-    vector = record.vector if with_vector else None
-    if isinstance(vector, dict):
-        vector = vector.get("")
-    return StoredPoint(
-        id=str(record.id),
-        vector=[float(x) for x in vector] if vector is not None else None,
-        payload=dict(record.payload or {}),
-    )
+def _transport_problem(exc: Exception) -> str:
+    """What kept the request from an answer: a timeout, or the OS's reason ("Connection
+    refused"); never the exception's text, which may repeat the URL."""
+    source = exc.source if isinstance(exc, ResponseHandlingException) else exc
+    if isinstance(source, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(source, httpx.TransportError):
+        reason = _OS_ERROR.search(str(source))
+        return reason.group(1).strip() if reason else f"connection failed ({type(source).__name__})"
+    return f"no usable response ({type(source).__name__})"
 
 
-def _any_of(field_name: str, values: Sequence[Scalar]) -> list[qm.Condition]:
-    strings = [v for v in values if isinstance(v, str)]
-    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    others = [v for v in values if isinstance(v, bool | float)]
-    conditions: list[qm.Condition] = []
-    if strings:
-        conditions.append(qm.FieldCondition(key=field_name, match=qm.MatchAny(any=strings)))
-    if ints:
-        conditions.append(qm.FieldCondition(key=field_name, match=qm.MatchAny(any=ints)))
-    for value in others:
-        if isinstance(value, float) and not value.is_integer():
-            conditions.append(
-                qm.FieldCondition(key=field_name, range=qm.Range(gte=value, lte=value))
-            )
-        else:
-            match = value if isinstance(value, bool) else int(value)
-            conditions.append(qm.FieldCondition(key=field_name, match=qm.MatchValue(value=match)))
-    return conditions
+def _status_text(exc: UnexpectedResponse) -> str:
+    return f"HTTP {exc.status_code} {exc.reason_phrase}".strip()
 
 
-def _filter(where: Where) -> qm.Filter:
-    must: list[qm.Condition] = []
-    must_not: list[qm.Condition] = []
-    for field_name, values in where.equals.items():
-        options = _any_of(field_name, values)
-        must.append(options[0] if len(options) == 1 else qm.Filter(should=options))
-    for field_name, values in where.not_equals.items():
-        must_not.extend(_any_of(field_name, values))
-    for field_name, bound in where.at_least.items():
-        must.append(qm.FieldCondition(key=field_name, range=qm.Range(gte=float(bound))))
-    if where.only_ids is not None:
-        must.append(qm.HasIdCondition(has_id=sorted(where.only_ids)))
-    if where.exclude_ids:
-        must_not.append(qm.HasIdCondition(has_id=sorted(where.exclude_ids)))
-    return qm.Filter(must=must or None, must_not=must_not or None)
+def _refusal(exc: UnexpectedResponse) -> str:
+    """Status, Qdrant's own one-line reason when it gave one, and what to check for auth."""
+    text = _status_text(exc)
+    try:
+        reason = exc.structured()["status"]["error"]
+    except (ValueError, KeyError, TypeError):
+        reason = None
+    if isinstance(reason, str) and reason.strip():
+        text += f": {reason.strip().splitlines()[0][:200]}"
+    if exc.status_code in (401, 403):
+        text += " (check SOUNDALIKE_QDRANT_API_KEY)"
+    return text
 
 
-def _optional_filter(where: Where | None) -> qm.Filter | None:
-    return None if where is None or where.is_empty() else _filter(where)
+# --- filters ---------------------------------------------------------------------------------
+
+
+def _server_filter(where: Where | None) -> qm.Filter | None:
+    return spell_filter(where, _ServerSpelling())
+
+
+class _ServerSpelling:
+    """Filter conditions in qdrant-client's models."""
+
+    def match_any(self, field_name: str, values: list[str] | list[int]) -> qm.Condition:
+        return qm.FieldCondition(key=field_name, match=qm.MatchAny(any=values))
+
+    def match_bool(self, field_name: str, value: bool) -> qm.Condition:
+        return qm.FieldCondition(key=field_name, match=qm.MatchValue(value=value))
+
+    def in_range(self, field_name: str, gte: float, lte: float | None) -> qm.Condition:
+        return qm.FieldCondition(key=field_name, range=qm.Range(gte=gte, lte=lte))
+
+    def has_id(self, ids: list[str]) -> qm.Condition:
+        return qm.HasIdCondition(has_id=list(ids))
+
+    def any_of(self, options: list[qm.Condition]) -> qm.Condition:
+        return qm.Filter(should=options)
+
+    def all_of(
+        self, must: list[qm.Condition] | None, must_not: list[qm.Condition] | None
+    ) -> qm.Filter:
+        return qm.Filter(must=must, must_not=must_not)

@@ -1,207 +1,68 @@
 """The store: every Qdrant access of soundalike, behind one class that speaks our own types.
 
-The schema lives here and only here: collection names, payload fields, payload indexes,
-and where the embedding spec is kept. Two backends implement `Backend`: Qdrant Edge
-in-process (edge_store.py, the default) and a Qdrant server through qdrant-client
-(server_store.py, also its `:memory:` test double).
-
-Layout
-- `<prefix>tracks`: one point per track, id `track_id(content_hash, artist_key)`. Payload:
-  artist, artist_key, title, album, genre, year, path, duration_seconds, content_hash,
-  `spec` (the embedding spec dict) and `extra` (the manifest's extra columns, nested under
-  their own names so they can never clobber a reserved field; filter on them by bare name).
-- `<prefix>artists`: one point per artist, id `artist_point_id(artist_key)`, vector = centroid.
-  Payload: artist, artist_key, track_count, genres.
-- The embedding spec is stored once, in the tracks collection's metadata under
-  `SPEC_METADATA_KEY` (Edge: a JSON file beside the shard; server: collection metadata).
+`Store` is the façade: Track and Artist in, hits out; `open_store` picks its backend (Qdrant
+Edge in-process, a Qdrant server, or qdrant-client `:memory:`). The schema it writes is
+defined in schema.py, point ids in identity.py, the backend interface in backend.py.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
-from bisect import bisect_left
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
 
-from soundalike.search.centroids import artist_centroid
+from soundalike.search.backend import Backend, Scalar, Scan, StoredPoint, VectorQuery, Where
 from soundalike.search.errors import InvalidRequest, SpecMismatch, StoreError
+from soundalike.search.filters import equality_conditions, filter_field
+from soundalike.search.identity import artist_point_id, is_uuid
+from soundalike.search.name_index import CachedNameIndex, NameEntry, NameIndex
 from soundalike.search.names import key_prefix
-from soundalike.search.types import Artist, ArtistHit, EmbeddingSpec, Track, TrackHit
-
-# --- schema: the one place ---------------------------------------------------------------
-
-SOUNDALIKE_NAMESPACE = uuid.UUID("c902b414-f108-4d13-9b4a-6d1c4f571929")
-
-TRACKS = "tracks"
-ARTISTS = "artists"
-
-F_ARTIST = "artist"
-F_ARTIST_KEY = "artist_key"
-F_TITLE = "title"
-F_ALBUM = "album"
-F_GENRE = "genre"
-F_YEAR = "year"
-F_PATH = "path"
-F_DURATION = "duration_seconds"
-F_CONTENT_HASH = "content_hash"
-F_EXTRA = "extra"
-F_SPEC = "spec"
-F_TRACK_COUNT = "track_count"
-F_GENRES = "genres"
-
-TRACK_FIELDS = (
+from soundalike.search.points import (
+    artist_from,
+    artist_from_tracks,
+    artist_point,
+    as_vector,
+    track_from,
+    track_point,
+)
+from soundalike.search.schema import (
+    ARTIST_INDEXES,
+    CENTROID_KEY_BATCH,
+    F_ALBUM,
     F_ARTIST,
     F_ARTIST_KEY,
-    F_TITLE,
-    F_ALBUM,
     F_GENRE,
-    F_YEAR,
     F_PATH,
-    F_DURATION,
-    F_CONTENT_HASH,
-    F_EXTRA,
-    F_SPEC,
+    F_TITLE,
+    F_TRACK_COUNT,
+    NAME_SCROLL_BATCH,
+    RETRIEVE_BATCH,
+    SCROLL_BATCH,
+    SPEC_METADATA_KEY,
+    TRACK_INDEXES,
+    UPSERT_BATCH,
+    collection_names,
 )
+from soundalike.search.types import Artist, ArtistHit, EmbeddingSpec, Track, TrackHit
 
-IndexKind = Literal["keyword", "integer", "float", "bool"]
-
-TRACK_INDEXES: dict[str, IndexKind] = {
-    F_ARTIST_KEY: "keyword",
-    F_GENRE: "keyword",
-    F_ALBUM: "keyword",
-    F_YEAR: "integer",
-}
-ARTIST_INDEXES: dict[str, IndexKind] = {
-    F_ARTIST_KEY: "keyword",
-    F_TRACK_COUNT: "integer",
-    F_GENRES: "keyword",
-}
-
-# Track fields a search may filter on directly; any other filter name is an extra column.
-DIRECT_FILTER_FIELDS = frozenset({F_GENRE, F_ALBUM, F_YEAR, F_TITLE, F_ARTIST, F_PATH})
-NOT_FILTERABLE = frozenset({F_SPEC, F_EXTRA, "vector"})
-
-SPEC_METADATA_KEY = "soundalike_spec"
-
-UPSERT_BATCH = 256
-RETRIEVE_BATCH = 1024
-SCROLL_BATCH = 2048
-CENTROID_KEY_BATCH = 256
 # How long the in-memory artist-name index may lag writes made by *other* processes (server
 # backend only: an embedded store has a single owner, so its index is exact).
 SHARED_NAME_INDEX_TTL_S = 15.0
+# How long a known embedding spec is trusted before it is read again, so that a rebuild with
+# another spec by another process is noticed within seconds. An absent spec is never trusted.
+SPEC_RECHECK_S = 2.0
 # HNSW candidates per search (see docs/benchmarks.md, "## Store", for the measurements).
 DEFAULT_SEARCH_EF = 128
 MAX_SEARCH_EF = 100_000
-
-
-def collection_names(prefix: str = "") -> tuple[str, str]:
-    """(tracks, artists) collection names for a collection prefix."""
-    return f"{prefix}{TRACKS}", f"{prefix}{ARTISTS}"
-
-
-def track_id(content_hash: str, artist_key: str) -> str:
-    """A track's id: the same audio under the same artist is the same point, wherever it lives."""
-    return str(uuid.uuid5(SOUNDALIKE_NAMESPACE, f"{content_hash}:{artist_key}"))
-
-
-def artist_point_id(artist_key: str) -> str:
-    return str(uuid.uuid5(SOUNDALIKE_NAMESPACE, artist_key))
-
-
-# --- the backend interface ---------------------------------------------------------------
-
-Scalar = str | int | float | bool
-
-
-@dataclass(frozen=True)
-class StoredPoint:
-    id: str
-    vector: list[float] | None
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Where:
-    """A backend-neutral filter; every condition must hold.
-
-    `equals[f]` / `not_equals[f]`: the field's value is / is not one of the given values.
-    `at_least[f]`: numeric lower bound. `only_ids` / `exclude_ids`: point ids.
-    """
-
-    equals: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)
-    not_equals: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)
-    at_least: Mapping[str, float] = field(default_factory=dict)
-    only_ids: frozenset[str] | None = None
-    exclude_ids: frozenset[str] = frozenset()
-
-    def is_empty(self) -> bool:
-        return not (
-            self.equals
-            or self.not_equals
-            or self.at_least
-            or self.only_ids is not None
-            or self.exclude_ids
-        )
-
-
-class Backend(Protocol):
-    """What the store needs from a Qdrant: one collection per name, cosine vectors, uuid ids."""
-
-    description: str
-    # True when another process may write to the same collections (server, not embedded).
-    shared: bool
-
-    def collection_exists(self, name: str) -> bool: ...
-    def create_collection(self, name: str, dim: int) -> None: ...
-    def drop_collection(self, name: str) -> None: ...
-    def read_metadata(self, name: str) -> dict[str, Any]: ...
-    def write_metadata(self, name: str, metadata: dict[str, Any]) -> None: ...
-    def create_index(self, name: str, field_name: str, kind: IndexKind) -> None: ...
-    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None: ...
-    def retrieve(
-        self, name: str, ids: Sequence[str], *, with_payload: bool, with_vectors: bool
-    ) -> list[StoredPoint]: ...
-    def delete_ids(self, name: str, ids: Sequence[str]) -> None: ...
-    def delete_where(self, name: str, where: Where) -> None: ...
-    def scroll(
-        self,
-        name: str,
-        where: Where | None,
-        *,
-        with_vectors: bool,
-        fields: Sequence[str] | None,
-        batch_size: int,
-    ) -> Iterator[StoredPoint]: ...
-    def count(self, name: str, where: Where | None = None) -> int: ...
-    def search(
-        self,
-        name: str,
-        vector: list[float],
-        *,
-        limit: int,
-        where: Where | None,
-        search_ef: int | None = None,
-        exact: bool = False,
-    ) -> list[tuple[StoredPoint, float]]: ...
-    def value_counts(
-        self, name: str, field_name: str, where: Where | None = None
-    ) -> dict[Scalar, int]: ...
-    def flush(self) -> None: ...
-    def optimize(self) -> None: ...
-    def ping(self) -> bool: ...
-    def close(self) -> None: ...
-
-
-# --- the façade ---------------------------------------------------------------------------
+# How long a server store keeps retrying transient failures before giving up: short for
+# request handling; a long batch job (an ingest) passes minutes so a Qdrant restart is survived.
+DEFAULT_RETRY_SECONDS = 3.0
 
 
 def open_store(
@@ -215,27 +76,33 @@ def open_store(
     replication_factor: int = 1,
     in_memory: bool = False,
     search_ef: int | None = DEFAULT_SEARCH_EF,
+    retry_seconds: float = DEFAULT_RETRY_SECONDS,
 ) -> Store:
     """Opens the store: a server when `url` is given, qdrant-client `:memory:` when
     `in_memory`, else Qdrant Edge under `data_dir` (default ./soundalike-data).
 
     `search_ef`: HNSW candidates per vector search (recall against latency; None: Qdrant's
-    default, the index's ef_construct)."""
+    default, the index's ef_construct). `retry_seconds`: server only, how long to keep
+    retrying a server that does not answer (connection errors, 429, 5xx) before
+    StoreUnavailable."""
     if url is not None and in_memory:
         raise InvalidRequest("give either a Qdrant url or in_memory=True, not both")
+    if retry_seconds < 0:
+        raise InvalidRequest(f"retry_seconds must be >= 0, got {retry_seconds}")
     backend: Backend
     if url is not None or in_memory:
         from soundalike.search.server_store import ServerBackend
 
-        if in_memory:
+        if url is None:
             backend = ServerBackend.in_memory()
         else:
             backend = ServerBackend.connect(
-                url,  # type: ignore[arg-type]
+                url,
                 api_key=api_key,
                 timeout=timeout,
                 shard_number=shard_number,
                 replication_factor=replication_factor,
+                retry_seconds=retry_seconds,
             )
     else:
         from soundalike.search.edge_store import EdgeBackend
@@ -245,30 +112,6 @@ def open_store(
             lock_name=f"{collection_prefix}soundalike.lock",
         )
     return Store(backend, collection_prefix=collection_prefix, search_ef=search_ef)
-
-
-@dataclass(frozen=True)
-class _NameEntry:
-    key: str
-    name: str
-    track_count: int
-
-
-class _NameIndex:
-    """All artists sorted by key: prefix ranges by bisection, pages by slicing."""
-
-    def __init__(self, entries: list[_NameEntry]) -> None:
-        self.entries = sorted(entries, key=lambda e: (e.key, e.name))
-        self.keys = [e.key for e in self.entries]
-        self.names = {e.key: e.name for e in self.entries}
-
-    def prefix_range(self, prefix: str) -> tuple[int, int]:
-        if not prefix:
-            return 0, len(self.entries)
-        start = bisect_left(self.keys, prefix)
-        # Every key with this prefix sorts before prefix + the highest code point.
-        end = bisect_left(self.keys, prefix + "\U0010ffff", lo=start)
-        return start, end
 
 
 class Store:
@@ -281,9 +124,11 @@ class Store:
         collection_prefix: str = "",
         search_ef: int | None = DEFAULT_SEARCH_EF,
         exact_search: bool = False,
+        spec_recheck_seconds: float = SPEC_RECHECK_S,
     ) -> None:
         """`search_ef`: HNSW candidates per vector search (None: Qdrant's default);
-        `exact_search`: scan every vector instead (exact, slow at scale; for measuring)."""
+        `exact_search`: scan every vector instead (exact, slow at scale; for measuring);
+        `spec_recheck_seconds`: how long a known spec is trusted before it is read again."""
         if search_ef is not None and not 1 <= search_ef <= MAX_SEARCH_EF:
             raise InvalidRequest(
                 f"search_ef must be between 1 and {MAX_SEARCH_EF}, got {search_ef}"
@@ -292,14 +137,15 @@ class Store:
         self.tracks_collection, self.artists_collection = collection_names(collection_prefix)
         self.search_ef = search_ef
         self.exact_search = exact_search
-        self._spec: EmbeddingSpec | None = None
-        self._spec_loaded = False
-        # Request threads share one Store: lazy loads happen once, under a lock, while the
-        # queries themselves run concurrently.
+        self._spec_recheck_seconds = spec_recheck_seconds
+        # (spec, when it was read); one attribute so that lock-free readers see a pair that
+        # belongs together. None: no spec seen yet, so the next call reads again.
+        self._known_spec: tuple[EmbeddingSpec, float] | None = None
         self._spec_lock = threading.Lock()
-        self._names: _NameIndex | None = None
-        self._names_built_at = 0.0
-        self._names_lock = threading.Lock()
+        self._names = CachedNameIndex(
+            self._load_name_entries,
+            max_age_seconds=SHARED_NAME_INDEX_TTL_S if backend.shared else None,
+        )
         self._closed = False
 
     @property
@@ -320,14 +166,33 @@ class Store:
     # --- spec --------------------------------------------------------------------------
 
     def spec(self) -> EmbeddingSpec | None:
-        """The embedding spec of the stored vectors; None on an empty store."""
-        if self._spec_loaded:
-            return self._spec
+        """The embedding spec of the stored vectors; None on an empty store.
+
+        Called on every request, so a known spec is served from memory; but an empty store
+        looks again on every call (data another process writes later is seen at once) and a
+        known spec is read again after `spec_recheck_seconds` (a rebuild with another spec
+        is seen within seconds)."""
+        known = self._known_spec
+        if known is not None and time.monotonic() - known[1] < self._spec_recheck_seconds:
+            return known[0]
         with self._spec_lock:
-            if not self._spec_loaded:
-                self._spec = self._read_spec()
-                self._spec_loaded = True
-            return self._spec
+            known = self._known_spec
+            if known is not None and time.monotonic() - known[1] < self._spec_recheck_seconds:
+                return known[0]
+            current = self._read_spec()
+            changed = self._remember_spec(current)
+        if changed:
+            # New or rebuilt collections: the names listed before belong to other data.
+            # (Outside the spec lock: building the names reads the spec, so never nest them.)
+            self._names.invalidate()
+        return current
+
+    def _remember_spec(self, spec: EmbeddingSpec | None) -> bool:
+        """Records the spec just read or written; True when it differs from the last one.
+        Caller holds `_spec_lock`."""
+        previous = self._known_spec[0] if self._known_spec is not None else None
+        self._known_spec = (spec, time.monotonic()) if spec is not None else None
+        return spec != previous
 
     def _read_spec(self) -> EmbeddingSpec | None:
         if not self._backend.collection_exists(self.tracks_collection):
@@ -346,69 +211,104 @@ class Store:
     def ensure_spec(self, spec: EmbeddingSpec, *, force: bool = False) -> None:
         """Sets the spec on an empty store, accepts the same spec, refuses a different one.
 
-        force=True drops both collections and recreates them for `spec`.
+        Several processes may call this at once on one server (shard workers starting
+        together): collections are created when absent and whoever comes second accepts
+        them. Nothing is dropped except with force=True, which drops both collections and
+        recreates them for `spec`.
         """
         if spec.dim <= 0:
             raise InvalidRequest(f"embedding spec dim must be positive, got {spec.dim}")
         if force:
-            self._create_collections(spec, drop_existing=True)
-            return
-        stored = self.spec()
-        if stored is None:
-            self._create_collections(spec, drop_existing=False)
-            return
-        differences = stored.differences(spec)
-        if differences:
-            raise SpecMismatch(self._mismatch_message(differences))
+            for name in (self.tracks_collection, self.artists_collection):
+                if self._backend.collection_exists(name):
+                    self._backend.drop_collection(name)
+            self._create_collections(spec)
+        else:
+            # Decided on what is stored now, not on what this Store saw a moment ago.
+            stored = self._read_spec()
+            if stored is None:
+                self._create_collections(spec)
+            else:
+                self._check_same_spec(stored, spec)
+        with self._spec_lock:
+            self._remember_spec(spec)
+        # Even for the same spec: a forced rebuild or a fresh creation changed the artists.
+        self._names.invalidate()
 
-    def _mismatch_message(self, differences: dict[str, tuple[Any, Any]]) -> str:
+    def _check_same_spec(self, stored: EmbeddingSpec, requested: EmbeddingSpec) -> None:
+        differences = stored.differences(requested)
+        if not differences:
+            return
         lines = [
             f"the store {self._backend.description} ({self.tracks_collection}) holds vectors "
             "of another embedding spec; a collection never mixes specs:"
         ]
         lines += [
-            f"  {name}: stored {stored!r}, requested {requested!r}"
-            for name, (stored, requested) in differences.items()
+            f"  {name}: stored {was!r}, requested {asked!r}"
+            for name, (was, asked) in differences.items()
         ]
         lines.append(
             "To proceed: use a new data dir (SOUNDALIKE_DATA_DIR) or collection prefix "
             "(SOUNDALIKE_COLLECTION_PREFIX), or run with --force to drop and rebuild the "
             "collections with the new spec (deletes every stored vector)."
         )
-        return "\n".join(lines)
+        raise SpecMismatch("\n".join(lines))
 
-    def _create_collections(self, spec: EmbeddingSpec, *, drop_existing: bool) -> None:
+    def _create_collections(self, spec: EmbeddingSpec) -> None:
         backend = self._backend
-        for name in (self.tracks_collection, self.artists_collection):
-            if backend.collection_exists(name):
-                if not drop_existing and backend.count(name) > 0:
-                    raise StoreError(
-                        f"collection {name} in {backend.description} holds points but no "
-                        "embedding spec: it was not written by soundalike or its creation was "
-                        "interrupted. Run with --force to rebuild it."
-                    )
-                backend.drop_collection(name)
         for name, indexes in (
             (self.tracks_collection, TRACK_INDEXES),
             (self.artists_collection, ARTIST_INDEXES),
         ):
-            backend.create_collection(name, spec.dim)
+            if not backend.create_collection(name, spec.dim):
+                # There already, from an interrupted creation or a concurrent one: usable
+                # as it is when its vectors have the spec's size.
+                size = backend.vector_size(name)
+                if size != spec.dim:
+                    raise StoreError(
+                        f"collection {name} in {backend.description} holds {size}-dim "
+                        f"vectors, the embedding spec asks for {spec.dim}: use another "
+                        "collection prefix (SOUNDALIKE_COLLECTION_PREFIX) or run with --force "
+                        "to rebuild it"
+                    )
             for field_name, kind in indexes.items():
                 backend.create_index(name, field_name, kind)
-        # Written last: a store without a spec reads as empty, so an interrupted creation
-        # is redone rather than trusted.
-        backend.write_metadata(self.tracks_collection, {SPEC_METADATA_KEY: spec.to_dict()})
-        with self._spec_lock:
-            self._spec, self._spec_loaded = spec, True
-        self._invalidate_names()
+        self._write_spec(spec)
+
+    def _write_spec(self, spec: EmbeddingSpec) -> None:
+        """Stores the spec, written last: a store without a spec reads as empty, so an
+        interrupted creation is completed by the next run rather than trusted."""
+        # Counted before the spec is read: a concurrent creator writes its spec before any
+        # point, so points here with no spec after them are not a concurrent creator's.
+        holds_points = any(
+            self._backend.count(name) > 0
+            for name in (self.tracks_collection, self.artists_collection)
+        )
+        stored = self._read_spec()
+        if stored is None:
+            if holds_points:
+                raise StoreError(
+                    f"the store {self._backend.description} ({self.tracks_collection}) holds "
+                    "points but no embedding spec: it was not written by soundalike or its "
+                    "creation was interrupted. Run with --force to rebuild it."
+                )
+            self._backend.write_metadata(
+                self.tracks_collection, {SPEC_METADATA_KEY: spec.to_dict()}
+            )
+            # Read back: of two creators writing different specs at once, the one whose spec
+            # was overwritten learns it here instead of writing mismatched vectors.
+            stored = self._read_spec()
+        if stored is None:
+            raise StoreError(
+                f"the embedding spec written to {self._backend.description} cannot be read back"
+            )
+        self._check_same_spec(stored, spec)
 
     def declare_filterable(self, columns: Iterable[str]) -> None:
         """Adds keyword indexes for extra (manifest) columns that searches will filter on."""
         self._require_spec()
         for column in columns:
-            self._backend.create_index(
-                self.tracks_collection, self._filter_field(column), "keyword"
-            )
+            self._backend.create_index(self.tracks_collection, filter_field(column), "keyword")
 
     def _require_spec(self) -> EmbeddingSpec:
         spec = self.spec()
@@ -428,7 +328,7 @@ class Store:
         """The subset of `ids` already stored."""
         if not self._ready():
             return set()
-        wanted = [i for i in dict.fromkeys(ids) if _is_uuid(i)]
+        wanted = [i for i in dict.fromkeys(ids) if is_uuid(i)]
         found: set[str] = set()
         for batch in _batches(wanted, RETRIEVE_BATCH):
             points = self._backend.retrieve(
@@ -440,56 +340,79 @@ class Store:
     def upsert_tracks(self, tracks: Sequence[Track]) -> None:
         """Writes tracks (idempotent: a track id is written once however often it comes)."""
         spec = self._require_spec()
-        points = [self._track_point(t, spec) for t in tracks]
+        points = [track_point(t, spec) for t in tracks]
         for batch in _batches(points, UPSERT_BATCH):
             self._backend.upsert(self.tracks_collection, batch)
 
-    def _track_point(self, track: Track, spec: EmbeddingSpec) -> StoredPoint:
-        if not _is_uuid(track.track_id):
-            raise InvalidRequest(f"track {track.track_id!r}: the id is not a UUID (use track_id())")
-        if track.vector is None:
-            raise InvalidRequest(f"track {track.track_id} ({track.path}): no vector to store")
-        vector = _as_vector(track.vector, spec.dim, f"track {track.track_id} ({track.path})")
-        payload: dict[str, Any] = {
-            F_ARTIST: track.artist,
-            F_ARTIST_KEY: track.artist_key,
-            F_TITLE: track.title,
-            F_ALBUM: track.album,
-            F_GENRE: track.genre,
-            F_YEAR: track.year,
-            F_PATH: track.path,
-            F_DURATION: track.duration_seconds,
-            F_CONTENT_HASH: track.content_hash,
-            F_EXTRA: dict(track.extra),
-            F_SPEC: spec.to_dict(),
-        }
-        return StoredPoint(id=track.track_id, vector=vector, payload=payload)
-
     def get_track(self, track_id: str, *, with_vector: bool = True) -> Track | None:
-        if not self._ready() or not _is_uuid(track_id):
+        if not self._ready() or not is_uuid(track_id):
             return None
         points = self._backend.retrieve(
             self.tracks_collection, [track_id], with_payload=True, with_vectors=with_vector
         )
-        return _track_from(points[0]) if points else None
+        return track_from(points[0]) if points else None
 
     def tracks_of_artist(self, artist_key: str, *, with_vectors: bool = False) -> list[Track]:
         """The artist's tracks, ordered by album, title, path."""
         if not self._ready():
             return []
-        where = Where(equals={F_ARTIST_KEY: (artist_key,)})
-        tracks = [
-            _track_from(p)
-            for p in self._backend.scroll(
-                self.tracks_collection,
-                where,
-                with_vectors=with_vectors,
-                fields=None,
-                batch_size=SCROLL_BATCH,
-            )
-        ]
+        scan = Scan(
+            where=Where(equals={F_ARTIST_KEY: (artist_key,)}),
+            with_vectors=with_vectors,
+            batch_size=SCROLL_BATCH,
+        )
+        tracks = [track_from(p) for p in self._backend.scroll(self.tracks_collection, scan)]
         tracks.sort(key=lambda t: (t.album or "", t.title or "", t.path or "", t.track_id))
         return tracks
+
+    def tracks_at(self, paths: Iterable[str]) -> list[Track]:
+        """The stored tracks (no vectors) whose path is one of `paths`."""
+        if not self._ready():
+            return []
+        found: list[Track] = []
+        for batch in _batches(list(dict.fromkeys(paths)), RETRIEVE_BATCH):
+            scan = Scan(
+                where=Where(equals={F_PATH: tuple(batch)}),
+                with_vectors=False,
+                batch_size=SCROLL_BATCH,
+            )
+            found += [track_from(p) for p in self._backend.scroll(self.tracks_collection, scan)]
+        return found
+
+    def artist_track_page(self, artist_key: str, *, limit: int, offset: int = 0) -> list[Track]:
+        """One page of the artist's tracks, ordered by album, title, path. Only the sort fields
+        of every track are read; full payloads only for the page."""
+        if not self._ready():
+            return []
+        scan = Scan(
+            where=Where(equals={F_ARTIST_KEY: (artist_key,)}),
+            fields=[F_ALBUM, F_TITLE, F_PATH],
+            batch_size=SCROLL_BATCH,
+        )
+        order = sorted(
+            (
+                str(p.payload.get(F_ALBUM) or ""),
+                str(p.payload.get(F_TITLE) or ""),
+                str(p.payload.get(F_PATH) or ""),
+                p.id,
+            )
+            for p in self._backend.scroll(self.tracks_collection, scan)
+        )
+        page_ids = [key[3] for key in order[offset : offset + limit]]
+        if not page_ids:
+            return []
+        points = self._backend.retrieve(
+            self.tracks_collection, page_ids, with_payload=True, with_vectors=False
+        )
+        by_id = {p.id: track_from(p) for p in points}
+        return [by_id[i] for i in page_ids if i in by_id]
+
+    def delete_tracks(self, track_ids: Iterable[str]) -> None:
+        """Removes tracks by id (their artists' centroids are the caller's to recompute)."""
+        ids = [i for i in dict.fromkeys(track_ids) if is_uuid(i)]
+        if ids and self._ready():
+            for batch in _batches(ids, RETRIEVE_BATCH):
+                self._backend.delete_ids(self.tracks_collection, list(batch))
 
     def delete_artist(self, artist_key: str) -> int:
         """Removes an artist's tracks and its artist point; returns the tracks deleted."""
@@ -500,7 +423,7 @@ class Store:
         if deleted:
             self._backend.delete_where(self.tracks_collection, where)
         self._backend.delete_ids(self.artists_collection, [artist_point_id(artist_key)])
-        self._invalidate_names()
+        self._names.invalidate()
         return deleted
 
     def count_tracks(self) -> int:
@@ -510,21 +433,10 @@ class Store:
 
     def upsert_artists(self, artists: Sequence[Artist]) -> None:
         spec = self._require_spec()
-        points = []
-        for artist in artists:
-            if artist.centroid is None:
-                raise InvalidRequest(f"artist {artist.name!r}: no centroid to store")
-            vector = _as_vector(artist.centroid, spec.dim, f"artist {artist.name!r}")
-            payload = {
-                F_ARTIST: artist.name,
-                F_ARTIST_KEY: artist.artist_key,
-                F_TRACK_COUNT: int(artist.track_count),
-                F_GENRES: list(artist.genres),
-            }
-            points.append(StoredPoint(artist_point_id(artist.artist_key), vector, payload))
+        points = [artist_point(artist, spec.dim) for artist in artists]
         for batch in _batches(points, UPSERT_BATCH):
             self._backend.upsert(self.artists_collection, batch)
-        self._invalidate_names()
+        self._names.invalidate()
 
     def get_artist(self, artist_key: str, *, with_centroid: bool = False) -> Artist | None:
         if not self._ready():
@@ -535,7 +447,7 @@ class Store:
             with_payload=True,
             with_vectors=with_centroid,
         )
-        return _artist_from(points[0]) if points else None
+        return artist_from(points[0]) if points else None
 
     def get_artists(
         self, artist_keys: Iterable[str], *, with_centroid: bool = False
@@ -549,7 +461,7 @@ class Store:
             for point in self._backend.retrieve(
                 self.artists_collection, batch, with_payload=True, with_vectors=with_centroid
             ):
-                artist = _artist_from(point)
+                artist = artist_from(point)
                 found[artist.artist_key] = artist
         return found
 
@@ -573,38 +485,26 @@ class Store:
     def count_artists(self) -> int:
         return self._backend.count(self.artists_collection) if self._ready() else 0
 
-    def _name_index(self) -> _NameIndex:
-        with self._names_lock:
-            stale = self._backend.shared and (
-                time.monotonic() - self._names_built_at > SHARED_NAME_INDEX_TTL_S
-            )
-            if self._names is None or stale:
-                self._names = self._build_name_index()
-                self._names_built_at = time.monotonic()
-            return self._names
+    def _name_index(self) -> NameIndex:
+        # Read the spec first: a spec that appeared or changed since the index was built
+        # invalidates it before it is served.
+        self.spec()
+        return self._names.current()
 
-    def _build_name_index(self) -> _NameIndex:
-        if not self._ready():
-            return _NameIndex([])
-        entries = [
-            _NameEntry(
+    def _load_name_entries(self) -> list[NameEntry]:
+        # The spec as `_name_index` just read it: asking spec() here could wait for the spec
+        # lock while holding the names lock.
+        if self._known_spec is None:
+            return []
+        scan = Scan(fields=[F_ARTIST, F_ARTIST_KEY, F_TRACK_COUNT], batch_size=NAME_SCROLL_BATCH)
+        return [
+            NameEntry(
                 key=str(p.payload[F_ARTIST_KEY]),
                 name=str(p.payload.get(F_ARTIST) or p.payload[F_ARTIST_KEY]),
                 track_count=int(p.payload.get(F_TRACK_COUNT) or 0),
             )
-            for p in self._backend.scroll(
-                self.artists_collection,
-                None,
-                with_vectors=False,
-                fields=[F_ARTIST, F_ARTIST_KEY, F_TRACK_COUNT],
-                batch_size=SCROLL_BATCH * 4,
-            )
+            for p in self._backend.scroll(self.artists_collection, scan)
         ]
-        return _NameIndex(entries)
-
-    def _invalidate_names(self) -> None:
-        with self._names_lock:
-            self._names = None
 
     def artist_keys_in_tracks(self) -> set[str]:
         """Distinct artist keys present among the tracks (to repair stale centroids)."""
@@ -616,7 +516,7 @@ class Store:
         """Stored tracks per artist key, counted from the tracks themselves (not the artists)."""
         if not self._ready():
             return {}
-        counts = self._backend.value_counts(self.tracks_collection, F_ARTIST_KEY)
+        counts = self._value_counts(self.tracks_collection, F_ARTIST_KEY, None)
         return {str(key): int(count) for key, count in counts.items()}
 
     def recompute_centroids(self, artist_keys: Iterable[str]) -> int:
@@ -627,21 +527,21 @@ class Store:
         changed = 0
         for keys in _batches(list(dict.fromkeys(artist_keys)), CENTROID_KEY_BATCH):
             by_artist: dict[str, list[StoredPoint]] = defaultdict(list)
-            for point in self._backend.scroll(
-                self.tracks_collection,
-                Where(equals={F_ARTIST_KEY: tuple(keys)}),
+            scan = Scan(
+                where=Where(equals={F_ARTIST_KEY: tuple(keys)}),
                 with_vectors=True,
                 fields=[F_ARTIST, F_ARTIST_KEY, F_GENRE],
                 batch_size=SCROLL_BATCH,
-            ):
+            )
+            for point in self._backend.scroll(self.tracks_collection, scan):
                 by_artist[str(point.payload[F_ARTIST_KEY])].append(point)
-            artists = [_artist_of(key, points) for key, points in by_artist.items()]
+            artists = [artist_from_tracks(key, points) for key, points in by_artist.items()]
             gone = [artist_point_id(k) for k in keys if k not in by_artist]
             if artists:
                 self.upsert_artists(artists)
             if gone:
                 self._backend.delete_ids(self.artists_collection, gone)
-                self._invalidate_names()
+                self._names.invalidate()
             changed += len(artists) + len(gone)
         return changed
 
@@ -660,14 +560,12 @@ class Store:
         spec = self.spec()
         if spec is None or limit <= 0:
             return []
-        query = _as_vector(vector, spec.dim, "query vector")
+        query = as_vector(vector, spec.dim, "query vector")
         excluded = frozenset(artist_point_id(k) for k in exclude_keys)
         if only_keys is None and min_tracks <= 1:
             # "Artists like X" excludes only X: asking for a few more unfiltered hits and
             # dropping X here is cheaper than a filtered HNSW search (p99 2.4 vs 6.3 ms at 100k).
-            hits = self._search(
-                self.artists_collection, query, limit=limit + len(excluded), where=None
-            )
+            hits = self._search(self.artists_collection, query, limit + len(excluded), None)
             hits = [(p, score) for p, score in hits if p.id not in excluded][:limit]
         else:
             where = Where(
@@ -679,8 +577,8 @@ class Store:
                 ),
                 exclude_ids=excluded,
             )
-            hits = self._search(self.artists_collection, query, limit=limit, where=where)
-        return [ArtistHit(artist=_artist_from(p), score=score) for p, score in hits]
+            hits = self._search(self.artists_collection, query, limit, where)
+        return [ArtistHit(artist=artist_from(p), score=score) for p, score in hits]
 
     def search_tracks(
         self,
@@ -700,8 +598,8 @@ class Store:
         spec = self.spec()
         if spec is None or limit <= 0:
             return []
-        query = _as_vector(vector, spec.dim, "query vector")
-        equals = self._filter_conditions(filters or {})
+        query = as_vector(vector, spec.dim, "query vector")
+        equals = equality_conditions(filters or {})
         if artist_keys is not None:
             keys = tuple(dict.fromkeys(artist_keys))
             if not keys:
@@ -712,62 +610,45 @@ class Store:
             not_equals={F_ARTIST_KEY: (exclude_artist_key,)} if exclude_artist_key else {},
             exclude_ids=frozenset(exclude_ids),
         )
-        hits = self._search(self.tracks_collection, query, limit=limit, where=where)
+        hits = self._search(self.tracks_collection, query, limit, where, with_vectors)
         return [
-            TrackHit(track=_track_from(p if with_vectors else _without_vector(p)), score=score)
+            TrackHit(track=track_from(p, with_vector=with_vectors), score=score)
             for p, score in hits
         ]
 
     def _search(
-        self, collection: str, query: list[float], *, limit: int, where: Where | None
+        self,
+        collection: str,
+        query: list[float],
+        limit: int,
+        where: Where | None,
+        with_vectors: bool = False,
     ) -> list[tuple[StoredPoint, float]]:
-        return self._backend.search(
-            collection,
+        request = VectorQuery(
             query,
-            limit=limit,
-            where=where,
+            limit,
+            where,
             search_ef=self.search_ef,
             exact=self.exact_search,
+            with_vectors=with_vectors,
         )
+        return self._backend.search(collection, request)
 
     def artist_keys_with(self, filters: Mapping[str, Any]) -> set[str]:
         """Keys of artists having at least one track that passes `filters`."""
         if not self._ready():
             return set()
-        where = Where(equals=self._filter_conditions(filters))
-        counts = self._backend.value_counts(self.tracks_collection, F_ARTIST_KEY, where)
-        return {str(key) for key in counts}
+        where = Where(equals=equality_conditions(filters))
+        return {str(key) for key in self._value_counts(self.tracks_collection, F_ARTIST_KEY, where)}
 
-    def _filter_conditions(self, filters: Mapping[str, Any]) -> dict[str, tuple[Scalar, ...]]:
-        conditions: dict[str, tuple[Scalar, ...]] = {}
-        for name, value in filters.items():
-            target = self._filter_field(name)
-            values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
-            if not values:
-                raise InvalidRequest(f"filter {name!r}: an empty list matches nothing")
-            checked: list[Scalar] = []
-            for item in values:
-                if item is None or not isinstance(item, str | int | float | bool):
-                    raise InvalidRequest(
-                        f"filter {name!r}: {item!r} is not a string, number or boolean"
-                    )
-                if target == F_YEAR:
-                    checked.append(_as_year(item))
-                elif isinstance(item, str) and target.startswith(f"{F_EXTRA}.") and _is_int(item):
-                    # Query strings carry every value as text; a JSONL column may hold numbers.
-                    checked += [item, int(item)]
-                else:
-                    checked.append(item)
-            conditions[target] = tuple(dict.fromkeys(checked))
-        return conditions
-
-    @staticmethod
-    def _filter_field(name: str) -> str:
-        if not name or name in NOT_FILTERABLE or name == F_ARTIST_KEY:
-            raise InvalidRequest(f"cannot filter tracks on {name!r}")
-        if name in DIRECT_FILTER_FIELDS:
-            return name
-        return f"{F_EXTRA}.{name}"
+    def _value_counts(
+        self, collection: str, field_name: str, where: Where | None
+    ) -> dict[Scalar, int]:
+        # Facets need an upper bound on the number of values: the matching points bound it.
+        total = self._backend.count(collection, where)
+        if total == 0:
+            return {}
+        return self._backend.value_counts(collection, field_name, where, limit=total)
 
     # --- upkeep ------------------------------------------------------------------------
 
@@ -787,111 +668,6 @@ class Store:
             self._backend.close()
 
 
-# --- conversions -------------------------------------------------------------------------
-
-
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _as_year(value: Scalar) -> int:
-    if isinstance(value, bool):
-        raise InvalidRequest(f"filter 'year': {value!r} is not a year")
-    try:
-        year = int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"filter 'year': {value!r} is not a year") from None
-    if isinstance(value, float) and value != year:
-        raise InvalidRequest(f"filter 'year': {value!r} is not a whole year")
-    return year
-
-
-def _as_vector(vector: Sequence[float] | np.ndarray, dim: int, what: str) -> list[float]:
-    array = np.asarray(vector, dtype=np.float32)
-    if array.ndim != 1 or array.shape[0] != dim:
-        raise InvalidRequest(
-            f"{what}: expected {dim} floats (the store's embedding dim), got shape {array.shape}"
-        )
-    if not np.isfinite(array).all():
-        raise InvalidRequest(f"{what}: contains NaN or infinite values")
-    if not array.any():
-        raise InvalidRequest(f"{what}: is all zeros and has no direction")
-    return array.tolist()
-
-
-def _without_vector(point: StoredPoint) -> StoredPoint:
-    return StoredPoint(point.id, None, point.payload)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _track_from(point: StoredPoint) -> Track:
-    p = point.payload
-    return Track(
-        track_id=point.id,
-        artist=str(p.get(F_ARTIST, "")),
-        artist_key=str(p.get(F_ARTIST_KEY, "")),
-        vector=point.vector,
-        title=p.get(F_TITLE),
-        album=p.get(F_ALBUM),
-        genre=p.get(F_GENRE),
-        year=_optional_int(p.get(F_YEAR)),
-        path=p.get(F_PATH),
-        duration_seconds=_optional_float(p.get(F_DURATION)),
-        content_hash=p.get(F_CONTENT_HASH),
-        extra=dict(p.get(F_EXTRA) or {}),
-    )
-
-
-def _artist_from(point: StoredPoint) -> Artist:
-    p = point.payload
-    return Artist(
-        name=str(p.get(F_ARTIST, "")),
-        artist_key=str(p.get(F_ARTIST_KEY, "")),
-        track_count=int(p.get(F_TRACK_COUNT) or 0),
-        centroid=point.vector,
-        genres=list(p.get(F_GENRES) or []),
-    )
-
-
-def _artist_of(key: str, points: list[StoredPoint]) -> Artist:
-    """An artist recomputed from its tracks' vectors and payloads."""
-    vectors = np.array([p.vector for p in points], dtype=np.float32)
-    try:
-        centroid = artist_centroid(vectors)
-    except ValueError as exc:
-        raise StoreError(f"artist {key!r}: cannot compute its centroid: {exc}") from exc
-    # The display name most of its tracks carry; ties go to the alphabetically first.
-    names = Counter(str(p.payload.get(F_ARTIST) or key) for p in points)
-    display = min(names, key=lambda n: (-names[n], n))
-    genres = sorted({str(g) for p in points if (g := p.payload.get(F_GENRE))})
-    return Artist(
-        name=display,
-        artist_key=key,
-        track_count=len(points),
-        centroid=centroid.tolist(),
-        genres=genres,
-    )

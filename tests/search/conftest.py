@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundalike.search.identity import track_id
 from soundalike.search.names import artist_key
-from soundalike.search.store import Store, open_store, track_id
+from soundalike.search.store import Store, open_store
 from soundalike.search.types import EmbeddingSpec, Track
 
 DIM = 16

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from soundalike.search.centroids import artist_centroid
+from soundalike.search.errors import InvalidRequest
 
 
 def test_centroid_is_the_normalised_mean_of_unit_vectors() -> None:
@@ -40,5 +41,5 @@ def test_rows_count_as_unit_vectors_whatever_their_length() -> None:
     ],
 )
 def test_vectors_without_a_centroid_are_refused(vectors: np.ndarray, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidRequest, match=message):
         artist_centroid(vectors)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from soundalike.search.errors import InvalidRequest
 from soundalike.search.names import artist_key, key_prefix, suggest
 
 
@@ -30,7 +31,7 @@ def test_key_is_the_folded_name() -> None:
 
 @pytest.mark.parametrize("blank", ["", "   ", "\t\n", "\u0301"])
 def test_empty_names_are_refused(blank: str) -> None:
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(InvalidRequest, match="empty"):
         artist_key(blank)
 
 

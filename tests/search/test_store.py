@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundalike.api.benchmarks.store import clustered_centroids
 from soundalike.search.centroids import artist_centroid
 from soundalike.search.edge_store import EdgeBackend, EdgeIndexSettings
 from soundalike.search.errors import (
@@ -23,9 +24,9 @@ from soundalike.search.errors import (
     StoreLocked,
     StoreUnavailable,
 )
+from soundalike.search.identity import artist_point_id, track_id
 from soundalike.search.names import artist_key
-from soundalike.search.store import Store, artist_point_id, open_store, track_id
-from soundalike.search.store_bench import clustered_centroids
+from soundalike.search.store import Store, open_store
 from soundalike.search.types import Artist, EmbeddingSpec, Track
 
 DIM = 16

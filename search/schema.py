@@ -1,0 +1,65 @@
+"""The Qdrant schema of soundalike, and the one place it is defined.
+
+Layout
+- `<prefix>tracks`: one point per track, id `identity.track_id(content_hash, artist_key)`.
+  Payload: artist, artist_key, title, album, genre, year, path, duration_seconds,
+  content_hash, `spec` (the embedding spec dict) and `extra` (the manifest's extra columns,
+  nested under their own names so they can never clobber a reserved field; filter on them by
+  bare name).
+- `<prefix>artists`: one point per artist, id `identity.artist_point_id(artist_key)`, vector =
+  centroid. Payload: artist, artist_key, track_count, genres.
+- The embedding spec is stored once, in the tracks collection's metadata under
+  `SPEC_METADATA_KEY` (Edge: a JSON file beside the shard; server: collection metadata).
+"""
+
+from __future__ import annotations
+
+from soundalike.search.backend import IndexKind
+
+TRACKS = "tracks"
+ARTISTS = "artists"
+
+F_ARTIST = "artist"
+F_ARTIST_KEY = "artist_key"
+F_TITLE = "title"
+F_ALBUM = "album"
+F_GENRE = "genre"
+F_YEAR = "year"
+F_PATH = "path"
+F_DURATION = "duration_seconds"
+F_CONTENT_HASH = "content_hash"
+F_EXTRA = "extra"
+F_SPEC = "spec"
+F_TRACK_COUNT = "track_count"
+F_GENRES = "genres"
+
+TRACK_INDEXES: dict[str, IndexKind] = {
+    F_ARTIST_KEY: "keyword",
+    F_GENRE: "keyword",
+    F_ALBUM: "keyword",
+    F_YEAR: "integer",
+    # Which point a file produced: a retagged or edited file's old point is found and retired.
+    F_PATH: "keyword",
+}
+ARTIST_INDEXES: dict[str, IndexKind] = {
+    F_ARTIST_KEY: "keyword",
+    F_TRACK_COUNT: "integer",
+    F_GENRES: "keyword",
+}
+
+# Track fields a search may filter on directly; any other filter name is an extra column.
+DIRECT_FILTER_FIELDS = frozenset({F_GENRE, F_ALBUM, F_YEAR, F_TITLE, F_ARTIST, F_PATH})
+NOT_FILTERABLE = frozenset({F_SPEC, F_EXTRA, "vector"})
+
+SPEC_METADATA_KEY = "soundalike_spec"
+
+UPSERT_BATCH = 256
+RETRIEVE_BATCH = 1024
+SCROLL_BATCH = 2048
+NAME_SCROLL_BATCH = SCROLL_BATCH * 4
+CENTROID_KEY_BATCH = 256
+
+
+def collection_names(prefix: str = "") -> tuple[str, str]:
+    """(tracks, artists) collection names for a collection prefix."""
+    return f"{prefix}{TRACKS}", f"{prefix}{ARTISTS}"
