@@ -1,55 +1,57 @@
 """HTTP load benchmark: "artists like X" and lookups over real HTTP, 8 concurrent clients.
 
-    python -m soundalike.api.load_bench --artists 100000
+    python -m soundalike.api.benchmarks.http [--artists 100000] [--requests 4000]
+        [--backends edge,local] [--clusters 0] [--workdir DIR [--reuse]] [--record FILE] [--json]
 
 Writes N artists with random unit centroids (and a few tracks) through the Store API, starts
 `soundalike serve` on loopback in a subprocess, and drives it with concurrent keep-alive clients
 for a bounded number of requests (and seconds) per route. Then the same against qdrant-client's
 local mode (`--backends edge,local`), served by this module in a subprocess. Reports throughput
-and latency percentiles per route; `--record FILE` appends the figures as a markdown section.
+and latency percentiles per route as a markdown table and a JSON document; `--record FILE`
+appends the markdown section to FILE.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import json
-import os
-import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from soundalike.api.benchmarks.common import (
+    BENCH_DIM,
+    BENCH_SPEC,
+    bench_parser,
+    describe_machine,
+    document_header,
+    exit_on_sigterm,
+    free_port,
+    latency_summary,
+    log,
+    print_document,
+    running_server,
+    serve_command,
+)
+from soundalike.search.identity import track_id
 from soundalike.search.names import artist_key
-from soundalike.search.store import Store, open_store, track_id
-from soundalike.search.types import Artist, EmbeddingSpec, Track
+from soundalike.search.store import Store, open_store
+from soundalike.search.types import Artist, Track
 
-DIM = 768
+MODULE = "soundalike.api.benchmarks.http"
+BACKENDS = ("edge", "local")
 WRITE_BATCH = 2000
 TARGET_P99_MS = 30.0
 CLUSTER_SPREAD = 0.6
-BENCH_SPEC = EmbeddingSpec(
-    model="load-bench-random",
-    revision=None,
-    layer=11,
-    window_seconds=30.0,
-    excerpt="centre",
-    pooling="mean",
-    sample_rate=24000,
-    dim=DIM,
-)
 
 
 def artist_name(index: int) -> str:
@@ -70,7 +72,7 @@ def random_centroids(
 ) -> np.ndarray:
     """Unit vectors: uniform on the sphere, or scattered around random cluster centres (cosine
     ~0.86 to their centre), which is closer to how real artists group into styles."""
-    vectors = rng.standard_normal((count, DIM), dtype=np.float32)
+    vectors = rng.standard_normal((count, BENCH_DIM), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     if centres is not None:
         vectors = centres[rng.integers(0, len(centres), size=count)] + CLUSTER_SPREAD * vectors
@@ -100,21 +102,21 @@ def fill_store(
             for i in range(count)
         ]
         store.upsert_artists(batch)
-        with_tracks = [a for a in batch if int(a.name.rsplit(" ", 1)[1]) < tracks]
-        if with_tracks:
-            batch_tracks = [
-                Track(
-                    track_id=track_id(f"bench-{a.artist_key}", a.artist_key),
-                    artist=a.name,
-                    artist_key=a.artist_key,
-                    vector=a.centroid,
-                    title=f"{a.name} - first track",
-                    album="Bench",
-                    genre="bench",
-                    year=2024,
-                )
-                for a in with_tracks
-            ]
+        batch_tracks = [
+            Track(
+                track_id=track_id(f"bench-{a.artist_key}", a.artist_key),
+                artist=a.name,
+                artist_key=a.artist_key,
+                vector=a.centroid,
+                title=f"{a.name} - first track",
+                album="Bench",
+                genre="bench",
+                year=2024,
+            )
+            for index, a in enumerate(batch, start)
+            if index < tracks
+        ]
+        if batch_tracks:
             store.upsert_tracks(batch_tracks)
             track_ids += [t.track_id for t in batch_tracks]
     store.flush()
@@ -129,75 +131,29 @@ def open_local_store(path: Path) -> Store:
     return Store(ServerBackend.local_path(path))
 
 
-# --- servers -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the server was not ready within {timeout:.0f} s")
-
-
-def start_server(
-    backend: str, data_dir: Path, port: int, log_path: Path
-) -> subprocess.Popen[bytes]:
+def server_command(backend: str, data_dir: Path, port: int) -> list[str]:
     if backend == "edge":
-        command = [
-            sys.executable,
-            "-m",
-            "soundalike.api.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ]
-    else:
-        command = [
-            sys.executable,
-            "-m",
-            "soundalike.api.load_bench",
-            "--serve-local",
-            str(data_dir),
-            "--port",
-            str(port),
-        ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")}
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(command, stdout=log, stderr=log, env=env)
+        return serve_command(data_dir, port)
+    # The CLI serves Edge or a Qdrant server only: this module serves local mode itself.
+    return [sys.executable, "-m", MODULE, "--serve-local", str(data_dir), "--port", str(port)]
 
 
 def serve_local(data_dir: Path, port: int) -> None:
-    """The API over qdrant-client's local mode (the CLI only serves Edge or a real server)."""
+    """The API over qdrant-client's local mode."""
     import uvicorn
 
-    from soundalike.api.deps import StoreHolder
     from soundalike.api.main import create_app
+    from soundalike.api.services import Services
     from soundalike.api.settings import Settings
 
     settings = Settings(data_dir=data_dir, log_level="warning")
-    app = create_app(settings)
-    app.state.stores = StoreHolder(settings, opener=lambda _settings: open_local_store(data_dir))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+    def open_local(_settings: Settings) -> Store:
+        return open_local_store(data_dir)
+
+    with Services(settings, store_opener=open_local) as services:
+        app = create_app(services=services)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # --- clients -----------------------------------------------------------------------------
@@ -213,18 +169,16 @@ class RouteResult:
     first_failure: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        latencies = np.asarray(self.latencies_ms or [float("nan")])
-        return {
-            "route": self.route,
-            "requests": self.requests,
-            "failures": self.failures,
-            "throughput_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
-            "p50_ms": round(float(np.percentile(latencies, 50)), 2),
-            "p90_ms": round(float(np.percentile(latencies, 90)), 2),
-            "p99_ms": round(float(np.percentile(latencies, 99)), 2),
-            "max_ms": round(float(latencies.max()), 2),
-            "first_failure": self.first_failure,
-        }
+        return (
+            {
+                "route": self.route,
+                "requests": self.requests,
+                "failures": self.failures,
+                "throughput_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            }
+            | latency_summary(self.latencies_ms)
+            | {"first_failure": self.first_failure}
+        )
 
 
 def drive(
@@ -306,37 +260,41 @@ def route_paths(artists: int, track_ids: Sequence[str], seed: int = 1) -> dict[s
 # --- the run -----------------------------------------------------------------------------
 
 
-def bench_backend(
-    backend: str, args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
-) -> dict[str, Any]:
-    data_dir = workdir / backend
+def _prepare_data(backend: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """Writes the artists (or finds them from an earlier --reuse run); the track ids and the
+    seconds writing took (None when reused)."""
     started = time.perf_counter()
     store = open_store(data_dir=data_dir) if backend == "edge" else open_local_store(data_dir)
-    load_seconds: float | None = None
     try:
         if args.reuse and store.count_artists() == args.artists:
-            track_ids = bench_track_ids(min(args.tracks, args.artists))
             log(f"[{backend}] reusing the {args.artists} artists stored in {data_dir}")
-        else:
-            track_ids = fill_store(store, args.artists, args.tracks, clusters=args.clusters)
-            load_seconds = round(time.perf_counter() - started, 1)
-            log(
-                f"[{backend}] wrote {args.artists} artists and {len(track_ids)} tracks "
-                f"in {load_seconds:.1f} s"
-            )
+            return {
+                "track_ids": bench_track_ids(min(args.tracks, args.artists)),
+                "load_seconds": None,
+            }
+        track_ids = fill_store(store, args.artists, args.tracks, clusters=args.clusters)
     finally:
         store.close()
+    load_seconds = round(time.perf_counter() - started, 1)
+    log(f"[{backend}] wrote {args.artists} artists and {len(track_ids)} tracks in {load_seconds} s")
+    return {"track_ids": track_ids, "load_seconds": load_seconds}
 
+
+def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    data_dir = workdir / backend
+    data = _prepare_data(backend, args, data_dir)
     port = free_port()
-    server_log = workdir / f"{backend}-server.log"
-    process = start_server(backend, data_dir, port, server_log)
-    try:
-        started = time.perf_counter()
-        wait_ready(port, process, timeout=args.start_timeout)
+    requests = args.requests if backend == "edge" else args.local_requests
+    routes = []
+    started = time.perf_counter()
+    with running_server(
+        server_command(backend, data_dir, port),
+        port,
+        log_path=workdir / f"{backend}-server.log",
+        ready_timeout_s=args.start_timeout,
+    ):
         log(f"[{backend}] server ready in {time.perf_counter() - started:.1f} s (port {port})")
-        requests = args.requests if backend == "edge" else args.local_requests
-        routes = []
-        for route, paths in route_paths(args.artists, track_ids).items():
+        for route, paths in route_paths(args.artists, data["track_ids"]).items():
             if args.routes and not any(r in route for r in args.routes):
                 continue
             result = drive(
@@ -351,29 +309,10 @@ def bench_backend(
             routes.append(result)
             log(
                 f"[{backend}] {route:<32} {result['requests']:6d} req "
-                f"{result['throughput_rps']:8.1f}/s  p50 {result['p50_ms']:7.2f} ms  "
-                f"p99 {result['p99_ms']:7.2f} ms  failures {result['failures']}"
+                f"{result['throughput_rps']:8.1f}/s  p50 {result['p50_ms']} ms  "
+                f"p99 {result['p99_ms']} ms  failures {result['failures']}"
             )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return {"backend": backend, "load_seconds": load_seconds, "routes": routes}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}"
+    return {"backend": backend, "load_seconds": data["load_seconds"], "routes": routes}
 
 
 def markdown(document: dict[str, Any]) -> str:
@@ -382,8 +321,8 @@ def markdown(document: dict[str, Any]) -> str:
         "## HTTP search",
         "",
         f"- date: {document['date']}",
-        f"- machine: {document['machine']}; load average when the run started: "
-        f"{document['load_average']} (other processes share the cores)",
+        f"- machine: {describe_machine(document['machine'])}; load average when the run "
+        f"started: {document['load_average']} (other processes share the cores)",
         f"- command: `{document['command']}`",
         f"- {document['artists']} artists ({document['centroids']}, written through the "
         f"Store API), {document['clients']} concurrent keep-alive clients over loopback HTTP, "
@@ -408,9 +347,7 @@ def markdown(document: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m soundalike.api.load_bench", description=__doc__.split("\n\n")[0]
-    )
+    parser = bench_parser(MODULE, __doc__)
     parser.add_argument("--artists", type=int, default=100_000)
     parser.add_argument(
         "--tracks",
@@ -450,61 +387,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--routes", nargs="*", help="only routes containing one of these")
     parser.add_argument("--start-timeout", type=float, default=600.0, dest="start_timeout")
     parser.add_argument("--workdir", type=Path, help="keep the data here (default: a temp dir)")
-    parser.add_argument("--record", type=Path, help="append a markdown section to this file")
-    parser.add_argument("--json", action="store_true", help="one JSON document on the last line")
+    parser.add_argument("--record", type=Path, help="append the markdown section to this file")
+    parser.add_argument("--json", action="store_true", help="only the JSON document")
     parser.add_argument("--serve-local", type=Path, dest="serve_local", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.serve_local is not None:
         serve_local(args.serve_local, args.port)
         return 0
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - {"edge", "local"}
-    if unknown or args.artists < 1 or args.clients < 1:
-        print(
-            f"load_bench: bad arguments ({', '.join(sorted(unknown)) or 'counts'})", file=sys.stderr
-        )
-        return 2
+    unknown = set(backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(sorted(unknown))}: use edge or local")
+    if args.artists < 1 or args.clients < 1:
+        parser.error("--artists and --clients must be >= 1")
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    load_average = " / ".join(f"{x:.2f}" for x in os.getloadavg())  # 1, 5, 15 minutes
+    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="soundalike-load-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        runs = [bench_backend(b, args, workdir, log) for b in backends]
+        runs = [bench_backend(b, args, workdir) for b in backends]
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    argv_shown = " ".join(sys.argv[1:] if argv is None else argv)
-    document = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
-        "load_average": load_average,
-        "command": f"python -m soundalike.api.load_bench {argv_shown}".strip(),
+    document |= {
         "artists": args.artists,
         "centroids": (
-            f"random unit {DIM}-d centroids around {args.clusters} random cluster centres"
+            f"random unit {BENCH_DIM}-d centroids around {args.clusters} random cluster centres"
             if args.clusters
-            else f"random unit {DIM}-d centroids, uniform on the sphere"
+            else f"random unit {BENCH_DIM}-d centroids, uniform on the sphere"
         ),
         "clients": args.clients,
         "backends": runs,
     }
+    report = markdown(document)
     if args.record:
         with open(args.record, "a", encoding="utf-8") as handle:
-            handle.write(markdown(document))
-    if args.json:
-        print(json.dumps(document))
-    else:
-        print(markdown(document))
+            handle.write(report)
+    print_document(document, text=None if args.json else report)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_on_sigterm()
+    raise SystemExit(main())

@@ -1,0 +1,301 @@
+"""What every benchmark shares: the spec of its random vectors, a description of the machine,
+latency percentiles, memory figures, isolated measurement processes, and a `soundalike serve`
+subprocess that is stopped, children included, however the benchmark ends."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import queue as queue_module
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from soundalike.ingest.defaults import DEFAULT_EXCERPT, DEFAULT_LAYER, DEFAULT_WINDOW_SECONDS
+from soundalike.ingest.devtools.checkpoint import MERT_V1_95M_CONFIG
+from soundalike.search.types import EmbeddingSpec
+
+BENCH_DIM = int(MERT_V1_95M_CONFIG["hidden_size"])
+# Everything but the model name is what an ingest with the defaults writes, so the stores behave
+# like real ones; the name marks the vectors as random so a bench store never passes for a
+# catalogue.
+BENCH_SPEC = EmbeddingSpec(
+    model="soundalike-bench/random-vectors",
+    revision=None,
+    layer=DEFAULT_LAYER,
+    window_seconds=DEFAULT_WINDOW_SECONDS,
+    excerpt=DEFAULT_EXCERPT,
+    pooling="mean",
+    sample_rate=int(MERT_V1_95M_CONFIG["sample_rate"]),
+    dim=BENCH_DIM,
+)
+
+# The instruction sets that decide which kernels torch and Qdrant can use on an x86 CPU.
+FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+PERCENTILES = (50, 90, 99)
+# How much of a server's log a start-up failure quotes.
+LOG_TAIL_CHARS = 3000
+
+Result = TypeVar("Result")
+
+
+# --- the machine and the document ------------------------------------------------------------
+
+
+def parse_cpu_description(text: str) -> dict[str, Any]:
+    """CPU model name, family and the flags that matter, from `lscpu` or /proc/cpuinfo text
+    (both spell the keys the same way once lower-cased; cpuinfo repeats them per core)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, separator, value = line.partition(":")
+        if separator:
+            fields.setdefault(key.strip().lower(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family": fields.get("cpu family"),
+        "cpu_flags": [flag for flag in FLAGS_THAT_MATTER if flag in flags],
+    }
+
+
+def _cpu_text() -> str:
+    try:
+        return subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        try:
+            return Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 0
+
+
+def machine() -> dict[str, Any]:
+    return parse_cpu_description(_cpu_text()) | {
+        "cores": usable_cores(),
+        "python": platform.python_version(),
+    }
+
+
+def describe_machine(described: dict[str, Any]) -> str:
+    """One line for a markdown report: "2 cores, AMD EPYC (family 25; avx2 avx512f), Python …"."""
+    details = [f"family {described['cpu_family']}"] if described.get("cpu_family") else []
+    if described.get("cpu_flags"):
+        details.append(" ".join(described["cpu_flags"]))
+    cpu = described["cpu"] + (f" ({'; '.join(details)})" if details else "")
+    return f"{described['cores']} cores, {cpu}, Python {described['python']}"
+
+
+def document_header(module: str, argv: Sequence[str]) -> dict[str, Any]:
+    """When, where and how a run was made: the first keys of every benchmark's JSON document."""
+    # Other processes on the cores change every figure: the load average says how much.
+    load_average = " / ".join(f"{load:.2f}" for load in os.getloadavg())
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "load_average": load_average,
+        "command": f"python -m {module} {' '.join(argv)}".strip(),
+    }
+
+
+def bench_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """A parser for `python -m module` whose --help shows the module's docstring as written (its
+    usage lines and what it measures)."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def print_document(document: dict[str, Any], *, text: str | None = None) -> None:
+    """Optional human-readable text, then the JSON document on the last line of stdout."""
+    if text:
+        print(text, flush=True)
+    print(json.dumps(document), flush=True)
+
+
+def log(line: str) -> None:
+    """Progress: stderr, so stdout stays the report."""
+    print(line, file=sys.stderr, flush=True)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def latency_summary(samples_ms: Sequence[float]) -> dict[str, float | None]:
+    """p50/p90/p99, mean and max of latencies in milliseconds (None for no samples)."""
+    keys = [f"p{p}_ms" for p in PERCENTILES] + ["mean_ms", "max_ms"]
+    if len(samples_ms) == 0:
+        return dict.fromkeys(keys)
+    samples = np.asarray(samples_ms, dtype=np.float64)
+    values = [*np.percentile(samples, PERCENTILES), samples.mean(), samples.max()]
+    return {key: round(float(value), 3) for key, value in zip(keys, values, strict=True)}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+# --- isolated measurements -------------------------------------------------------------------
+
+
+def _call_into_queue(target: Callable[..., Any], args: tuple[Any, ...], results: Any) -> None:
+    results.put(target(*args))
+
+
+def run_isolated(target: Callable[..., Result], *args: Any) -> Result:
+    """`target(*args)` in a fresh spawned process, so its peak memory and its imports are its
+    own; returns what it returned. `target` must be a module-level function."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_call_into_queue, args=(target, args, results))
+    process.start()
+    received: list[Result] = []
+    try:
+        while not received:
+            # Asked before waiting: a result put just before the exit is still read.
+            alive = process.is_alive()
+            try:
+                received.append(results.get(timeout=1.0))
+            except queue_module.Empty:
+                if not alive:
+                    break
+    finally:
+        process.join()
+    if not received or process.exitcode != 0:
+        name = getattr(target, "__name__", repr(target))
+        raise RuntimeError(f"benchmark process {name} failed (exit code {process.exitcode})")
+    return received[0]
+
+
+# --- a server in a subprocess ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_command(data_dir: Path, port: int, *flags: str) -> list[str]:
+    """`soundalike serve` on loopback over the embedded store in `data_dir`, plus `flags`."""
+    return [
+        sys.executable,
+        "-m",
+        "soundalike.api.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        *flags,
+    ]
+
+
+def environment_without_settings() -> dict[str, str]:
+    """This environment minus SOUNDALIKE_* settings, so a benchmark server measures the
+    defaults rather than whatever the shell it was started from configures."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")}
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Polls GET /readyz until it answers 200; fails early if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.2)
+    raise RuntimeError(f"the server was not ready within {timeout_s:.0f} s")
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
+    """SIGTERM to the process's whole group, SIGKILL to whatever is left after `grace_s`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace_s)
+    # Also after a clean exit: a worker the server failed to reap must not outlive the run.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def exit_on_sigterm() -> None:
+    """Makes SIGTERM (`timeout`, `kill`) raise SystemExit in this process, so `finally` blocks
+    and `running_server` still stop the servers a benchmark started."""
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
+@contextlib.contextmanager
+def running_server(
+    command: Sequence[str],
+    port: int,
+    *,
+    log_path: Path,
+    ready_timeout_s: float = 600.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Starts `command` (a server on `port`), yields once /readyz answers 200, and stops it and
+    every process it started on the way out, whether the block ended or raised."""
+    with open(log_path, "ab") as server_log:
+        # Its own session, so one signal to the group reaches uvicorn's workers as well.
+        process = subprocess.Popen(
+            list(command),
+            stdout=server_log,
+            stderr=server_log,
+            env=environment_without_settings() if env is None else env,
+            start_new_session=True,
+        )
+    try:
+        try:
+            wait_ready(port, process, ready_timeout_s)
+        except RuntimeError as error:
+            log_tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+            raise RuntimeError(f"{error}; the end of {log_path}:\n{log_tail}") from None
+        yield process
+    finally:
+        stop_process_group(process)

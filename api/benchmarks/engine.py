@@ -1,0 +1,293 @@
+"""Embedding throughput: soundalike's path against the naive reference path, in one run.
+
+    python -m soundalike.api.benchmarks.engine [--random-weights | --model M] [--device auto]
+        [--clips 3] [--batch-size 1] [--layer 11] [--no-naive] [--steps] [--json]
+
+(`soundalike bench` runs the same.) Naive path: a full 12-layer HubertModel, eager attention,
+fp32, batch 1, all hidden states requested and `hidden_states[layer]` mean-pooled. soundalike's
+path: `MertEmbedder`. Both embed the same deterministic synthetic 30 s clips (devtools.synth).
+Each path runs in its own spawned process, so its peak memory is its own: on CPU the growth of
+the process's peak RSS (getrusage ru_maxrss) over the RSS measured after imports, before the
+model is loaded (weights included); on CUDA torch.cuda.max_memory_allocated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.api.benchmarks.common import (
+    bench_parser,
+    document_header,
+    machine,
+    peak_rss_mb,
+    print_document,
+    rss_mb,
+    run_isolated,
+)
+from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_WINDOW_SECONDS
+from soundalike.ingest.devtools.synth import synth_track
+from soundalike.search.errors import InvalidRequest
+
+MODULE = "soundalike.api.benchmarks.engine"
+CLIP_SECONDS = DEFAULT_WINDOW_SECONDS
+# Intermediate configurations, in the order that shows where the speed-up comes from.
+STEP_PATHS = ("sdpa_full", "sdpa_truncated")
+
+
+def synthetic_clip(index: int, sample_rate: int, seconds: float = CLIP_SECONDS) -> np.ndarray:
+    """Clip `index`: deterministic mono synthetic music, a different artist for each index."""
+    return synth_track(
+        artist_seed=index, track_seed=0, seconds=seconds, sample_rate=sample_rate, channels=1
+    )[0]
+
+
+@dataclass(frozen=True)
+class PathMeasurement:
+    """One path's run: seconds for all clips, peak memory, and the clips' vectors."""
+
+    seconds: float
+    peak_mem_mb: float
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class PathRun:
+    """What to time: one path on `clips` clips of `clip_seconds`."""
+
+    path: str
+    model: str
+    layer: int
+    device: str
+    batch_size: int
+    clips: int
+    clip_seconds: float
+
+
+MeasurePath = Callable[[PathRun], PathMeasurement]
+
+
+def _run_path(run: PathRun) -> PathMeasurement:
+    """One path in its own process: load, warm up on one clip, time `clips` clips."""
+    import torch
+
+    from soundalike.ingest.embed import MertEmbedder
+    from soundalike.ingest.model import load_mert
+
+    path, model, layer, device = run.path, run.model, run.layer, run.device
+    target = torch.device(device)
+    if target.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    baseline_mb = rss_mb()
+
+    if path == "soundalike":
+        embedder = MertEmbedder(
+            load_mert(model, layer=layer, device=device), batch_size=run.batch_size
+        )
+        sample_rate = embedder.sample_rate
+
+        def embed(windows: list[np.ndarray]) -> np.ndarray:
+            return embedder.embed_windows(windows)
+
+        step = run.batch_size
+    else:
+        from soundalike.ingest.model import model_files
+
+        truncated = path == "sdpa_truncated"
+        config = json.loads(model_files(model).config.read_text())
+        depth = layer if truncated else int(config.get("num_hidden_layers", 12))
+        loaded = load_mert(model, layer=depth, device=device, optimize=False)
+        module = loaded.module.float()
+        module.set_attn_implementation("eager" if path == "naive" else "sdpa")
+        sample_rate = loaded.sample_rate
+        normalizer = MertEmbedder(loaded)
+
+        def embed(windows: list[np.ndarray]) -> np.ndarray:
+            vectors = []
+            with torch.inference_mode():
+                for window in windows:
+                    batch = torch.from_numpy(normalizer._prepare(window))[None].to(target)
+                    if truncated:
+                        frames = module(batch).last_hidden_state
+                    else:
+                        frames = module(batch, output_hidden_states=True).hidden_states[layer]
+                    vectors.append(frames.mean(dim=1)[0].float().cpu().numpy())
+            return np.stack(vectors)
+
+        step = 1
+
+    embed([synthetic_clip(0, sample_rate, run.clip_seconds)])
+    windows = [synthetic_clip(1 + i, sample_rate, run.clip_seconds) for i in range(run.clips)]
+    if target.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    vectors = np.concatenate([embed(windows[i : i + step]) for i in range(0, run.clips, step)])
+    if target.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+
+    if target.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = peak_rss_mb() - baseline_mb
+    return PathMeasurement(seconds, peak_mb, vectors)
+
+
+def measure_path(run: PathRun) -> PathMeasurement:
+    """Times one path in a fresh spawned process."""
+    return run_isolated(_run_path, run)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _figures(measured: PathMeasurement, clips: int) -> dict[str, float]:
+    return {
+        "clips_per_s": clips / measured.seconds,
+        "seconds_per_clip": measured.seconds / clips,
+        "peak_mem_mb": round(float(measured.peak_mem_mb), 1),
+    }
+
+
+def run_bench(
+    *,
+    model: str | None,
+    random_weights: bool,
+    device: str,
+    clips: int,
+    batch_size: int,
+    layer: int = DEFAULT_LAYER,
+    naive: bool = True,
+    steps: bool = False,
+    clip_seconds: float = CLIP_SECONDS,
+    measure: MeasurePath = measure_path,
+) -> dict[str, Any]:
+    """Clips per second and peak memory of both paths, their ratio and the vectors' parity.
+
+    `steps` also measures the intermediate configurations (SDPA on the full model; SDPA and
+    truncation to `layer`) so a report shows where the speed-up comes from. `measure` runs one
+    path; the default times it in its own process.
+    """
+    from soundalike.ingest.model import model_files, resolve_device
+
+    if clips < 1:
+        raise InvalidRequest(f"clips must be >= 1, not {clips}")
+    target = str(resolve_device(device))
+    with tempfile.TemporaryDirectory(prefix="soundalike-bench-") as scratch:
+        if random_weights:
+            from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
+
+            model_path = str(write_mert_checkpoint(Path(scratch) / "mert-random"))
+            model_label = "MERT-v1-95M architecture, random weights"
+        else:
+            model_path = model or DEFAULT_MODEL
+            model_label = model_path
+
+        # Fail here, with the typed error, rather than inside a spawned process.
+        model_files(model_path)
+        paths = ["soundalike"]
+        if naive:
+            paths.insert(0, "naive")
+        if steps:
+            paths[-1:-1] = list(STEP_PATHS)
+        measured = {
+            path: measure(PathRun(path, model_path, layer, target, batch_size, clips, clip_seconds))
+            for path in paths
+        }
+
+    report: dict[str, Any] = {
+        "soundalike": _figures(measured["soundalike"], clips),
+        "device": target,
+        "model": model_label,
+        "layer": layer,
+        "clips": clips,
+        "clip_seconds": clip_seconds,
+        "batch_size": batch_size,
+        "machine": machine(),
+    }
+    if naive:
+        report["naive"] = _figures(measured["naive"], clips)
+        report["ratio"] = report["soundalike"]["clips_per_s"] / report["naive"]["clips_per_s"]
+        ours = _unit(measured["soundalike"].vectors)
+        reference = _unit(measured["naive"].vectors)
+        report["parity_l2"] = float(np.linalg.norm(ours - reference, axis=1).max())
+    if steps:
+        report["steps"] = {path: _figures(measured[path], clips) for path in STEP_PATHS}
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a few aligned lines: clips/s and peak memory per path, then the ratio."""
+    rows = [(name, report[name]) for name in ("naive", "soundalike") if name in report]
+    rows[1:1] = list(report.get("steps", {}).items())
+    lines = [
+        f"{name:<14} {row['clips_per_s']:8.3f} clips/s  peak {row['peak_mem_mb']:8.1f} MB"
+        for name, row in rows
+    ]
+    if report.get("ratio") is not None:
+        lines.append(f"{'ratio':<14} {report['ratio']:8.2f}x on {report['device']}")
+    return "\n".join(lines)
+
+
+def add_bench_flags(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's flags; `soundalike bench` takes the same."""
+    parser.add_argument("--model", help="checkpoint to time (default: --random-weights)")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        dest="random_weights",
+        help="full MERT-v1-95M architecture with random weights (no download)",
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=1, dest="batch_size")
+    parser.add_argument("--layer", type=int, default=DEFAULT_LAYER)
+    parser.add_argument(
+        "--no-naive", action="store_true", dest="no_naive", help="time only soundalike's path"
+    )
+    parser.add_argument(
+        "--steps", action="store_true", help="also time SDPA, then SDPA + truncation"
+    )
+    parser.add_argument("--clip-seconds", type=float, default=CLIP_SECONDS, dest="clip_seconds")
+
+
+def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """`run_bench` with the flags of `add_bench_flags` (no --model: random weights)."""
+    return run_bench(
+        model=args.model,
+        random_weights=args.random_weights or args.model is None,
+        device=args.device,
+        clips=args.clips,
+        batch_size=args.batch_size,
+        layer=args.layer,
+        naive=not args.no_naive,
+        steps=args.steps,
+        clip_seconds=args.clip_seconds,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bench_parser(MODULE, __doc__)
+    add_bench_flags(parser)
+    parser.add_argument("--json", action="store_true", help="only the JSON document")
+    args = parser.parse_args(argv)
+    if args.clips < 1:
+        parser.error("--clips must be >= 1")
+    report = run_from_args(args)
+    document = document_header(MODULE, sys.argv[1:] if argv is None else argv) | report
+    print_document(document, text=None if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
