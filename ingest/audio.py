@@ -23,10 +23,17 @@ pre-skip, a bitrate estimate), the end of the data found while reading a window 
 duration and the windows are planned again. A header that is too short only moves a window off
 centre (ADTS .aac: ~1 s on a 42 s file), except for tracks it calls shorter than one window,
 which are read to their end and counted.
+
+Files are untrusted input: FFmpeg opens them through the `file` protocol only and accepts only
+the audio container formats in AUDIO_CONTAINER_FORMATS, so a playlist or a concat list (an
+`.m3u8` renamed `.mp3`) cannot make it open other files or URLs. A reader can be given a budget
+of source audio to decode (`max_decoded_seconds`): a file whose layout forces decoding from the
+start (Matroska, no duration) can decode to hours of samples from a few megabytes.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 from dataclasses import dataclass
@@ -37,7 +44,28 @@ from typing import Literal
 import av
 import numpy as np
 
-from soundalike.search.errors import AudioTooShort, SilentAudio, UndecodableAudio
+from soundalike.ingest.defaults import (
+    DEFAULT_EXCERPT,
+    DEFAULT_MIN_DURATION_SECONDS,
+    DEFAULT_SILENCE_RMS,
+    DEFAULT_WINDOW_SECONDS,
+)
+from soundalike.search.errors import AudioTooShort, InvalidRequest, SilentAudio, UndecodableAudio
+
+__all__ = [
+    "AUDIO_CONTAINER_FORMATS",
+    "AUDIO_EXTENSIONS",
+    "DEFAULT_EXCERPT",
+    "DEFAULT_MIN_DURATION_SECONDS",
+    "DEFAULT_SILENCE_RMS",
+    "DEFAULT_WINDOW_SECONDS",
+    "DecodedAudio",
+    "ExcerptPolicy",
+    "content_hash",
+    "decode_excerpt",
+    "decode_full",
+    "undecodable_reason",
+]
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -47,12 +75,26 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-# The defaults of what is embedded, defined here once (Settings and every caller use these).
-DEFAULT_EXCERPT = "centre"
-DEFAULT_WINDOW_SECONDS = 30.0
-DEFAULT_MIN_DURATION_SECONDS = 3.0
-DEFAULT_SILENCE_RMS = 1e-3
-
+# FFmpeg demuxers (AVInputFormat names) a file may be opened with. An allow-list, not a
+# deny-list: playlists and indirections (hls, concat, image2, sdp, tee, ...) open other files or
+# URLs named inside the data, and FFmpeg has many of them.
+AUDIO_CONTAINER_FORMATS: frozenset[str] = frozenset(
+    {
+        "wav", "w64", "flac", "mp3", "ogg", "mov", "aac", "matroska", "aiff", "asf", "ape", "wv",
+        "ac3", "eac3", "dts", "dtshd", "amr", "amrnb", "amrwb", "caf", "tta", "au", "mpc", "mpc8",
+        "tak", "truehd", "mlp", "loas", "voc", "dsf", "shn", "xwma", "oma", "ircam", "sox",
+    }
+)  # fmt: skip
+_OPEN_OPTIONS: dict[str, str] = {
+    "protocol_whitelist": "file",
+    "format_whitelist": ",".join(sorted(AUDIO_CONTAINER_FORMATS)),
+}
+# Source sample rates a real file can have; others are damaged headers (a rate of 0 divides by
+# zero, a huge one makes the resampler allocate gigabytes).
+_PLAUSIBLE_SOURCE_RATES = range(1000, 1_536_001)
+# Decoded float audio lives in -1..1; a file whose samples go this far beyond it is not audio
+# (and squaring such samples overflows float32 in the model's normalisation).
+MAX_SAMPLE_MAGNITUDE = 1000.0
 PREROLL_SECONDS = 0.5
 # Demuxers whose seeks land on estimated timestamps; for these the reader skips packets
 # (reading, not decoding) from the start instead of seeking.
@@ -79,9 +121,9 @@ class ExcerptPolicy:
 
     def __post_init__(self) -> None:
         if self.kind not in ("centre", "start", "windows"):
-            raise ValueError(f"unknown excerpt policy {self.kind!r}; use {self.VALID_FORMS}")
+            raise InvalidRequest(f"unknown excerpt policy {self.kind!r}; use {self.VALID_FORMS}")
         if self.count < 1 or (self.kind != "windows" and self.count != 1):
-            raise ValueError(f"bad window count {self.count}; use {self.VALID_FORMS}")
+            raise InvalidRequest(f"bad window count {self.count}; use {self.VALID_FORMS}")
 
     @classmethod
     def parse(cls, text: str) -> ExcerptPolicy:
@@ -93,7 +135,7 @@ class ExcerptPolicy:
         head, sep, tail = cleaned.partition(":")
         if head == "windows" and sep and tail.strip().isdigit() and int(tail) >= 1:
             return cls("windows", int(tail))
-        raise ValueError(f"unknown excerpt policy {text!r}; use {cls.VALID_FORMS}")
+        raise InvalidRequest(f"unknown excerpt policy {text!r}; use {cls.VALID_FORMS}")
 
     def __str__(self) -> str:
         return f"windows:{self.count}" if self.kind == "windows" else self.kind
@@ -154,6 +196,24 @@ def _plain(error: BaseException) -> str:
     return text.rstrip(".")
 
 
+def _open_container(path: Path) -> av.container.InputContainer:
+    """The file opened for reading as an audio container, or UndecodableAudio.
+
+    The `file:` prefix keeps a local name such as `concat:a|b` from selecting a protocol."""
+    try:
+        return av.open(f"file:{path}", metadata_errors="replace", options=dict(_OPEN_OPTIONS))
+    except av.FFmpegError as error:
+        if error.errno in (errno.EINVAL, errno.EPERM):
+            # avformat_open_input refuses a probed format or protocol off the whitelists with
+            # EINVAL/EPERM before the demuxer reads anything.
+            raise UndecodableAudio(
+                str(path),
+                "not an audio file (FFmpeg reads it as a format that is not an audio "
+                "container, such as a playlist or a list of other files)",
+            ) from error
+        raise
+
+
 class _EndOfData(Exception):
     """The data ended (EOF, or a read error after some audio) while reading a window."""
 
@@ -165,10 +225,14 @@ class _Reader:
     the source timeline (source rate) and the output timeline (target rate).
     """
 
-    def __init__(self, path: Path, sample_rate: int) -> None:
+    def __init__(
+        self, path: Path, sample_rate: int, max_decoded_seconds: float | None = None
+    ) -> None:
         self.path = path
         self.target_rate = sample_rate
         self.decoded_samples = 0  # source samples decoded, all reads together
+        self.max_decoded_seconds = max_decoded_seconds
+        self._max_decoded_samples: int | None = None
         self.container: av.container.InputContainer | None = None
         self._open()
         first = self._first_frame()
@@ -176,6 +240,10 @@ class _Reader:
             raise UndecodableAudio(str(path), "no audio could be decoded (empty or damaged file)")
         frame, pts = first
         self.source_rate = int(frame.sample_rate)
+        if self.source_rate not in _PLAUSIBLE_SOURCE_RATES:
+            raise UndecodableAudio(str(path), f"implausible sample rate {self.source_rate} Hz")
+        if max_decoded_seconds is not None:
+            self._max_decoded_samples = math.ceil(max_decoded_seconds * self.source_rate)
         self.channels = len(frame.layout.channels)
         self.origin_pts = pts
         step = math.gcd(self.source_rate, self.target_rate)
@@ -200,7 +268,7 @@ class _Reader:
     def _open(self) -> None:
         if self.container is not None:
             self.container.close()
-        self.container = av.open(str(self.path), metadata_errors="replace")
+        self.container = _open_container(self.path)
         if not self.container.streams.audio:
             raise UndecodableAudio(str(self.path), "the file has no audio stream")
         self.stream = self.container.streams.audio[0]
@@ -368,7 +436,7 @@ class _Reader:
                             return None
                     frame_start = position
                     position += frame.samples
-                    self.decoded_samples += frame.samples
+                    self._count_decoded(frame.samples)
                     if not feeding:
                         if position <= aligned_src:
                             continue
@@ -400,6 +468,17 @@ class _Reader:
             track_out = math.ceil(Fraction(position or 0, self.source_rate) * self.target_rate)
         return window[:filled], track_out
 
+    def _count_decoded(self, samples: int) -> None:
+        self.decoded_samples += samples
+        if self._max_decoded_samples is not None and self.decoded_samples > (
+            self._max_decoded_samples
+        ):
+            raise UndecodableAudio(
+                str(self.path),
+                f"finding the excerpt would need more than {self.max_decoded_seconds:g} s of "
+                "audio decoded (the file must be read from its start, or its length is unknown)",
+            )
+
     def _skippable(self, packet: av.Packet, aligned_src: int) -> bool:
         if packet.pts is None or not packet.duration or aligned_src < 2 * self.source_rate:
             return False
@@ -414,7 +493,7 @@ class _Reader:
             for packet in self._packets():
                 for frame in self._decode(packet):
                     total += frame.samples
-                    self.decoded_samples += frame.samples
+                    self._count_decoded(frame.samples)
         except _EndOfData:
             pass
         return math.ceil(Fraction(total, self.source_rate) * self.target_rate)
@@ -438,6 +517,18 @@ def _trim_front(frame: av.AudioFrame, count: int) -> av.AudioFrame:
     return trimmed
 
 
+def undecodable_reason(path: str | Path) -> str | None:
+    """Why FFmpeg cannot decode any audio from the file, or None when it can (a cheap probe:
+    the container is opened and one frame decoded)."""
+    try:
+        _Reader(Path(path), 24000).close()
+    except UndecodableAudio as error:
+        return error.detail
+    except _BAD_INPUT_ERRORS as error:
+        return f"FFmpeg could not read it: {_plain(error)}"
+    return None
+
+
 def decode_excerpt(
     path: str | Path,
     *,
@@ -446,17 +537,20 @@ def decode_excerpt(
     window_seconds: float = DEFAULT_WINDOW_SECONDS,
     min_duration_seconds: float = DEFAULT_MIN_DURATION_SECONDS,
     silence_rms: float = DEFAULT_SILENCE_RMS,
+    max_decoded_seconds: float | None = None,
 ) -> DecodedAudio:
     """Decode the excerpt window(s) of one file as mono float32 at `sample_rate`.
 
-    Raises UndecodableAudio (not audio, no audio stream, FFmpeg errors), AudioTooShort (shorter
-    than `min_duration_seconds`) and SilentAudio (RMS of the windows below `silence_rms`).
+    Raises UndecodableAudio (not audio, no audio stream, FFmpeg errors, NaN/Inf or absurdly
+    large samples, more than `max_decoded_seconds` of source audio to decode), AudioTooShort
+    (shorter than `min_duration_seconds`) and SilentAudio (RMS of the windows below
+    `silence_rms`).
     """
     path = Path(path)
     if not path.is_file():
         raise UndecodableAudio(str(path), "no such file")
     try:
-        reader = _Reader(path, sample_rate)
+        reader = _Reader(path, sample_rate, max_decoded_seconds)
     except UndecodableAudio:
         raise
     except _BAD_INPUT_ERRORS as error:
@@ -549,6 +643,17 @@ def _decode_windows(
             f"{duration_seconds:.2f} s of audio, "
             f"shorter than the minimum of {min_duration_seconds:g} s",
         )
+    # NaN/Inf (float WAVs can hold them) would pass the silence check (a NaN RMS compares
+    # False) and come out of the model as a NaN vector. numpy's min()/max() propagate NaN and,
+    # unlike abs(), copy nothing.
+    extremes = [float(x) for w in windows if w.size for x in (w.min(), w.max())]
+    if not all(math.isfinite(x) for x in extremes):
+        raise UndecodableAudio(str(path), "the audio contains non-finite samples (NaN/Inf)")
+    peak = max((abs(x) for x in extremes), default=0.0)
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise UndecodableAudio(
+            str(path), f"the audio's samples reach {peak:.3g}, far outside the -1..1 range of audio"
+        )
     energy = sum(float(np.dot(w, w)) for w in windows)  # no float64 copy of the windows
     rms = math.sqrt(energy / sum(w.size for w in windows))
     if rms < silence_rms:
@@ -579,7 +684,7 @@ def decode_full(path: str | Path, *, sample_rate: int = 24000) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
+        with _open_container(path) as container:
             if not container.streams.audio:
                 raise UndecodableAudio(str(path), "the file has no audio stream")
             stream = container.streams.audio[0]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from soundalike.ingest.audio import ExcerptPolicy
 from soundalike.ingest.devtools.synth import write_catalogue
-from soundalike.ingest.embed import MertEmbedder
+from soundalike.ingest.engine import VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, IngestSummary, ingest
-from soundalike.search.queries import SimilarArtists, artists_like, similarity_matrix
+from soundalike.ingest.sources import FolderSource
+from soundalike.search.queries import ArtistNeighbours, artists_like, similarity_matrix
 from soundalike.search.store import Store
 
 DEMO_ARTISTS = 5
@@ -24,7 +24,7 @@ DEMO_FORMATS = ("flac", "mp3", "ogg", "wav", "m4a")
 class DemoResult:
     catalogue_dir: Path
     summary: IngestSummary
-    neighbours: list[SimilarArtists]
+    neighbours: list[ArtistNeighbours]
     artist_names: list[str]
     matrix: list[list[float]]
 
@@ -33,7 +33,7 @@ def run_demo(
     out_dir: Path,
     *,
     store: Store,
-    embedder: MertEmbedder,
+    engine: VectorEngine,
     workers: int = 1,
     progress: bool = False,
 ) -> DemoResult:
@@ -46,9 +46,12 @@ def run_demo(
             seconds=DEMO_TRACK_SECONDS,
             formats=DEMO_FORMATS,
         )
-    options = IngestOptions(excerpt=ExcerptPolicy.parse("centre"), workers=workers)
     summary = ingest(
-        catalogue_dir, store=store, embedder=embedder, options=options, progress=progress
+        FolderSource(catalogue_dir),
+        store=store,
+        engine=engine,
+        options=IngestOptions(workers=workers),
+        progress=progress,
     )
     artists, _ = store.list_artists(limit=DEMO_ARTISTS * 4)
     names = [artist.name for artist in artists]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from soundalike.ingest.model import DEFAULT_LAYER, DEFAULT_MODEL, LoadedMert, load_mert
-from soundalike.search.errors import AudioTooShort
+from soundalike.search.errors import AudioTooShort, InvalidRequest, UnusableVector
 from soundalike.search.types import EmbeddingSpec
 
 # Wav2Vec2FeatureExtractor's zero-mean/unit-variance normalisation: (x - mean) / sqrt(var + 1e-7).
@@ -25,7 +25,7 @@ class MertEmbedder:
 
     def __init__(self, loaded: LoadedMert, *, batch_size: int = 8) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+            raise InvalidRequest(f"batch_size must be >= 1, not {batch_size}")
         self.loaded = loaded
         self.batch_size = batch_size
 
@@ -88,7 +88,7 @@ class MertEmbedder:
     def embed_tracks(self, tracks: list[list[np.ndarray]]) -> np.ndarray:
         """(n_tracks, dim) unit vectors; equal-length windows are batched across tracks."""
         if any(not windows for windows in tracks):
-            raise ValueError("every track needs at least one window")
+            raise InvalidRequest("every track needs at least one window")
         vectors = self.embed_windows([window for windows in tracks for window in windows])
         out = np.empty((len(tracks), self.dim), dtype=np.float32)
         start = 0
@@ -97,7 +97,7 @@ class MertEmbedder:
             start += len(windows)
             norm = np.linalg.norm(mean)
             if not np.isfinite(norm) or norm == 0.0:
-                raise ValueError("the model produced a zero or non-finite vector for a track")
+                raise UnusableVector("the model produced a zero or non-finite vector for a track")
             out[index] = mean / norm
         return out
 

@@ -1,8 +1,8 @@
 """Load MERT natively as a `transformers.HubertModel`, truncated to the chosen layer.
 
 MERT's published code needs `trust_remote_code=True`; with its released config the forward pass is
-exactly HubertModel's (DESIGN §1), so soundalike maps config.json onto a HubertConfig itself, loads
-the tensors strictly, and refuses any config it cannot represent exactly.
+exactly HubertModel's (docs/model.md), so soundalike maps config.json onto a HubertConfig itself,
+loads the tensors strictly, and refuses any config it cannot represent exactly.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_MODEL
 from soundalike.search.errors import CheckpointMismatch, ModelUnavailable, UnsupportedModelConfig
 
-DEFAULT_MODEL = "m-a-p/MERT-v1-95M"
-DEFAULT_LAYER = 11
 ACCEPTED_MODEL_TYPES = ("mert_model", "hubert")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -7,26 +7,26 @@ work, so host memory stays flat whatever the catalogue size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import numpy as np
 
-from soundalike.ingest.audio import DecodedAudio, ExcerptPolicy, content_hash, decode_excerpt
-from soundalike.ingest.catalogue import CatalogueEntry, discover
-from soundalike.ingest.embed import MertEmbedder
+from soundalike.ingest.audio import DecodedAudio
+from soundalike.ingest.decode_pool import DecodePool
+from soundalike.ingest.engine import Decoding, VectorEngine
+from soundalike.ingest.sources import CatalogueSource, Problem, SourceTrack
 from soundalike.search.errors import AudioError, InvalidRequest
+from soundalike.search.identity import track_id
 from soundalike.search.names import artist_key
-from soundalike.search.store import Store, track_id
+from soundalike.search.store import Store
 from soundalike.search.types import EmbeddingSpec, Track
 
 # A flush (fsync of the store's files) costs ~0.2 s on a small disk: flushing per batch made
@@ -35,6 +35,9 @@ FLUSH_INTERVAL_SECONDS = 2.0
 # How many decoded tracks may wait for the embedder per decoding worker: enough to keep the
 # model busy, small enough that memory does not grow with the catalogue.
 IN_FLIGHT_PER_WORKER = 2
+# A decode that takes longer is killed and reported (a hung codec never hangs the run); a
+# 30 s excerpt of a long file decodes in well under a second.
+DECODE_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ class Shard:
             index_text, count_text = text.split("/")
             shard = cls(int(index_text), int(count_text))
         except ValueError:
-            raise ValueError(f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
+            raise InvalidRequest(f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
         if shard.count < 1 or not 0 <= shard.index < shard.count:
-            raise ValueError(f"--shard {text}: need N >= 1 and 0 <= i < N")
+            raise InvalidRequest(f"--shard {text}: need N >= 1 and 0 <= i < N")
         return shard
 
     def owns(self, key: str) -> bool:
@@ -63,12 +66,9 @@ class Shard:
 
 @dataclass(frozen=True)
 class IngestOptions:
-    excerpt: ExcerptPolicy
-    window_seconds: float = 30.0
-    min_duration_seconds: float = 3.0
-    silence_rms: float = 1e-3
+    """How a run goes (what is embedded, and how, is the engine's decoding and model)."""
+
     workers: int = 2
-    artist_from: Literal["folders", "tags"] = "folders"
     force: bool = False
     shard: Shard | None = None
     rebuild_centroids: bool = False
@@ -89,32 +89,46 @@ class IngestSummary:
     failed: list[Failure] = field(default_factory=list)
     artists_updated: int = 0
     seconds: float = 0.0
+    report_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "ingested": self.ingested,
             "skipped": self.skipped,
             "failed": [{"path": f.path, "reason": f.reason} for f in self.failed],
             "artists_updated": self.artists_updated,
             "seconds": round(self.seconds, 3),
         }
+        if self.report_error is not None:
+            document["report_error"] = self.report_error
+        return document
 
 
 @dataclass
 class PendingTrack:
-    """A catalogue entry with its identity, waiting to be decoded and embedded."""
+    """A source's track with its identity, waiting to be decoded and embedded."""
 
-    entry: CatalogueEntry
+    track: SourceTrack
     artist_key: str
-    content_hash: str
+    identity: str
     track_id: str
 
 
 class Report:
-    """`--report FILE`: one JSON line per file, appended and flushed as the run goes."""
+    """`--report FILE`: one JSON line per file, appended and flushed as the run goes.
+
+    The report never stops a run: a line that cannot be written (a full disk) is cut back to the
+    last whole line, the report stops, and `error` says why (the summary carries it)."""
 
     def __init__(self, path: Path | None) -> None:
-        self._file: IO[str] | None = path.open("a", encoding="utf-8") if path else None
+        self.path = path
+        self.error: str | None = None
+        self._file: IO[bytes] | None = None
+        if path is not None:
+            try:
+                self._file = path.open("ab")
+            except OSError as error:
+                self._stop(f"cannot open {path}: {error.strerror or error}")
 
     def write(
         self,
@@ -134,12 +148,35 @@ class Report:
             "status": status,
             "reason": reason,
         }
-        self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
-        self._file.flush()
+        encoded = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+        start = self._file.tell()
+        try:
+            self._file.write(encoded)
+            self._file.flush()
+        except OSError as error:
+            self._truncate(start)
+            self._stop(f"writing {self.path} failed: {error.strerror or error}")
+
+    def _truncate(self, size: int) -> None:
+        try:
+            assert self._file is not None
+            self._file.truncate(size)
+        except (OSError, ValueError):
+            pass  # the next writer appends after whatever survived; lines stay line-delimited
+
+    def _stop(self, why: str) -> None:
+        self.error = f"{why}; the report stopped there, the ingest went on"
+        print(f"soundalike: {self.error}", file=sys.stderr)
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
 
 
 class Progress:
@@ -169,26 +206,38 @@ class Progress:
 # --- stages -------------------------------------------------------------------------------
 
 
+def discover(source: CatalogueSource) -> tuple[list[SourceTrack], list[Failure]]:
+    """The source's tracks, and what it found that cannot become a track."""
+    tracks: list[SourceTrack] = []
+    failures: list[Failure] = []
+    for found in source.tracks():
+        if isinstance(found, Problem):
+            failures.append(Failure(found.location, found.reason))
+        else:
+            tracks.append(found)
+    return tracks, failures
+
+
 def identify(
-    entries: Iterable[CatalogueEntry], shard: Shard | None
+    source: CatalogueSource, tracks: Iterable[SourceTrack], shard: Shard | None
 ) -> tuple[list[PendingTrack], list[Failure]]:
-    """Give each entry its track id (content hash + artist key); keep this shard's artists."""
+    """Give each track its id (the source's identity + artist key); keep this shard's artists."""
     pending: list[PendingTrack] = []
     failures: list[Failure] = []
-    for entry in entries:
+    for track in tracks:
         try:
-            key = artist_key(entry.artist or "")
-        except ValueError:
-            failures.append(Failure(str(entry.path), "empty artist name"))
+            key = artist_key(track.artist)
+        except InvalidRequest:
+            failures.append(Failure(track.location, "empty artist name"))
             continue
         if shard is not None and not shard.owns(key):
             continue
         try:
-            digest = content_hash(entry.path)
+            identity = source.identity(track)
         except OSError as error:
-            failures.append(Failure(str(entry.path), f"unreadable: {error.strerror or error}"))
+            failures.append(Failure(track.location, f"unreadable: {error.strerror or error}"))
             continue
-        pending.append(PendingTrack(entry, key, digest, track_id(digest, key)))
+        pending.append(PendingTrack(track, key, identity, track_id(identity, key)))
     return pending, failures
 
 
@@ -210,84 +259,71 @@ def split_stored(
 
 
 def decode(
-    todo: list[PendingTrack], options: IngestOptions, sample_rate: int
+    source: CatalogueSource,
+    todo: list[PendingTrack],
+    decoding: Decoding,
+    sample_rate: int,
+    workers: int,
 ) -> Iterator[tuple[PendingTrack, DecodedAudio | AudioError]]:
-    """Decode in worker processes, yielding in completion order with bounded look-ahead."""
-    decode_one = _Decoder(options, sample_rate)
-    # spawn: forking a process that already runs torch's thread pools can deadlock.
-    context = multiprocessing.get_context("spawn")
-    queue = list(reversed(todo))
-    in_flight_limit = max(1, options.workers * IN_FLIGHT_PER_WORKER)
-    while queue:
-        with ProcessPoolExecutor(max_workers=options.workers, mp_context=context) as pool:
-            in_flight: dict[Future[DecodedAudio | AudioError], PendingTrack] = {}
-            try:
-                while queue or in_flight:
-                    while queue and len(in_flight) < in_flight_limit:
-                        item = queue.pop()
-                        in_flight[pool.submit(decode_one, str(item.entry.path))] = item
-                    future = next(iter(_first_done(in_flight)))
-                    item = in_flight.pop(future)
-                    yield item, future.result()
-            except BrokenProcessPool:
-                # A decoder process died (a crashing codec on a hostile file). Blame the files
-                # it had in flight one by one: report them and start a fresh pool for the rest.
-                for lost in in_flight.values():
-                    yield lost, AudioError(str(lost.entry.path), "the decoder process crashed")
-                in_flight.clear()
+    """Decode in worker processes, yielding in completion order with bounded look-ahead. A file
+    that crashes, hangs or breaks its decoder fails alone (see ingest/decode_pool.py)."""
+    with DecodePool(
+        workers, timeout_s=DECODE_TIMEOUT_SECONDS, max_in_flight=workers * IN_FLIGHT_PER_WORKER
+    ) as pool:
+        yield from pool.decode_many(
+            todo, lambda item: source.audio_file(item.track), decoding, sample_rate
+        )
 
 
-def _first_done(futures: dict[Future[Any], PendingTrack]) -> set[Future[Any]]:
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-    return done
-
-
-class _Decoder:
-    """Picklable decode call for the worker processes; audio errors come back as values."""
-
-    def __init__(self, options: IngestOptions, sample_rate: int) -> None:
-        self.policy = options.excerpt
-        self.window_seconds = options.window_seconds
-        self.min_duration_seconds = options.min_duration_seconds
-        self.silence_rms = options.silence_rms
-        self.sample_rate = sample_rate
-
-    def __call__(self, path: str) -> DecodedAudio | AudioError:
-        try:
-            return decode_excerpt(
-                path,
-                policy=self.policy,
-                sample_rate=self.sample_rate,
-                window_seconds=self.window_seconds,
-                min_duration_seconds=self.min_duration_seconds,
-                silence_rms=self.silence_rms,
-            )
-        except AudioError as error:
-            return error
+def changed_since_identified(source: CatalogueSource, item: PendingTrack) -> str | None:
+    """Why the decoded audio may not be what the track's id was computed from (the file was
+    rewritten between the two reads), or None. Such a track is left for the next run rather
+    than stored under an id that does not match its vector."""
+    try:
+        current = source.identity(item.track)
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    if current != item.identity:
+        return "the file changed while it was being ingested; the next run picks up the new one"
+    return None
 
 
-def embed(embedder: MertEmbedder, decoded: list[DecodedAudio]) -> np.ndarray:
-    """One unit vector per decoded track, batching equal-length windows across tracks."""
-    return embedder.embed_tracks([audio.windows for audio in decoded])
+def embed_batch(
+    engine: VectorEngine, batch: list[tuple[PendingTrack, DecodedAudio]]
+) -> tuple[list[tuple[PendingTrack, Track]], list[tuple[PendingTrack, str]]]:
+    """(embedded tracks, failures with reasons). The batch is embedded at once; when that fails
+    (one track's non-finite vector, say), each track is retried alone so only the culprit fails."""
+    try:
+        vectors = engine.embed([audio for _, audio in batch])
+    except Exception as error:  # noqa: BLE001 - narrowed to the failing track, the run goes on
+        if len(batch) == 1:
+            return [], [(batch[0][0], f"embedding failed: {error}")]
+        embedded: list[tuple[PendingTrack, Track]] = []
+        failed: list[tuple[PendingTrack, str]] = []
+        for pair in batch:
+            done, lost = embed_batch(engine, [pair])
+            embedded += done
+            failed += lost
+        return embedded, failed
+    pairs = zip(batch, vectors, strict=True)
+    return [(item, to_track(item, audio, vector)) for (item, audio), vector in pairs], []
 
 
 def to_track(item: PendingTrack, audio: DecodedAudio, vector: np.ndarray) -> Track:
-    entry = item.entry
+    listed = item.track
     return Track(
         track_id=item.track_id,
-        artist=entry.artist or "",
+        artist=listed.artist,
         artist_key=item.artist_key,
         vector=vector.astype(np.float32).tolist(),
-        title=entry.title or entry.path.stem,
-        album=entry.album,
-        genre=entry.genre,
-        year=entry.year,
-        path=str(entry.path),
+        title=listed.title or Path(listed.location).stem,
+        album=listed.album,
+        genre=listed.genre,
+        year=listed.year,
+        path=listed.location,
         duration_seconds=round(audio.duration_seconds, 3),
-        content_hash=item.content_hash,
-        extra=dict(entry.extra),
+        content_hash=item.identity,
+        extra=dict(listed.extra),
     )
 
 
@@ -323,6 +359,19 @@ class Writer:
         self.on_durable(durable)
 
 
+def retire_superseded(store: Store, current_ids: dict[str, str]) -> set[str]:
+    """Deletes stored tracks of these locations whose id is no longer the location's current
+    one (the file was retagged to another artist, or its audio changed). Returns the artists
+    that lost a track, whose centroids need recomputing."""
+    superseded = [
+        track
+        for track in store.tracks_at(current_ids)
+        if track.path is not None and current_ids.get(track.path) != track.track_id
+    ]
+    store.delete_tracks(track.track_id for track in superseded)
+    return {track.artist_key for track in superseded}
+
+
 def stale_artists(store: Store, artist_keys: set[str]) -> set[str]:
     """Artists whose centroid does not reflect their stored tracks (left by an interrupted run)."""
     track_counts = store.artist_track_counts()
@@ -339,37 +388,36 @@ def stale_artists(store: Store, artist_keys: set[str]) -> set[str]:
 
 
 def ingest(
-    source: Path,
+    source: CatalogueSource,
     *,
     store: Store,
-    embedder: MertEmbedder,
+    engine: VectorEngine,
     options: IngestOptions,
     report_path: Path | None = None,
     progress: bool = False,
 ) -> IngestSummary:
-    """Ingest a folder or manifest into the store. Bad files are reported, never fatal."""
+    """Ingest a catalogue source into the store. Bad files are reported, never fatal."""
     started = time.monotonic()
     summary = IngestSummary()
-    spec: EmbeddingSpec = embedder.build_spec(str(options.excerpt), options.window_seconds)
-    discovery = discover(source, artist_from=options.artist_from)
-    if not discovery.entries and not discovery.problems:
-        raise InvalidRequest(f"no audio files found under {source}")
+    spec: EmbeddingSpec = engine.spec
+    listed, failures = discover(source)
+    if not listed and not failures:
+        raise InvalidRequest(f"no audio files found in {source.description}")
     store.ensure_spec(spec, force=options.force)
     if options.filterable_columns:
         store.declare_filterable(options.filterable_columns)
 
     report = Report(report_path)
-    failures = [Failure(str(path), reason) for path, reason in discovery.problems]
-    pending, identify_failures = identify(discovery.entries, options.shard)
+    pending, identify_failures = identify(source, listed, options.shard)
     failures += identify_failures
     todo, skipped = split_stored(store, pending, options.force)
     summary.skipped = len(skipped)
     for item in skipped:
         report.write(
-            str(item.entry.path),
+            item.track.location,
             "skipped",
             track=item.track_id,
-            artist=item.entry.artist,
+            artist=item.track.artist,
             reason="already stored",
         )
     for failure in failures:
@@ -379,12 +427,15 @@ def ingest(
     bar = Progress(len(todo), progress)
     touched: set[str] = set()
 
+    durable_ids: dict[str, str] = {}
+
     def count_durable(items: list[PendingTrack]) -> None:
         for item in items:
+            durable_ids[item.track.location] = item.track_id
             summary.ingested += 1
             touched.add(item.artist_key)
             report.write(
-                str(item.entry.path), "ingested", track=item.track_id, artist=item.entry.artist
+                item.track.location, "ingested", track=item.track_id, artist=item.track.artist
             )
             bar.advance()
 
@@ -392,50 +443,60 @@ def ingest(
     batch: list[tuple[PendingTrack, DecodedAudio]] = []
     windows_in_batch = 0
 
+    def fail(item: PendingTrack, reason: str) -> None:
+        failure = Failure(item.track.location, reason)
+        summary.failed.append(failure)
+        report.write(
+            failure.path, "failed", track=item.track_id, artist=item.track.artist, reason=reason
+        )
+        bar.advance(failed=True)
+
     def embed_and_write() -> None:
         nonlocal windows_in_batch
         if not batch:
             return
-        vectors = embed(embedder, [audio for _, audio in batch])
-        tracks = [
-            to_track(item, audio, vector)
-            for (item, audio), vector in zip(batch, vectors, strict=True)
-        ]
-        writer.write([item for item, _ in batch], tracks)
+        embedded, failed = embed_batch(engine, batch)
+        for item, reason in failed:
+            fail(item, reason)
+        if embedded:
+            writer.write([item for item, _ in embedded], [track for _, track in embedded])
         batch.clear()
         windows_in_batch = 0
 
     try:
-        for item, result in decode(todo, options, embedder.sample_rate):
+        decoded = decode(source, todo, engine.decoding, engine.sample_rate, options.workers)
+        for item, result in decoded:
             if isinstance(result, AudioError):
-                failure = Failure(str(item.entry.path), result.detail)
-                summary.failed.append(failure)
-                report.write(
-                    failure.path,
-                    "failed",
-                    track=item.track_id,
-                    artist=item.entry.artist,
-                    reason=failure.reason,
-                )
-                bar.advance(failed=True)
+                fail(item, result.detail)
+                continue
+            changed = changed_since_identified(source, item)
+            if changed is not None:
+                fail(item, changed)
                 continue
             batch.append((item, result))
             windows_in_batch += len(result.windows)
-            if windows_in_batch >= embedder.batch_size:
+            if windows_in_batch >= engine.embedder.batch_size:
                 embed_and_write()
         embed_and_write()
         writer.flush()
     finally:
         bar.close()
         report.close()
+    summary.report_error = report.error
+    # A retagged or edited file has a new id now: its old point is retired, not left behind.
+    current = {item.track.location: item.track_id for item in skipped}
+    current.update(durable_ids)
+    touched |= retire_superseded(store, current)
 
+    every_artist = store.artist_keys_in_tracks() | set(store.artist_names())
+    if options.shard is not None:
+        every_artist = {key for key in every_artist if options.shard.owns(key)}
     if options.rebuild_centroids:
-        to_recompute = store.artist_keys_in_tracks() | set(store.artist_names())
-        if options.shard is not None:
-            to_recompute = {key for key in to_recompute if options.shard.owns(key)}
+        to_recompute = every_artist
     else:
-        in_scope = {item.artist_key for item in pending}
-        to_recompute = touched | stale_artists(store, in_scope)
+        # Every artist, not only this source's: a crashed run over another folder left its
+        # artists' centroids stale too.
+        to_recompute = touched | stale_artists(store, every_artist)
     summary.artists_updated = store.recompute_centroids(sorted(to_recompute))
     store.flush()
     store.optimize()

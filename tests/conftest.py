@@ -38,6 +38,14 @@ def tiny_embedder(tiny_mert_dir: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
+def tiny_engine(tiny_embedder: Any) -> Any:
+    """The tiny embedder with the default decoding (centre 30 s window)."""
+    from soundalike.ingest.engine import Decoding, VectorEngine
+
+    return VectorEngine(tiny_embedder, Decoding())
+
+
+@pytest.fixture(scope="session")
 def tiny_mert_overrides() -> dict[str, Any]:
     """The tiny architecture, for tests that write a variant of the tiny checkpoint."""
     return dict(TINY_MERT_OVERRIDES)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
+from soundalike.search.errors import InvalidRequest
 
 # The config.json published with m-a-p/MERT-v1-95M, field for field.
 MERT_V1_95M_CONFIG: dict[str, Any] = {
@@ -104,6 +104,7 @@ def write_mert_checkpoint(
     weights_format: Literal["safetensors", "bin"] = "safetensors",
 ) -> Path:
     """Write a random-weight checkpoint in MERT's exact layout; returns the directory."""
+    import torch  # here, not at import: the config constants above are read without torch
     from transformers import HubertConfig, HubertModel
 
     from soundalike.ingest.model import hubert_config_from_mert
@@ -132,5 +133,7 @@ def write_mert_checkpoint(
     elif weights_format == "bin":
         torch.save(state, directory / "pytorch_model.bin")
     else:
-        raise ValueError(f"weights_format must be 'safetensors' or 'bin', not {weights_format!r}")
+        raise InvalidRequest(
+            f"weights_format must be 'safetensors' or 'bin', not {weights_format!r}"
+        )
     return directory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,9 @@ from soundalike.ingest.audio import (
     decode_excerpt,
     decode_full,
 )
+from soundalike.ingest.devtools.hostile import watch_opens, write_float_wav, write_hls_playlist
 from soundalike.ingest.devtools.synth import write_audio
-from soundalike.search.errors import AudioTooShort, SilentAudio, UndecodableAudio
+from soundalike.search.errors import AudioTooShort, InvalidRequest, SilentAudio, UndecodableAudio
 
 from .conftest import CLICK_SECONDS, FORMATS, SOURCE_RATES
 
@@ -226,7 +228,7 @@ def test_excerpt_policy_parse_accepts_valid_forms() -> None:
 @pytest.mark.parametrize("text", ["", "middle", "windows", "windows:", "windows:0", "windows:-2",
                                   "windows:two", "start:2", "centre:1"])  # fmt: skip
 def test_excerpt_policy_parse_refuses_with_the_valid_forms(text: str) -> None:
-    with pytest.raises(ValueError, match="windows:N"):
+    with pytest.raises(InvalidRequest, match="windows:N"):
         ExcerptPolicy.parse(text)
 
 
@@ -239,3 +241,104 @@ def test_content_hash_is_sha256_of_the_bytes(track_42s: Callable[[str, int], Pat
 def test_audio_extensions_cover_common_formats() -> None:
     assert {f".{fmt}" for fmt in FORMATS} <= AUDIO_EXTENSIONS
     assert ".txt" not in AUDIO_EXTENSIONS and ".jpg" not in AUDIO_EXTENSIONS
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+
+def _music_mono(seconds: float, rate: int) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[np.newaxis]
+
+
+@pytest.mark.parametrize("bad_value", [math.nan, math.inf, -math.inf])
+def test_float_wav_with_one_non_finite_sample_is_undecodable(
+    tmp_path: Path, bad_value: float
+) -> None:
+    samples = _music_mono(40.0, 44100)
+    samples[0, 20 * 44100] = bad_value  # inside the centred window
+    path = write_float_wav(tmp_path / "poisoned.wav", samples, 44100)
+    with pytest.raises(UndecodableAudio, match=r"non-finite samples \(NaN/Inf\)"):
+        decode_excerpt(path, policy=CENTRE)
+    # The same file without the bad sample decodes: the refusal is about that sample.
+    samples[0, 20 * 44100] = 0.0
+    clean = write_float_wav(tmp_path / "clean.wav", samples, 44100)
+    assert np.isfinite(decode_excerpt(clean, policy=CENTRE).windows[0]).all()
+
+
+def test_float_wav_with_absurd_sample_values_is_undecodable(tmp_path: Path) -> None:
+    samples = _music_mono(10.0, 44100) * 1e30
+    path = write_float_wav(tmp_path / "loud.wav", samples, 44100)
+    with pytest.raises(UndecodableAudio, match="far outside the -1..1 range"):
+        decode_excerpt(path, policy=CENTRE)
+
+
+def test_implausible_sample_rate_is_undecodable(tmp_path: Path) -> None:
+    # 5 s of data at a claimed 1 Hz would be planned as a 67-hour track.
+    path = write_float_wav(tmp_path / "slow.wav", np.full((1, 5 * 48000), 0.1, np.float32), 1)
+    with pytest.raises(UndecodableAudio, match="implausible sample rate 1 Hz"):
+        decode_excerpt(path, policy=CENTRE)
+
+
+def test_decode_budget_refuses_files_read_from_the_start(make_audio: Callable[..., Path]) -> None:
+    # Matroska's millisecond timestamps make the reader decode from the start: the centred
+    # window of a 100 s file costs ~65 s of decoding, past a 40 s budget.
+    path = make_audio("t100.mka", 100.0, 44100, channels=1)
+    with pytest.raises(UndecodableAudio, match="more than 40 s of audio decoded"):
+        decode_excerpt(path, policy=CENTRE, max_decoded_seconds=40.0)
+    unbudgeted = decode_excerpt(path, policy=CENTRE)
+    assert unbudgeted.decoded_seconds > 60.0
+    assert decode_excerpt(path, policy=CENTRE, max_decoded_seconds=100.0).windows[0].size == WINDOW
+
+
+def test_decode_budget_counts_decoded_audio_not_file_length(
+    make_audio: Callable[..., Path],
+) -> None:
+    # A seekable FLAC of 100 s decodes about one window: a 40 s budget is enough.
+    path = make_audio("t100.flac", 100.0, 44100, channels=1)
+    decoded = decode_excerpt(path, policy=CENTRE, max_decoded_seconds=40.0)
+    assert decoded.window_starts_seconds == [35.0]
+    assert decoded.decoded_seconds < 40.0
+
+
+def test_hls_playlist_is_refused_and_its_segment_never_opened(tmp_path: Path) -> None:
+    segment = tmp_path / "secret.mp3"
+    with watch_opens(segment) as opened:
+        playlist = write_hls_playlist(tmp_path / "list.m3u8", segment)
+        with pytest.raises(UndecodableAudio) as refused:
+            decode_excerpt(playlist, policy=CENTRE)
+    assert opened == []
+    assert "not an audio file" in refused.value.detail
+
+
+def test_concat_list_named_like_audio_is_refused_and_never_followed(tmp_path: Path) -> None:
+    segment = tmp_path / "secret.wav"
+    with watch_opens(segment) as opened:
+        listing = tmp_path / "album.wav"
+        listing.write_text("ffconcat version 1.0\nfile 'secret.wav'\nfile 'secret.wav'\n")
+        with pytest.raises(UndecodableAudio) as refused:
+            decode_excerpt(listing, policy=CENTRE)
+    assert opened == []
+    assert "not an audio file" in refused.value.detail
+
+
+def test_local_name_that_looks_like_a_protocol_is_read_as_a_file(
+    make_audio: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the file: prefix FFmpeg would read "subfile:..." as its subfile protocol.
+    real = make_audio("t10.flac", 10.0, 44100)
+    folder = tmp_path / "subfile:,start,0,end,0,:x"
+    folder.mkdir()
+    named = folder / "song.flac"
+    named.write_bytes(real.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    relative = Path(folder.name) / "song.flac"
+    assert decode_excerpt(relative, policy=CENTRE).duration_seconds == pytest.approx(10.0, 0.01)
+
+
+def test_non_finite_sample_in_a_later_window_is_found(tmp_path: Path) -> None:
+    samples = _music_mono(100.0, 44100)
+    samples[0, 90 * 44100] = math.nan  # only the last of three windows holds it
+    path = write_float_wav(tmp_path / "late.wav", samples, 44100)
+    with pytest.raises(UndecodableAudio, match="non-finite"):
+        decode_excerpt(path, policy=ExcerptPolicy("windows", 3))

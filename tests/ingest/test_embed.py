@@ -10,6 +10,7 @@ import torch
 
 from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 from soundalike.ingest.embed import MertEmbedder, load_embedder
+from soundalike.search.errors import InvalidRequest
 from soundalike.search.types import EmbeddingSpec
 
 PARITY_TOLERANCE = 1e-3  # L2 distance between unit vectors
@@ -122,7 +123,7 @@ def test_embed_tracks_matches_embedding_each_track_alone(tiny_embedder: MertEmbe
     assert together.shape == (3, 32) and together.dtype == np.float32
     alone = np.stack([tiny_embedder.embed_track(windows) for windows in tracks])
     np.testing.assert_allclose(together, alone, atol=1e-5)
-    with pytest.raises(ValueError, match="at least one window"):
+    with pytest.raises(InvalidRequest, match="at least one window"):
         tiny_embedder.embed_tracks([[_random_audio(1.0, seed=84)], []])
 
 

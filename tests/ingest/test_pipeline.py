@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from soundalike.ingest.audio import ExcerptPolicy
 from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
 from soundalike.ingest.embed import MertEmbedder, load_embedder
+from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, Shard, ingest
+from soundalike.ingest.sources import Problem, SourceTrack, source_for
 from soundalike.search.centroids import artist_centroid
-from soundalike.search.errors import SpecMismatch
+from soundalike.search.errors import InvalidRequest, SpecMismatch
 from soundalike.search.store import Store, open_store
 from soundalike.search.types import Artist
 
-CENTRE = ExcerptPolicy.parse("centre")
-
 
 def options(**overrides: object) -> IngestOptions:
-    base: dict[str, object] = {"excerpt": CENTRE, "workers": 1, "min_duration_seconds": 3.0}
+    base: dict[str, object] = {"workers": 1}
     base.update(overrides)
     return IngestOptions(**base)  # type: ignore[arg-type]
 
@@ -55,7 +57,11 @@ def test_ingest_stores_good_files_and_reports_bad_ones(
 ) -> None:
     report = tmp_path / "report.jsonl"
     summary = ingest(
-        catalogue, store=store, embedder=tiny_embedder, options=options(), report_path=report
+        source_for(catalogue),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(),
+        report_path=report,
     )
 
     assert summary.ingested == 9
@@ -76,7 +82,12 @@ def test_ingest_stores_good_files_and_reports_bad_ones(
 def test_centroids_are_renormalised_means_of_track_vectors(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder
 ) -> None:
-    ingest(catalogue, store=store, embedder=tiny_embedder, options=options())
+    ingest(
+        source_for(catalogue),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(),
+    )
     artists, total = store.list_artists(limit=50)
     assert total == 3
     for artist in artists:
@@ -93,18 +104,33 @@ def test_rerun_skips_stored_and_moved_files_and_force_reembeds(
 ) -> None:
     moved = tmp_path / "moved"
     shutil.copytree(catalogue, moved)
-    ingest(moved, store=store, embedder=tiny_embedder, options=options())
+    ingest(
+        source_for(moved),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(),
+    )
 
     artist_dir = sorted(p for p in moved.iterdir() if p.is_dir())[1]
     track = sorted(artist_dir.iterdir())[0]
     track.rename(artist_dir / f"renamed{track.suffix}")
 
-    again = ingest(moved, store=store, embedder=tiny_embedder, options=options())
+    again = ingest(
+        source_for(moved),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(),
+    )
     assert (again.ingested, again.skipped) == (0, 9)
     assert len(again.failed) == 3  # bad files are reported on every run
     assert store.count_tracks() == 9
 
-    forced = ingest(moved, store=store, embedder=tiny_embedder, options=options(force=True))
+    forced = ingest(
+        source_for(moved),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(force=True),
+    )
     assert forced.ingested == 9
     assert store.count_tracks() == 9  # same ids: re-embedding replaces, never duplicates
 
@@ -112,10 +138,20 @@ def test_rerun_skips_stored_and_moved_files_and_force_reembeds(
 def test_other_spec_is_refused_with_how_to_proceed(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder, tiny_mert_dir: Path
 ) -> None:
-    ingest(catalogue, store=store, embedder=tiny_embedder, options=options())
+    ingest(
+        source_for(catalogue),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(),
+    )
     layer3 = load_embedder(str(tiny_mert_dir), layer=3, device="cpu", batch_size=4)
     with pytest.raises(SpecMismatch) as refused:
-        ingest(catalogue, store=store, embedder=layer3, options=options())
+        ingest(
+            source_for(catalogue),
+            store=store,
+            engine=VectorEngine(layer3, Decoding()),
+            options=options(),
+        )
     assert "layer" in refused.value.message
     assert "--force" in refused.value.message
     assert store.count_tracks() == 9
@@ -124,7 +160,12 @@ def test_other_spec_is_refused_with_how_to_proceed(
 def test_stale_centroid_is_repaired_by_the_next_run(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder
 ) -> None:
-    ingest(catalogue, store=store, embedder=tiny_embedder, options=options())
+    ingest(
+        source_for(catalogue),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(),
+    )
     artists, _ = store.list_artists(limit=50)
     victim = artists[0]
     # What an interrupted run leaves: tracks written, the centroid from before.
@@ -132,12 +173,61 @@ def test_stale_centroid_is_repaired_by_the_next_run(
     stale = Artist(victim.name, victim.artist_key, 1, centroid=[1.0] + [0.0] * (dim - 1))
     store.upsert_artists([stale])
 
-    rerun = ingest(catalogue, store=store, embedder=tiny_embedder, options=options())
+    rerun = ingest(
+        source_for(catalogue),
+        store=store,
+        engine=VectorEngine(tiny_embedder, Decoding()),
+        options=options(),
+    )
     assert rerun.ingested == 0
     assert rerun.artists_updated == 1
     repaired = store.get_artist(victim.artist_key, with_centroid=True)
     assert repaired.track_count == 3
     assert not np.allclose(repaired.centroid[:2], [1.0, 0.0])
+
+
+def test_a_run_over_another_folder_repairs_stale_centroids_too(
+    catalogue: Path, store: Store, tiny_embedder: MertEmbedder, tmp_path: Path
+) -> None:
+    engine = VectorEngine(tiny_embedder, Decoding())
+    ingest(source_for(catalogue), store=store, engine=engine, options=options())
+    victim = store.list_artists(limit=50)[0][0]
+    dim = store.spec().dim
+    # A crash left this artist's centroid and count stale; the next run ingests another folder.
+    store.upsert_artists(
+        [Artist(victim.name, victim.artist_key, 1, centroid=[1.0] + [0.0] * (dim - 1))]
+    )
+    other = tmp_path / "other"
+    write_audio(
+        other / "Newcomer" / "a.flac", synth_track(artist_seed=5, track_seed=1, seconds=5.0), 44100
+    )
+    ingest(source_for(other), store=store, engine=engine, options=options())
+    repaired = store.get_artist(victim.artist_key, with_centroid=True)
+    assert repaired is not None and repaired.track_count == 3
+    vectors = np.array(
+        [t.vector for t in store.tracks_of_artist(victim.artist_key, with_vectors=True)]
+    )
+    assert np.allclose(repaired.centroid, artist_centroid(vectors), atol=1e-5)
+
+
+def test_a_retagged_file_replaces_its_old_point(
+    store: Store, tiny_embedder: MertEmbedder, tmp_path: Path
+) -> None:
+    engine = VectorEngine(tiny_embedder, Decoding())
+    library = tmp_path / "library"
+    audio = synth_track(artist_seed=3, track_seed=3, seconds=5.0)
+    song = write_audio(library / "in" / "song.flac", audio, 44100, tags={"artist": "Old Name"})
+    write_audio(library / "in" / "other.flac", audio[:, ::-1].copy(), 44100,
+                tags={"artist": "Old Name"})  # fmt: skip
+    tags = source_for(library, artist_from="tags")
+    ingest(tags, store=store, engine=engine, options=options())
+    assert store.get_artist("old name").track_count == 2
+    write_audio(song, audio, 44100, tags={"artist": "New Name"})  # retagged in place
+    rerun = ingest(tags, store=store, engine=engine, options=options())
+    assert (rerun.ingested, rerun.skipped) == (1, 1)
+    assert store.count_tracks() == 2  # the old point is gone, not left beside the new one
+    assert [t.path for t in store.tracks_of_artist("new name")] == [str(song)]
+    assert store.get_artist("old name").track_count == 1
 
 
 def test_shards_split_artists_disjointly_and_cover_the_catalogue(
@@ -147,9 +237,9 @@ def test_shards_split_artists_disjointly_and_cover_the_catalogue(
     for index in range(2):
         with open_store(data_dir=tmp_path / f"shard{index}") as shard_store:
             ingest(
-                catalogue,
+                source_for(catalogue),
                 store=shard_store,
-                embedder=tiny_embedder,
+                engine=VectorEngine(tiny_embedder, Decoding()),
                 options=options(shard=Shard(index, 2)),
             )
             artists, _ = shard_store.list_artists(limit=50)
@@ -170,7 +260,12 @@ def test_manifest_keeps_extra_columns(tmp_path: Path, tiny_embedder: MertEmbedde
     manifest.write_text("path,artist,title,genre,label\n" + "\n".join(rows) + "\n")
 
     with open_store(data_dir=tmp_path / "data") as store:
-        summary = ingest(manifest, store=store, embedder=tiny_embedder, options=options())
+        summary = ingest(
+            source_for(manifest),
+            store=store,
+            engine=VectorEngine(tiny_embedder, Decoding()),
+            options=options(),
+        )
         assert summary.ingested == 2
         tracks = store.tracks_of_artist("ana ruiz")
         assert tracks[0].title == "Song 0"
@@ -181,16 +276,86 @@ def test_manifest_keeps_extra_columns(tmp_path: Path, tiny_embedder: MertEmbedde
 def test_shard_parse_rejects_nonsense() -> None:
     assert Shard.parse("1/3") == Shard(1, 3)
     for bad in ["3/3", "-1/2", "a/b", "1", "0/0"]:
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidRequest):
             Shard.parse(bad)
 
 
 def test_ingest_into_the_server_backend(catalogue: Path, tiny_embedder: MertEmbedder) -> None:
     # qdrant-client's :memory: mode stands in for a Qdrant server (none can run here).
     with open_store(in_memory=True) as server_store:
-        summary = ingest(catalogue, store=server_store, embedder=tiny_embedder, options=options())
+        summary = ingest(
+            source_for(catalogue),
+            store=server_store,
+            engine=VectorEngine(tiny_embedder, Decoding()),
+            options=options(),
+        )
         assert (summary.ingested, len(summary.failed)) == (9, 3)
         artists, total = server_store.list_artists(limit=50)
         assert total == 3 and all(a.track_count == 3 for a in artists)
-        rerun = ingest(catalogue, store=server_store, embedder=tiny_embedder, options=options())
+        rerun = ingest(
+            source_for(catalogue),
+            store=server_store,
+            engine=VectorEngine(tiny_embedder, Decoding()),
+            options=options(),
+        )
         assert (rerun.ingested, rerun.skipped) == (0, 9)
+
+
+class _DownloadingSource:
+    """A source that is not a folder: its tracks are known by ids, and each track's audio is
+    copied to a temporary file for decoding and removed afterwards (as a server source does)."""
+
+    description = "a test source"
+
+    def __init__(self, files: dict[str, tuple[str, Path]], scratch: Path) -> None:
+        self.files = files
+        self.scratch = scratch
+        self.live_copies: set[Path] = set()
+
+    def tracks(self) -> Iterator[SourceTrack | Problem]:
+        for song_id, (artist, _) in sorted(self.files.items()):
+            yield SourceTrack(source_id=song_id, location=f"test://{song_id}", artist=artist)
+        yield Problem("test://broken", "the server refused it")
+
+    def identity(self, track: SourceTrack) -> str:
+        return f"test:{track.source_id}"
+
+    @contextmanager
+    def _copy(self, track: SourceTrack) -> Iterator[Path]:
+        copy = self.scratch / f"{track.source_id}.flac"
+        shutil.copy(self.files[track.source_id][1], copy)
+        self.live_copies.add(copy)
+        try:
+            yield copy
+        finally:
+            copy.unlink()
+            self.live_copies.discard(copy)
+
+    def audio_file(self, track: SourceTrack) -> Any:
+        return self._copy(track)
+
+    def missing(self, stored_locations: Iterable[str]) -> set[str]:
+        listed = {f"test://{song_id}" for song_id in self.files}
+        return {loc for loc in stored_locations if loc.startswith("test://")} - listed
+
+
+def test_the_pipeline_ingests_any_source(
+    catalogue: Path, store: Store, tiny_embedder: MertEmbedder, tmp_path: Path
+) -> None:
+    flacs = sorted(catalogue.glob("*/*.flac"))[:2]
+    files = {f"song-{i}": (f"Remote {i}", path) for i, path in enumerate(flacs)}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    source = _DownloadingSource(files, scratch)
+    engine = VectorEngine(tiny_embedder, Decoding())
+    summary = ingest(source, store=store, engine=engine, options=options())
+    assert summary.ingested == 2
+    assert [(f.path, f.reason) for f in summary.failed] == [
+        ("test://broken", "the server refused it")
+    ]
+    assert list(scratch.iterdir()) == []  # every temporary copy removed after decoding
+    stored = store.tracks_of_artist("remote 0")
+    assert [t.path for t in stored] == ["test://song-0"]
+    assert source.missing([t.path or "" for t in stored]) == set()
+    rerun = ingest(source, store=store, engine=engine, options=options())
+    assert (rerun.ingested, rerun.skipped) == (0, 2)  # known by id: nothing fetched again

@@ -1,15 +1,24 @@
-"""Discovery of tracks from folders, tags and manifests."""
+"""Catalogue sources: folders, tags and manifests list tracks and say what they no longer have."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from soundalike.ingest.catalogue import discover
 from soundalike.ingest.devtools.synth import write_audio, write_catalogue
+from soundalike.ingest.sources import (
+    ArtistFrom,
+    CatalogueSource,
+    FolderSource,
+    ManifestSource,
+    Problem,
+    SourceTrack,
+    source_for,
+)
 from soundalike.search.errors import InvalidRequest
 
 CLIP = (np.random.default_rng(0).standard_normal((2, 4410)) * 0.1).astype(np.float32)
@@ -17,6 +26,21 @@ CLIP = (np.random.default_rng(0).standard_normal((2, 4410)) * 0.1).astype(np.flo
 
 def _clip(path: Path, tags: dict[str, str] | None = None) -> Path:
     return write_audio(path, CLIP, 44100, tags=tags)
+
+
+@dataclass
+class Listing:
+    entries: list[SourceTrack]
+    problems: list[tuple[str, str]]
+
+
+def discover(target: Path, artist_from: ArtistFrom = "folders") -> Listing:
+    """What the source for `target` lists, split into tracks and problems."""
+    found = list(source_for(target, artist_from=artist_from).tracks())
+    return Listing(
+        [t for t in found if isinstance(t, SourceTrack)],
+        [(p.location, p.reason) for p in found if isinstance(p, Problem)],
+    )
 
 
 def test_folder_mode_takes_the_artist_from_the_first_folder_level(tmp_path: Path) -> None:
@@ -30,7 +54,7 @@ def test_folder_mode_takes_the_artist_from_the_first_folder_level(tmp_path: Path
     _clip(tmp_path / "loose.mp3")
 
     found = discover(tmp_path)
-    by_path = {e.path: e for e in found.entries}
+    by_path = {Path(e.location): e for e in found.entries}
     assert len(found.entries) == len(written) + 1
     for track in written:
         entry = by_path[track.path]
@@ -40,7 +64,8 @@ def test_folder_mode_takes_the_artist_from_the_first_folder_level(tmp_path: Path
     assert by_path[tmp_path / "Señora Luna" / "Live" / "Encore.flac"].artist == "Señora Luna"
     assert by_path[tmp_path / "Señora Luna" / "Live" / "Encore.flac"].title == "Encore"
     assert found.problems == [(str(tmp_path / "loose.mp3"), "not inside an artist folder")]
-    assert [e.path for e in found.entries] == [e.path for e in discover(tmp_path).entries]
+    again = discover(tmp_path).entries
+    assert [e.location for e in found.entries] == [e.location for e in again]
     assert {e.artist for e in found.entries} == {"Éclair Ensemble", "The Quiet Harbour",
                                                  "Møller & Sons", "Señora Luna"}  # fmt: skip
 
@@ -85,10 +110,11 @@ def test_csv_manifest_with_extra_columns_and_relative_paths(tmp_path: Path) -> N
     )
     found = discover(manifest)
     first, second = found.entries
-    assert first.path == tmp_path / "audio" / "one.flac"
+    assert Path(first.location) == tmp_path / "audio" / "one.flac"
     assert (first.artist, first.title, first.year) == ("Dvořák Street Band", "First", 2011)
     assert first.extra == {"label": "Blue Note", "isrc": "US-ABC"}
-    assert (second.path, second.artist, second.title) == (absolute, "Ana Björk Trio", "two")
+    assert Path(second.location) == absolute
+    assert (second.artist, second.title) == ("Ana Björk Trio", "two")
     rows = [(where.rsplit(":", 1)[1], reason) for where, reason in found.problems]
     assert rows[0][0] == "row 4" and "file not found" in rows[0][1]
     assert rows[1] == ("row 5", "no path")
@@ -145,4 +171,50 @@ def test_symlink_loops_are_followed_once(tmp_path: Path) -> None:
     _clip(tmp_path / "Artist" / "song.flac")
     (tmp_path / "Artist" / "again").symlink_to(tmp_path / "Artist", target_is_directory=True)
     found = discover(tmp_path)
-    assert [e.path.name for e in found.entries] == ["song.flac"]
+    assert [Path(e.location).name for e in found.entries] == ["song.flac"]
+
+
+def test_tags_mode_reports_what_is_wrong_with_a_corrupt_file(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "noise.ogg").write_bytes(np.random.default_rng(3).bytes(4096))
+    found = discover(tmp_path, artist_from="tags")
+    ((location, reason),) = found.problems
+    assert location == str(tmp_path / "inbox" / "noise.ogg")
+    # The decoder's verdict, not "no artist tag": the file is not audio at all.
+    assert reason.startswith(("not a readable ogg file (", "FFmpeg could not read it: "))
+    assert "artist tag" not in reason
+
+
+def test_a_folder_says_which_stored_files_it_no_longer_has(tmp_path: Path) -> None:
+    kept = _clip(tmp_path / "A" / "kept.wav")
+    gone = _clip(tmp_path / "A" / "gone.wav")
+    source = FolderSource(tmp_path)
+    elsewhere = "/somewhere/else/B/other.wav"  # another source's track: never claimed
+    stored = [str(kept), str(gone), elsewhere]
+    assert source.missing(stored) == set()
+    gone.unlink()
+    assert source.missing(stored) == {str(gone)}
+
+
+def test_a_manifest_says_which_stored_files_it_dropped(tmp_path: Path) -> None:
+    one, two = _clip(tmp_path / "one.wav"), _clip(tmp_path / "two.wav")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,artist\none.wav,A\ntwo.wav,A\n")
+    source = ManifestSource(manifest)
+    assert source.missing([str(one), str(two)]) == set()
+    manifest.write_text("path,artist\none.wav,A\n")
+    assert source.missing([str(one), str(two), "/other/place.wav"]) == {str(two)}
+
+
+def test_every_source_kind_speaks_the_source_protocol(tmp_path: Path) -> None:
+    track = _clip(tmp_path / "A" / "t.wav")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": str(track), "artist": "A"}) + "\n")
+    for source in (source_for(tmp_path), source_for(manifest)):
+        assert isinstance(source, CatalogueSource)
+        (listed,) = [t for t in source.tracks() if isinstance(t, SourceTrack)]
+        assert listed.artist == "A"
+        # A moved copy of the same audio has the same identity: content, not path.
+        assert source.identity(listed) == FolderSource(tmp_path).identity(listed)
+        with source.audio_file(listed) as local:
+            assert local == track

@@ -1,0 +1,101 @@
+"""File → unit vector with one embedding spec: the one place where "decode a file like the
+catalogue was decoded, then embed it" is written.
+
+`Decoding` says how a file becomes windows (excerpt policy, window length, the minimum duration
+and the silence threshold); `VectorEngine` pairs it with a loaded `MertEmbedder`. The ingest
+pipeline, uploads, `soundalike embed` and the evaluation all go through these two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from soundalike.ingest.audio import (
+    DEFAULT_EXCERPT,
+    DEFAULT_MIN_DURATION_SECONDS,
+    DEFAULT_SILENCE_RMS,
+    DEFAULT_WINDOW_SECONDS,
+    DecodedAudio,
+    ExcerptPolicy,
+    decode_excerpt,
+)
+from soundalike.search.errors import SpecMismatch
+from soundalike.search.types import EmbeddingSpec
+
+if TYPE_CHECKING:  # torch loads with the model, not with every command that imports this
+    from soundalike.ingest.embed import MertEmbedder
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a file becomes the windows that are embedded. Picklable: decode workers get a copy."""
+
+    excerpt: ExcerptPolicy = field(default_factory=lambda: ExcerptPolicy.parse(DEFAULT_EXCERPT))
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
+    min_duration_seconds: float = DEFAULT_MIN_DURATION_SECONDS
+    silence_rms: float = DEFAULT_SILENCE_RMS
+
+    def for_spec(self, spec: EmbeddingSpec) -> Decoding:
+        """The same thresholds with the excerpt and window a stored catalogue was made with."""
+        return replace(
+            self, excerpt=ExcerptPolicy.parse(spec.excerpt), window_seconds=spec.window_seconds
+        )
+
+    def decode(self, path: str | Path, sample_rate: int) -> DecodedAudio:
+        """The file's excerpt windows; AudioError subclasses for what cannot be embedded."""
+        return decode_excerpt(
+            path,
+            policy=self.excerpt,
+            sample_rate=sample_rate,
+            window_seconds=self.window_seconds,
+            min_duration_seconds=self.min_duration_seconds,
+            silence_rms=self.silence_rms,
+        )
+
+
+class VectorEngine:
+    """A loaded embedder and a decoding: files in, unit vectors of one spec out."""
+
+    def __init__(self, embedder: MertEmbedder, decoding: Decoding) -> None:
+        self.embedder = embedder
+        self.decoding = decoding
+
+    @property
+    def spec(self) -> EmbeddingSpec:
+        return self.embedder.build_spec(str(self.decoding.excerpt), self.decoding.window_seconds)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.embedder.sample_rate
+
+    def for_spec(self, stored: EmbeddingSpec) -> VectorEngine:
+        """An engine that embeds like the stored catalogue, or SpecMismatch saying what differs
+        (the model, its layer or sample rate cannot be changed without loading another model)."""
+        engine = VectorEngine(self.embedder, self.decoding.for_spec(stored))
+        differences = engine.spec.differences(stored)
+        if differences:
+            described = "; ".join(
+                f"{name}: loaded {mine!r}, catalogue {theirs!r}"
+                for name, (mine, theirs) in differences.items()
+            )
+            raise SpecMismatch(
+                f"the loaded model does not embed like the stored catalogue ({described}); "
+                "use the catalogue's --model/--layer"
+            )
+        return engine
+
+    def decode(self, path: str | Path) -> DecodedAudio:
+        return self.decoding.decode(path, self.sample_rate)
+
+    def embed(self, decoded: list[DecodedAudio]) -> np.ndarray:
+        """(n, dim) unit vectors, equal-length windows batched across the tracks."""
+        return self.embedder.embed_tracks([audio.windows for audio in decoded])
+
+    def embed_file(self, path: str | Path) -> tuple[np.ndarray, DecodedAudio]:
+        """One file's unit vector and what was decoded to make it."""
+        audio = self.decode(path)
+        return self.embed([audio])[0], audio

@@ -1,0 +1,39 @@
+"""Catalogue sources: what the ingest pipeline reads tracks from (see base.py).
+
+`source_for(target)` picks the source for what a user typed: a folder, or a manifest ending in
+`.csv` / `.jsonl`. A new kind of source is a module here and one branch in `source_for`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from soundalike.ingest.sources.base import CatalogueSource, LocalFiles, Problem, SourceTrack
+from soundalike.ingest.sources.folder import ArtistFrom, FolderSource
+from soundalike.ingest.sources.manifest import ManifestSource
+from soundalike.search.errors import InvalidRequest
+
+__all__ = [
+    "ArtistFrom",
+    "CatalogueSource",
+    "FolderSource",
+    "LocalFiles",
+    "ManifestSource",
+    "Problem",
+    "SourceTrack",
+    "source_for",
+]
+
+
+def source_for(target: str | Path, *, artist_from: ArtistFrom = "folders") -> CatalogueSource:
+    """The source a user means by `target`: a folder or a `.csv` / `.jsonl` manifest."""
+    path = Path(target)
+    if path.is_dir():
+        return FolderSource(path, artist_from=artist_from)
+    if not path.exists():
+        raise InvalidRequest(f"{target}: no such file or folder")
+    if path.suffix.lower() in (".csv", ".jsonl"):
+        return ManifestSource(path)
+    raise InvalidRequest(
+        f"{target}: not a catalogue; give a folder, or a manifest ending in .csv or .jsonl"
+    )
