@@ -1,4 +1,4 @@
-"""The `soundalike` command line: one console script, subcommands per DESIGN §3.
+"""The `soundalike` command line: one console script, subcommands (docs/contracts.md).
 
 Exit codes: 0 success (bad files are reported, not fatal), 1 the job failed, 2 usage.
 With `--json`, the last line of stdout is one JSON document.
@@ -11,14 +11,15 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from soundalike.api.benchmarks.engine import add_bench_flags
+from soundalike.api.services import Services, open_patient_store_for
 from soundalike.api.settings import Settings
-from soundalike.search.errors import ArtistNotFound, SoundalikeError
+from soundalike.search.errors import ArtistNotFound, InvalidRequest, SoundalikeError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser(
         "ingest", help="embed a catalogue folder or manifest into the store"
     )
-    ingest.add_argument("path", type=Path, help="a folder (artist = first level) or a .csv/.jsonl")
+    ingest.add_argument(
+        "source", metavar="PATH", help="a folder (artist = first level) or a .csv/.jsonl manifest"
+    )
     ingest.add_argument("--artist-from", choices=["folders", "tags"], default="folders")
     ingest.add_argument("--workers", type=int, help="decoding processes (default 2)")
     ingest.add_argument(
@@ -85,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_flag(similar)
 
     embed = commands.add_parser("embed", help="print one audio file's vector")
-    embed.add_argument("file", type=Path)
+    embed.add_argument("file", type=Path, help="an audio file in any format FFmpeg reads")
     _add_model_flags(embed)
     _add_json_flag(embed)
 
@@ -155,23 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_flag(evaluate)
 
     bench = commands.add_parser("bench", help="embedding throughput: soundalike vs the naive path")
-    bench.add_argument("--model", help="checkpoint to time (default: --random-weights)")
-    bench.add_argument(
-        "--random-weights",
-        action="store_true",
-        dest="random_weights",
-        help="full MERT-v1-95M architecture with random weights (no download)",
-    )
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--clips", type=int, default=3)
-    bench.add_argument("--batch-size", type=int, default=1, dest="batch_size")
-    bench.add_argument("--layer", type=int, default=11)
-    bench.add_argument(
-        "--no-naive",
-        action="store_true",
-        dest="no_naive",
-        help="time only soundalike's path (no ratio)",
-    )
+    add_bench_flags(bench)
     _add_json_flag(bench)
     return parser
 
@@ -209,29 +196,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(f"invalid settings: {problems}") from None
 
 
-@contextmanager
-def opened_store(settings: Settings) -> Any:
-    from soundalike.search.store import open_store
-
-    store = open_store(**settings.store_options())
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def load_embedder_for(settings: Settings) -> Any:
-    from soundalike.ingest.embed import load_embedder
-
-    return load_embedder(
-        settings.model,
-        revision=settings.revision,
-        layer=settings.layer,
-        device=settings.device,
-        batch_size=settings.batch_size,
-    )
-
-
 def emit(document: dict[str, Any]) -> None:
     print(json.dumps(document, ensure_ascii=False))
 
@@ -240,34 +204,27 @@ def emit(document: dict[str, Any]) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from soundalike.ingest.audio import ExcerptPolicy
     from soundalike.ingest.pipeline import IngestOptions, Shard, ingest
+    from soundalike.ingest.sources import source_for
 
     settings = settings_from(args)
     try:
+        source = source_for(args.source, artist_from=args.artist_from)
         shard = Shard.parse(args.shard) if args.shard else None
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if not args.path.exists():
-        raise UsageError(f"{args.path} does not exist")
+    except InvalidRequest as error:
+        raise UsageError(error.message) from None
     options = IngestOptions(
-        excerpt=ExcerptPolicy.parse(settings.excerpt),
-        window_seconds=settings.window_seconds,
-        min_duration_seconds=settings.min_duration_seconds,
-        silence_rms=settings.silence_rms,
         workers=settings.workers,
-        artist_from=args.artist_from,
         force=args.force,
         shard=shard,
         rebuild_centroids=args.rebuild_centroids,
         filterable_columns=tuple(settings.filterable_columns),
     )
-    with opened_store(settings) as store:
-        embedder = load_embedder_for(settings)
+    with Services(settings, store_opener=open_patient_store_for) as services:
         summary = ingest(
-            args.path,
-            store=store,
-            embedder=embedder,
+            source,
+            store=services.store(),
+            engine=services.engine(),
             options=options,
             report_path=args.report,
             progress=not args.json and sys.stderr.isatty(),
@@ -292,9 +249,10 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
     if not 1 <= args.limit <= 100:
         raise UsageError("--limit must be between 1 and 100")
-    settings = settings_from(args)
-    with opened_store(settings) as store:
-        answer = artists_like(store, args.artist, limit=args.limit, min_tracks=args.min_tracks)
+    with Services(settings_from(args)) as services:
+        answer = artists_like(
+            services.store(), args.artist, limit=args.limit, min_tracks=args.min_tracks
+        )
     document = {
         "artist": answer.artist.name,
         "results": [
@@ -320,27 +278,15 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from soundalike.ingest.audio import ExcerptPolicy, decode_excerpt
-
-    settings = settings_from(args)
     if not args.file.is_file():
         raise UsageError(f"{args.file} is not a file")
-    embedder = load_embedder_for(settings)
-    policy = ExcerptPolicy.parse(settings.excerpt)
-    audio = decode_excerpt(
-        args.file,
-        policy=policy,
-        sample_rate=embedder.sample_rate,
-        window_seconds=settings.window_seconds,
-        min_duration_seconds=settings.min_duration_seconds,
-        silence_rms=settings.silence_rms,
-    )
-    vector = embedder.embed_track(audio.windows)
-    spec = embedder.build_spec(str(policy), settings.window_seconds)
+    with Services(settings_from(args)) as services:
+        engine = services.engine()
+        vector, _audio = engine.embed_file(args.file)
     document = {
         "vector": [float(x) for x in vector],
         "dim": int(vector.shape[0]),
-        "spec": spec.to_dict(),
+        "spec": engine.spec.to_dict(),
     }
     if args.json:
         emit(document)
@@ -352,9 +298,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_artists(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    with opened_store(settings) as store:
-        artists, total = store.list_artists(prefix=args.prefix, limit=args.limit, offset=0)
+    with Services(settings_from(args)) as services:
+        artists, total = services.store().list_artists(
+            prefix=args.prefix, limit=args.limit, offset=0
+        )
     document = {"artists": [{"artist": a.name, "track_count": a.track_count} for a in artists]}
     if args.json:
         emit(document)
@@ -368,8 +315,8 @@ def cmd_artists(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from soundalike.search.queries import resolve_artist
 
-    settings = settings_from(args)
-    with opened_store(settings) as store:
+    with Services(settings_from(args)) as services:
+        store = services.store()
         artist = resolve_artist(store, args.artist)
         removed = store.delete_artist(artist.artist_key)
         store.flush()
@@ -425,11 +372,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.data_dir = str(args.out / "data")
     settings = settings_from(args)
     print(f"soundalike demo: model {settings.model}, store {settings.data_dir}", file=sys.stderr)
-    with opened_store(settings) as store:
+    with Services(settings) as services:
         result = run_demo(
             args.out,
-            store=store,
-            embedder=load_embedder_for(settings),
+            store=services.store(),
+            engine=services.engine(),
             workers=settings.workers,
             progress=sys.stderr.isatty(),
         )
@@ -460,37 +407,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from soundalike.ingest.evaluation import run_evaluation
+    from soundalike.ingest.audio import ExcerptPolicy
+    from soundalike.ingest.evaluation import EvaluationOptions, run_evaluation
 
     settings = settings_from(args)
     if args.path is not None and not args.path.exists():
         raise UsageError(f"{args.path} does not exist")
-    common = {
-        "source": args.path,
-        "layers": args.layers,
-        "sample": args.sample,
-        "compare": args.compare,
-        "reference": args.reference,
-        "centre_vectors": args.centre,
-        "k": args.k,
+    options = EvaluationOptions(
+        out_dir=args.out,
+        source=args.path,
+        layers=args.layers,
+        sample=args.sample,
+        compare=args.compare,
+        reference=args.reference,
+        centre_vectors=args.centre,
+        k=args.k,
         # Only a model the user named: otherwise re-embedding uses the catalogue's own.
-        "model": args.model,
-        "revision": settings.revision,
-        "device": settings.device,
-        "batch_size": settings.batch_size,
-        "layer": settings.layer,
-        "excerpt": settings.excerpt,
-        "window_seconds": settings.window_seconds,
-        "min_duration_seconds": settings.min_duration_seconds,
-        "silence_rms": settings.silence_rms,
-        "artist_from": args.artist_from,
-        "log": lambda line: print(line, file=sys.stderr),
-    }
-    if args.path is not None:  # a folder or manifest is embedded afresh: no store needed
-        result = run_evaluation(None, args.out, **common)
-    else:
-        with opened_store(settings) as store:
-            result = run_evaluation(store, args.out, **common)
+        model=args.model,
+        revision=settings.revision,
+        batch_size=settings.batch_size,
+        layer=settings.layer,
+        excerpt=ExcerptPolicy.parse(settings.excerpt),
+        window_seconds=settings.window_seconds,
+        min_duration_seconds=settings.min_duration_seconds,
+        silence_rms=settings.silence_rms,
+        artist_from=args.artist_from,
+    )
+    with Services(settings) as services:
+        # A folder or manifest is embedded afresh: it needs no store.
+        result = run_evaluation(
+            options,
+            store=services.store() if args.path is None else None,
+            load_model=services.load_model,
+            log=lambda line: print(line, file=sys.stderr),
+        )
     if args.json:
         emit(result.report)
     else:
@@ -500,31 +450,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from soundalike.ingest.bench import run_bench
+    from soundalike.api.benchmarks.engine import format_report, run_from_args
 
     if args.clips < 1:
         raise UsageError("--clips must be >= 1")
-    result = run_bench(
-        model=args.model,
-        random_weights=args.random_weights or args.model is None,
-        device=args.device,
-        clips=args.clips,
-        batch_size=args.batch_size,
-        layer=args.layer,
-        naive=not args.no_naive,
-    )
+    result = run_from_args(args)
     if args.json:
         emit(result)
     else:
-        for path in ("naive", "soundalike"):
-            if path in result:
-                row = result[path]
-                print(
-                    f"{path:<11} {row['clips_per_s']:8.3f} clips/s  "
-                    f"peak {row['peak_mem_mb']:8.1f} MB"
-                )
-        if result.get("ratio") is not None:
-            print(f"ratio      {result['ratio']:8.2f}x on {result['device']}")
+        print(format_report(result))
     return EXIT_OK
 
 

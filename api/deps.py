@@ -1,18 +1,19 @@
-"""What routes receive by injection: settings, the store, the audio embedder, the API-key check.
+"""What routes receive by injection: settings, the store, the upload embedder, the API-key check.
 
-The objects live on `app.state` (created once by `create_app`, opened in the lifespan); routes ask
-for them through the `Annotated` aliases below, and tests replace them with
-`app.dependency_overrides[get_store] = ...`.
+The objects come from the app's `Services` (the composition root, api/services.py), which the
+lifespan opens and closes; routes ask for them through the `Annotated` aliases below, and tests
+replace them with `app.dependency_overrides[get_store] = ...`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import anyio
 import numpy as np
@@ -20,107 +21,92 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from soundalike.api.errors import NothingIngested, Unauthorized
+from soundalike.api.services import Services
 from soundalike.api.settings import Settings
-from soundalike.search.errors import CapacityExhausted, SpecMismatch, StoreError, StoreUnavailable
-from soundalike.search.store import Store, open_store
+from soundalike.ingest.decode_pool import DecodeFunction, DecodePool, decode_job
+from soundalike.search.errors import AudioError, CapacityExhausted
+from soundalike.search.store import Store
 from soundalike.search.types import EmbeddingSpec
-
-if TYPE_CHECKING:
-    from soundalike.ingest.embed import MertEmbedder
 
 log = logging.getLogger("soundalike.api")
 
 # Seconds a client is told to wait when every embedding worker and queue slot is taken.
 RETRY_AFTER_SECONDS = 5
+# Limits on decoding one upload (untrusted input) in a decoder process. Wall time and CPU time
+# stop a codec that loops; the address space stops one that allocates without end (PyAV and
+# numpy alone take ~250 MB of it); the decoded-audio budget stops a small file that decodes to
+# hours of samples (Matroska and files without a duration are decoded from their start).
+UPLOAD_DECODE_TIMEOUT_SECONDS = 30.0
+UPLOAD_DECODE_CPU_SECONDS = 20
+UPLOAD_DECODE_MEMORY_MB = 1536
+UPLOAD_MAX_DECODED_SECONDS = 3600.0
 
 
-def open_store_for(settings: Settings) -> Store:
-    return open_store(**settings.store_options())
-
-
-class StoreHolder:
-    """The app's one store, opened at start-up or, if the server was down then, on first use."""
-
-    def __init__(self, settings: Settings, opener: Callable[[Settings], Store] = open_store_for):
-        self._settings = settings
-        self._opener = opener
-        self._store: Store | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> Store:
-        store = self._store
-        if store is not None:
-            return store
-        with self._lock:
-            if self._store is None:
-                store = self._opener(self._settings)
-                try:
-                    warm_up(store)
-                except BaseException:
-                    store.close()
-                    raise
-                self._store = store
-            return self._store
-
-    def open(self) -> None:
-        """Opens now; a store that cannot be reached yet is retried on the next request (the
-        app still starts, /readyz says 503), a locked data dir stops the start."""
-        try:
-            self.get()
-        except StoreUnavailable as error:
-            log.warning("store not reachable at start-up, will retry per request: %s", error)
-
-    def close(self) -> None:
-        with self._lock:
-            store, self._store = self._store, None
-        if store is not None:
-            store.close()
-
-
-def warm_up(store: Store) -> None:
-    """Touches both collections and the artist-name index once, single-threaded.
-
-    The Edge backend opens its shards lazily without a lock; two request threads opening the
-    same shard at once would collide on its WAL lock, so nothing may be opened lazily later.
-    """
-    if store.spec() is not None:
-        store.count_tracks()
-        store.count_artists()
-    store.artist_names()
-
-
-class AudioEmbedder:
+class UploadEmbedder:
     """Turns an uploaded file into a query vector with the stored collection's spec.
 
-    The model loads once (at start-up or on the first upload). Embedding runs in worker
-    threads, at most `embed_concurrency` at a time with at most `embed_queue` waiting; past that
-    a request gets CapacityExhausted (503 + Retry-After) at once instead of queueing forever.
+    An upload is admitted before its body is read (`admission`): at most `embed_concurrency`
+    uploads are embedded and `embed_queue` more are received or waiting; past that a request
+    gets CapacityExhausted (503 + Retry-After) at once, before it sends its body. Decoding runs
+    in a pool of decoder processes (started on the first upload) with time, CPU, memory and
+    decoded-audio limits, so a hostile file cannot take the server down; embedding runs in
+    worker threads. Call `close` to stop the decoder processes.
     """
 
     def __init__(
-        self, settings: Settings, loader: Callable[[Settings, int], MertEmbedder] | None = None
+        self,
+        services: Services,
+        *,
+        decode: DecodeFunction = decode_job,
+        decode_timeout_s: float = UPLOAD_DECODE_TIMEOUT_SECONDS,
+        decode_cpu_s: int | None = UPLOAD_DECODE_CPU_SECONDS,
+        decode_memory_mb: int | None = UPLOAD_DECODE_MEMORY_MB,
+        max_decoded_seconds: float | None = UPLOAD_MAX_DECODED_SECONDS,
     ) -> None:
-        self._settings = settings
-        self._loader = loader or _load_embedder
-        self._embedder: MertEmbedder | None = None
-        self._load_lock = threading.Lock()
+        self._services = services
+        settings = services.settings
         self._workers = anyio.CapacityLimiter(settings.embed_concurrency)
-        self._admitted = 0  # running + waiting; only touched on the event loop thread
+        self._admitted = 0  # receiving + running + waiting; only touched on the event loop thread
         self._capacity = settings.embed_concurrency + settings.embed_queue
+        self._describe_capacity = (
+            f"all {settings.embed_concurrency} embedding workers are busy and "
+            f"{settings.embed_queue} uploads are waiting; retry shortly"
+        )
+        self._pool_options: dict[str, Any] = {
+            "decode": decode,
+            "timeout_s": decode_timeout_s,
+            "cpu_limit_s": decode_cpu_s,
+            "memory_limit_mb": decode_memory_mb,
+            "max_decoded_seconds": max_decoded_seconds,
+        }
+        self._pool: DecodePool | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
 
     @property
-    def loaded(self) -> bool:
-        return self._embedder is not None
+    def admitted(self) -> int:
+        """Uploads being received, embedded or waiting for a worker."""
+        return self._admitted
 
-    def load(self, layer: int | None = None) -> MertEmbedder:
-        """The embedder, loaded on first call (thread-safe: one load however many callers)."""
-        if self._embedder is None:
-            with self._load_lock:
-                if self._embedder is None:
-                    self._embedder = self._loader(
-                        self._settings, self._settings.layer if layer is None else layer
-                    )
-        return self._embedder
+    def decode_pool(self) -> DecodePool:
+        """The decoder processes, started on first use (one per embedding worker)."""
+        with self._pool_lock:
+            if self._closed:
+                raise CapacityExhausted(
+                    "the server is shutting down; retry shortly",
+                    retry_after_seconds=RETRY_AFTER_SECONDS,
+                )
+            if self._pool is None:
+                workers = self._services.settings.embed_concurrency
+                self._pool = DecodePool(workers, max_in_flight=workers, **self._pool_options)
+            return self._pool
+
+    def close(self) -> None:
+        """Stops the decoder processes; an upload decoding now gets an AudioError."""
+        with self._pool_lock:
+            pool, self._pool, self._closed = self._pool, None, True
+        if pool is not None:
+            pool.close()
 
     def checked_spec(self, stored: EmbeddingSpec | None) -> EmbeddingSpec:
         """The spec uploads are embedded with: the stored collection's (refuses an empty one)."""
@@ -135,37 +121,27 @@ class AudioEmbedder:
         """Decodes and embeds one file like the stored tracks were (blocking; runs in a worker).
 
         Returns the unit vector and the file's duration in seconds."""
-        from soundalike.ingest.audio import ExcerptPolicy, decode_excerpt
+        engine = self._services.engine_for(stored)
+        audio = self.decode_pool().decode(path, engine.decoding, engine.sample_rate)
+        if isinstance(audio, AudioError):
+            raise audio
+        return engine.embed([audio])[0], audio.duration_seconds
 
-        embedder = self.load(stored.layer)
-        served = embedder.build_spec(stored.excerpt, stored.window_seconds)
-        differences = served.differences(stored)
-        if differences:
-            described = "; ".join(
-                f"{name}: server {mine!r}, catalogue {theirs!r}"
-                for name, (mine, theirs) in differences.items()
-            )
-            raise SpecMismatch(
-                "this server's model does not embed like the stored catalogue "
-                f"({described}); restart it with the catalogue's --model/--layer"
-            )
-        audio = decode_excerpt(
-            path,
-            policy=ExcerptPolicy.parse(stored.excerpt),
-            sample_rate=embedder.sample_rate,
-            window_seconds=stored.window_seconds,
-            min_duration_seconds=self._settings.min_duration_seconds,
-            silence_rms=self._settings.silence_rms,
-        )
-        return embedder.embed_track(audio.windows), audio.duration_seconds
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Holds a worker-or-queue slot for a whole upload (receiving, decoding, embedding),
+        or refuses with 503 + Retry-After at once. Enter it on the event loop thread."""
+        self.admit()
+        try:
+            yield
+        finally:
+            self.release()
 
     def admit(self) -> None:
         """Takes a worker-or-queue slot now, or refuses with 503 + Retry-After."""
         if self._admitted >= self._capacity:
             raise CapacityExhausted(
-                f"all {self._settings.embed_concurrency} embedding workers are busy and "
-                f"{self._settings.embed_queue} uploads are waiting; retry shortly",
-                retry_after_seconds=RETRY_AFTER_SECONDS,
+                self._describe_capacity, retry_after_seconds=RETRY_AFTER_SECONDS
             )
         self._admitted += 1
 
@@ -173,44 +149,28 @@ class AudioEmbedder:
         self._admitted -= 1
 
     async def run(self, work: Callable[..., Any], *args: Any) -> Any:
-        """Runs blocking embedding work on a worker thread, within the pool's limits."""
-        self.admit()
-        try:
-            return await anyio.to_thread.run_sync(work, *args, limiter=self._workers)
-        finally:
-            self.release()
-
-
-def _load_embedder(settings: Settings, layer: int) -> MertEmbedder:
-    from soundalike.ingest.embed import load_embedder
-
-    return load_embedder(
-        settings.model,
-        revision=settings.revision,
-        layer=layer,
-        device=settings.device,
-        batch_size=settings.batch_size,
-    )
+        """Runs blocking embedding work on a worker thread, at most `embed_concurrency` at once.
+        The caller holds an `admission`, which bounds how many wait here."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._workers)
 
 
 # --- dependencies ------------------------------------------------------------------------
 
 
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return request.app.state.services.settings
 
 
 def get_store(request: Request) -> Store:
-    try:
-        return request.app.state.stores.get()
-    except StoreError:
-        raise
-    except Exception as error:  # a server that refuses connections, DNS, ...
-        raise StoreUnavailable(f"the store cannot be opened: {error}") from error
+    return request.app.state.services.store()
 
 
-def get_audio_embedder(request: Request) -> AudioEmbedder:
-    return request.app.state.audio_embedder
+def get_upload_embedder(request: Request) -> UploadEmbedder:
+    return request.app.state.upload_embedder
 
 
 _bearer = HTTPBearer(
@@ -219,30 +179,38 @@ _bearer = HTTPBearer(
 )
 
 
+def _authorization(request: Request) -> bytes | None:
+    return next(
+        (value for name, value in request.scope["headers"] if name == b"authorization"), None
+    )
+
+
+def has_api_key(request: Request) -> bool:
+    """True when no API key is configured or the request carries the exact key.
+
+    The comparison runs in constant time on the raw header bytes (a non-ASCII key is sent as its
+    UTF-8 bytes), so no header decoding can make two different keys look alike."""
+    expected = get_settings(request).api_key
+    if expected is None:
+        return True
+    scheme, _, given = (_authorization(request) or b"").strip().partition(b" ")
+    matches = hmac.compare_digest(given.strip(), expected.get_secret_value().encode("utf-8"))
+    return scheme.lower() == b"bearer" and matches
+
+
 def require_api_key(
     request: Request,
     _documented: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> None:
-    """Open when no API key is configured; otherwise the exact key, compared in constant time.
-
-    The comparison runs on the raw header bytes (a non-ASCII key is sent as its UTF-8 bytes),
-    so no header decoding can make two different keys look alike."""
-    expected = get_settings(request).api_key
-    if expected is None:
-        return
-    raw = next(
-        (value for name, value in request.scope["headers"] if name == b"authorization"), None
-    )
-    scheme, _, given = (raw or b"").strip().partition(b" ")
-    matches = hmac.compare_digest(given.strip(), expected.get_secret_value().encode("utf-8"))
-    if raw is None or scheme.lower() != b"bearer" or not matches:
+    """Open when no API key is configured; otherwise the exact key (401 otherwise)."""
+    if not has_api_key(request):
         raise Unauthorized(
             "missing API key: send `Authorization: Bearer <key>`"
-            if raw is None
+            if _authorization(request) is None
             else "wrong API key"
         )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
-EmbedderDep = Annotated[AudioEmbedder, Depends(get_audio_embedder)]
+UploadEmbedderDep = Annotated[UploadEmbedder, Depends(get_upload_embedder)]

@@ -8,6 +8,7 @@ the access log, because the last-resort 500 needs both.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from soundalike.search.errors import (
     SoundalikeError,
     SpecMismatch,
     StoreError,
+    StoreLocked,
     UndecodableAudio,
 )
 
@@ -117,13 +119,39 @@ async def domain_error_handler(request: Request, error: Exception) -> JSONRespon
     headers: dict[str, str] = {}
     if isinstance(error, ArtistNotFound):
         body["suggestions"] = error.suggestions
-    if isinstance(error, CapacityExhausted):
-        headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
-        log.warning("request %s: %s", request_id_of(request), error.message)
+        # The real cause (a URL, a path, a server's reply) goes to the log; clients get a
+        # fixed sentence and the request id to quote.
+        request_id = request_id_of(request)
+        log.warning("request %s: %s", request_id, error.message)
+        headers["Retry-After"] = str(
+            error.retry_after_seconds
+            if isinstance(error, CapacityExhausted)
+            else UNAVAILABLE_RETRY_AFTER_SECONDS
+        )
+        body["detail"] = unavailable_detail(error, request_id)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+# Seconds a client is told to wait before retrying a store or model outage.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+
+def unavailable_detail(error: SoundalikeError, request_id: str) -> str:
+    """The fixed sentence a 503 carries: what is wrong, never the internals of why."""
+    if isinstance(error, CapacityExhausted):
+        return error.message  # our own words: how many workers, nothing internal
+    if isinstance(error, StoreLocked):
+        what = "the store's data dir is in use by another soundalike process"
+    elif isinstance(error, StoreError):
+        what = "the store is not reachable"
+    elif isinstance(error, ModelError):
+        what = "the model is not available on this server"
+    else:
+        what = "the service is unavailable"
+    return f"{what}; retry shortly (request id {request_id})"
 
 
 async def validation_error_handler(request: Request, error: Exception) -> JSONResponse:
@@ -166,8 +194,9 @@ class RequestContextMiddleware:
     """Assigns a request id (or honours the client's), logs one JSON line per request, and turns
     any exception that escaped the app into a generic 500 (pure ASGI: no per-request task)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, request_timeout_seconds: float | None = None) -> None:
         self.app = app
+        self.request_timeout_seconds = request_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,8 +219,27 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        timed_out = False
+
+        async def send_unless_timed_out(message: Message) -> None:
+            if not timed_out:  # the deadline's 503 went out: later messages go nowhere
+                await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            if self.request_timeout_seconds is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                handling = asyncio.ensure_future(self.app(scope, receive, send_unless_timed_out))
+                done, _ = await asyncio.wait({handling}, timeout=self.request_timeout_seconds)
+                if not done and not response_started:
+                    # Work in a thread cannot be interrupted: let it finish unobserved, answer
+                    # the client now.
+                    timed_out = True
+                    handling.add_done_callback(_log_late_failure)
+                    response = deadline_response(request_id, self.request_timeout_seconds)
+                    await response(scope, receive, send_with_id)
+                else:
+                    await handling
         except Exception as error:  # the last resort: nothing else caught it
             if response_started:
                 raise
@@ -211,6 +259,22 @@ class RequestContextMiddleware:
                         ensure_ascii=False,
                     )
                 )
+
+
+def deadline_response(request_id: str, seconds: float) -> JSONResponse:
+    log.warning("request %s: no answer within %g s", request_id, seconds)
+    return JSONResponse(
+        {
+            "detail": f"no answer within {seconds:g} s; retry shortly (request id {request_id})"
+        },
+        status_code=503,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def _log_late_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a request that passed its deadline failed later", exc_info=task.exception())
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -12,14 +12,14 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from soundalike.api import web
-from soundalike.api.deps import AudioEmbedder, StoreHolder, require_api_key
+from soundalike.api.deps import UploadEmbedder, require_api_key
 from soundalike.api.errors import (
     REQUEST_ID_HEADER,
     RequestContextMiddleware,
     install_error_handlers,
 )
-from soundalike.api.routes import artists, health, search, similarity, tracks
+from soundalike.api.routes import artists, health, pages, search, similarity, tracks
+from soundalike.api.services import Services
 from soundalike.api.settings import Settings
 
 log = logging.getLogger("soundalike.api")
@@ -31,22 +31,30 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API. Reads the environment (`Settings()`) only when no settings are given."""
-    settings = settings if settings is not None else Settings()
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The API. Reads the environment (`Settings()`) only when neither settings nor services
+    are given. Services passed in belong to the caller; services the app builds, its lifespan
+    opens and closes."""
+    if services is None:
+        services = Services(settings if settings is not None else Settings())
+        owned = True
+    else:
+        owned = False
+    settings = services.settings
     _configure_logging(settings)
-    stores = StoreHolder(settings)
-    audio_embedder = AudioEmbedder(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(stores.open)
+        running: Services = app.state.services
+        await run_in_threadpool(running.open_store_now)
         if settings.load_model == "startup":
-            await run_in_threadpool(_load_model_now, stores, audio_embedder)
+            await run_in_threadpool(_load_model_now, running)
         try:
             yield
         finally:
-            await run_in_threadpool(stores.close)
+            await run_in_threadpool(app.state.upload_embedder.close)  # the decoder processes
+            if owned:
+                await run_in_threadpool(running.close)
 
     app = FastAPI(
         title="soundalike",
@@ -54,16 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.stores = stores
-    app.state.audio_embedder = audio_embedder
+    app.state.services = services
+    app.state.upload_embedder = UploadEmbedder(services)
 
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
     for module in (artists, tracks, search, similarity):
         app.include_router(module.router, dependencies=protected)
-    app.include_router(web.router)
+    app.include_router(pages.router)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -74,14 +81,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
         )
     # Added last, so outermost: every response (CORS preflights, 500s) gets an id and a log line.
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware, request_timeout_seconds=settings.request_timeout_seconds
+    )
     return app
 
 
-def _load_model_now(stores: StoreHolder, audio_embedder: AudioEmbedder) -> None:
+def _load_model_now(services: Services) -> None:
     """`load_model=startup`: load with the stored collection's layer when there is one."""
-    stored = stores.get().spec()
-    audio_embedder.load(stored.layer if stored is not None else None)
+    stored = services.store().spec()
+    services.embedder(stored.layer if stored is not None else None)
     log.info("model loaded at start-up")
 
 

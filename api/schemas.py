@@ -1,4 +1,4 @@
-"""The JSON shapes of the HTTP API (DESIGN §3), as pydantic models so OpenAPI documents them.
+"""The JSON shapes of the HTTP API (docs/contracts.md), as pydantic models for OpenAPI.
 
 Routes build these from the search types with the `from_*` constructors; nothing else here.
 """
@@ -47,8 +47,12 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: str = Field(description="`ready` when the store answers.")
-    artists: int = Field(description="Artists in the store.")
-    tracks: int = Field(description="Tracks in the store.")
+    artists: int | None = Field(
+        None, description="Artists in the store (only with the API key, when one is set)."
+    )
+    tracks: int | None = Field(
+        None, description="Tracks in the store (only with the API key, when one is set)."
+    )
 
 
 # --- artists and tracks ------------------------------------------------------------------
@@ -98,7 +102,11 @@ class TrackInfo(BaseModel):
 
 class ArtistDetail(ArtistSummary):
     genres: list[str] = Field(description="Genres of the artist's tracks.")
-    tracks: list[TrackInfo] = Field(description="The artist's tracks, by album then title.")
+    tracks: list[TrackInfo] = Field(
+        description="One page of the artist's tracks, by album then title (`track_count` in all)."
+    )
+    limit: int = Field(description="Page size asked for.")
+    offset: int = Field(description="Tracks skipped before this page.")
 
 
 class TrackRef(BaseModel):

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_MODEL = "m-a-p/MERT-v1-95M"
-EXCERPT_PATTERN = re.compile(r"^(centre|center|start|windows:[1-9][0-9]*)$")
+from soundalike.ingest.defaults import (
+    DEFAULT_EXCERPT,
+    DEFAULT_LAYER,
+    DEFAULT_MIN_DURATION_SECONDS,
+    DEFAULT_MODEL,
+    DEFAULT_SILENCE_RMS,
+    DEFAULT_WINDOW_SECONDS,
+)
+from soundalike.search.errors import InvalidRequest
+
+# Shorter keys are guessable; an empty one (an unset `${API_KEY}` in compose) would let an
+# empty `Bearer` through.
+MIN_API_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -26,7 +36,7 @@ class Settings(BaseSettings):
         None, description="Hub revision (branch, tag or commit) of `model`."
     )
     layer: int = Field(
-        11, ge=0, le=12, description="Transformer layer whose output is pooled (0..12)."
+        DEFAULT_LAYER, ge=0, le=12, description="Transformer layer whose output is pooled (0..12)."
     )
     device: str = Field(
         "auto", description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`."
@@ -35,16 +45,19 @@ class Settings(BaseSettings):
         4, ge=1, le=512, description="Windows of equal length per forward pass."
     )
     excerpt: str = Field(
-        "centre", description="Which part of a track is embedded: `centre`, `start` or `windows:N`."
+        DEFAULT_EXCERPT,
+        description="Which part of a track is embedded: `centre`, `start` or `windows:N`.",
     )
     window_seconds: float = Field(
-        30.0, gt=0, le=120, description="Length of one window in seconds."
+        DEFAULT_WINDOW_SECONDS, gt=0, le=120, description="Length of one window in seconds."
     )
     min_duration_seconds: float = Field(
-        3.0, gt=0, description="Shorter tracks are refused (reported, not embedded)."
+        DEFAULT_MIN_DURATION_SECONDS,
+        gt=0,
+        description="Shorter tracks are refused (reported, not embedded).",
     )
     silence_rms: float = Field(
-        1e-3,
+        DEFAULT_SILENCE_RMS,
         ge=0,
         description="Windows whose RMS is below this (linear, 1.0 = full scale) are silent.",
     )
@@ -91,11 +104,23 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(
         50.0, gt=0, description="Largest accepted upload for /search/audio."
     )
+    upload_read_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="An upload whose body has not fully arrived by then is refused (slow clients).",
+    )
     embed_concurrency: int = Field(
         1, ge=1, le=64, description="Uploads embedded at once (a bounded worker pool)."
     )
     embed_queue: int = Field(
         4, ge=0, le=1024, description="Uploads allowed to wait for a worker before 503 Retry-After."
+    )
+    request_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A request with no answer by then gets 503 + Retry-After (a stuck store).",
     )
     load_model: Literal["lazy", "startup"] = Field(
         "lazy", description="Load the model on the first upload (`lazy`) or when the server starts."
@@ -107,10 +132,23 @@ class Settings(BaseSettings):
     @field_validator("excerpt")
     @classmethod
     def _valid_excerpt(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not EXCERPT_PATTERN.match(value):
-            raise ValueError("must be `centre`, `start` or `windows:N` with N >= 1")
-        return "centre" if value == "center" else value
+        from soundalike.ingest.audio import ExcerptPolicy  # PyAV loads only when validating
+
+        try:
+            return str(ExcerptPolicy.parse(value))
+        except InvalidRequest as error:
+            raise ValueError(error.message) from None
+
+    @field_validator("api_key")
+    @classmethod
+    def _strong_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_API_KEY_LENGTH} characters (it is "
+                f"{len(value.get_secret_value())}); leave SOUNDALIKE_API_KEY unset to run "
+                "without a key"
+            )
+        return value
 
     @field_validator("cors_origins", "filterable_columns", mode="before")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 import shutil
 import subprocess
@@ -11,11 +13,18 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft7Validator
 
 from soundalike.api.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PINNED_QDRANT = re.compile(r"^qdrant/qdrant:v\d+\.\d+\.\d+$")
+COMPOSE_FILES = [ROOT / "docker-compose.yml", ROOT / "deploy" / "cluster" / "docker-compose.yml"]
+# The Compose Specification's JSON schema, vendored with its licence (see its README.md).
+COMPOSE_SCHEMA = ROOT / "tests" / "data" / "compose-spec" / "compose-spec.json"
+# `${NAME:?message}`: compose refuses to start when NAME is unset *or empty*.
+REQUIRED_VARIABLE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}$")
+LOOPBACK = {"127.0.0.1", "::1", "[::1]", "localhost"}
 
 
 def load_compose(path: Path) -> dict[str, Any]:
@@ -42,6 +51,109 @@ def assert_named_volumes_declared(compose: dict[str, Any]) -> None:
             source = volume.split(":")[0]
             if not source.startswith((".", "/", "$", "~")):
                 assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+def schema_errors(compose: dict[str, Any]) -> list[str]:
+    schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
+    validator = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(compose)
+    ]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, dict):
+        return {name: "" if value is None else str(value) for name, value in env.items()}
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+
+
+def published_host_ips(service: dict[str, Any]) -> list[str]:
+    """The host address each published port binds; "" is every interface (compose's default)."""
+    ips = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):  # long syntax
+            if "published" in port:
+                ips.append(str(port.get("host_ip", "")))
+            continue
+        text = str(port).split("/")[0]
+        if ":" not in text:  # "6333": a random host port, still on every interface
+            ips.append("")
+        elif text.startswith("["):  # "[::1]:6333:6333"
+            ips.append(text[: text.index("]") + 1])
+        else:
+            parts = text.rsplit(":", 2)
+            ips.append(parts[0] if len(parts) == 3 else "")
+    return ips
+
+
+def is_qdrant(service: dict[str, Any]) -> bool:
+    return str(service.get("image", "")).startswith("qdrant/qdrant")
+
+
+def required_variable(value: str) -> str | None:
+    match = REQUIRED_VARIABLE.match(value)
+    return match["name"] if match else None
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_compose_file_follows_the_compose_specification(path: Path) -> None:
+    assert schema_errors(load_compose(path)) == []
+
+
+def test_schema_check_rejects_a_broken_compose_file() -> None:
+    broken = copy.deepcopy(load_compose(ROOT / "docker-compose.yml"))
+    broken["services"]["api"]["ports"] = 5
+    broken["services"]["qdrant"]["restart_policy"] = "always"  # not a service key
+    errors = schema_errors(broken)
+    assert any(error.startswith("services/api/ports:") for error in errors), errors
+    assert any("restart_policy" in error for error in errors if error.startswith("services/qdrant"))
+
+    minimal = {"services": {"api": {"image": "soundalike", "ports": ["8000:8000"]}}}
+    assert schema_errors(minimal) == []
+    assert schema_errors({"service": {}}) != []  # a typo at the top level
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_qdrant_is_not_published_to_other_hosts_without_a_key(path: Path) -> None:
+    services = load_compose(path)["services"]
+    qdrants = {name: service for name, service in services.items() if is_qdrant(service)}
+    assert qdrants
+    for name, qdrant in qdrants.items():
+        assert qdrant.get("network_mode") != "host", name
+        ips = published_host_ips(qdrant)
+        assert all(ip in LOOPBACK for ip in ips), f"{name} publishes Qdrant on {ips}"
+        if ips:  # reachable from this host: Qdrant itself must demand a key
+            key = required_variable(environment(qdrant).get("QDRANT__SERVICE__API_KEY", ""))
+            assert key, f"{name} is published without a required QDRANT__SERVICE__API_KEY"
+
+    keys = {environment(q).get("QDRANT__SERVICE__API_KEY") for q in qdrants.values()}
+    assert len(keys) == 1, "every node of a cluster needs the same API key"
+    (qdrant_key,) = keys
+    for name, service in services.items():
+        if not is_qdrant(service) and soundalike_env_names(service):
+            # soundalike must present the very key Qdrant demands (or none when Qdrant has none).
+            assert environment(service).get("SOUNDALIKE_QDRANT_API_KEY") == qdrant_key, name
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_api_keys_are_required_never_empty(path: Path) -> None:
+    services = load_compose(path)["services"]
+    api = services["api"]
+    assert api["command"][0] == "serve" and api["ports"]
+    assert required_variable(environment(api).get("SOUNDALIKE_API_KEY", "")) == "SOUNDALIKE_API_KEY"
+    for name, service in services.items():
+        for variable, value in environment(service).items():
+            if variable.endswith("API_KEY"):
+                assert required_variable(value), f"{name}: {variable}={value!r} may be empty"
+
+
+@pytest.mark.parametrize(
+    "value", ["", "${SOUNDALIKE_API_KEY}", "${SOUNDALIKE_API_KEY:-}", "$SOUNDALIKE_API_KEY", "x"]
+)
+def test_a_key_that_compose_could_leave_empty_is_not_counted_as_required(value: str) -> None:
+    assert required_variable(value) is None
 
 
 def test_compose_runs_qdrant_api_and_an_ingest_job() -> None:

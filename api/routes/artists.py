@@ -26,6 +26,7 @@ from soundalike.search.queries import MAX_LIMIT, artists_like, resolve_artist
 router = APIRouter(prefix="/artists", tags=["artists"])
 
 MAX_PAGE = 1000
+DEFAULT_TRACK_PAGE = 100
 MAX_NAME_CHARS = 500
 
 ArtistName = Annotated[
@@ -154,12 +155,21 @@ def similar_artists(
     summary="One artist and its tracks",
     responses=error_responses(401, 404, 422, 503),
 )
-def get_artist(store: StoreDep, artist: ArtistName) -> ArtistDetail:
+def get_artist(
+    store: StoreDep,
+    artist: ArtistName,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description="Tracks per page (by album, then title).")
+    ] = DEFAULT_TRACK_PAGE,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Tracks to skip.")] = 0,
+) -> ArtistDetail:
     found = resolve_artist(store, artist)
-    tracks = store.tracks_of_artist(found.artist_key, with_vectors=False)
+    tracks = store.artist_track_page(found.artist_key, limit=limit, offset=offset)
     return ArtistDetail(
         artist=found.name,
         track_count=found.track_count,
         genres=found.genres,
         tracks=[TrackInfo.from_track(t) for t in tracks],
+        limit=limit,
+        offset=offset,
     )

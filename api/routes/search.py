@@ -1,21 +1,27 @@
 """Search by audio: an uploaded clip is embedded like the catalogue was and matched against it.
 
-The upload is streamed to a temporary file while its size is counted: past `max_upload_mb` the
-request is refused at once (413), without reading the rest. A `Content-Length` over the limit is
-refused before anything is read. The temporary file is always removed.
+An upload takes its worker-or-queue slot before its body is read: when all are taken the client
+gets 503 + Retry-After without sending the body, so concurrent uploads (temporary files, file
+descriptors) are bounded. The body is streamed to a temporary file while its size is counted:
+past `max_upload_mb` the request is refused at once (413), without reading the rest, and a
+`Content-Length` over the limit is refused before anything is read. A body not received within
+`SOUNDALIKE_UPLOAD_READ_SECONDS` is refused (422), so a slow client cannot hold a slot. The
+temporary file is named without the client's suffix (FFmpeg identifies the content; a suffix
+such as `.m3u8` would select a playlist demuxer) and is always removed. Decoding runs in a
+separate process with limits (api/deps.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated
 
+import anyio
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from python_multipart import MultipartParser
@@ -24,7 +30,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from soundalike.api.deps import EmbedderDep, SettingsDep, StoreDep
+from soundalike.api.deps import SettingsDep, StoreDep, UploadEmbedderDep
 from soundalike.api.errors import UploadTooLarge, error_responses
 from soundalike.api.schemas import ArtistScore, AudioMatches, TrackScore
 from soundalike.search.errors import AudioError, InvalidRequest, UndecodableAudio
@@ -36,7 +42,7 @@ router = APIRouter(prefix="/search", tags=["search"])
 FILE_FIELD = "file"
 # Room for the multipart framing and small form fields around the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+# Seconds a client has to send the whole body of an upload (50 MB at ~7 Mbit/s).
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -140,8 +146,11 @@ def _too_large(limit: int) -> UploadTooLarge:
 
 
 @contextlib.asynccontextmanager
-async def received_upload(request: Request, limit: int) -> AsyncIterator[ReceivedUpload]:
-    """Streams the `file` part of a multipart request into a temporary file (removed on exit)."""
+async def received_upload(
+    request: Request, limit: int, read_seconds: float
+) -> AsyncIterator[ReceivedUpload]:
+    """Streams the `file` part of a multipart request into a temporary file (removed on exit);
+    InvalidRequest when the body has not arrived within `read_seconds`."""
     mime, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
@@ -160,15 +169,21 @@ async def received_upload(request: Request, limit: int) -> AsyncIterator[Receive
         parser = _multipart_parser(boundary, state)
         received = 0
         try:
-            async for chunk in request.stream():
-                received += len(chunk)
-                # Small fields around the file are allowed; an endless body is not.
-                if received > limit + MULTIPART_OVERHEAD_BYTES:
-                    raise _too_large(limit)
-                parser.write(chunk)
-                if state.too_large:
-                    raise _too_large(limit)
+            with anyio.fail_after(read_seconds):
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    # Small fields around the file are allowed; an endless body is not.
+                    if received > limit + MULTIPART_OVERHEAD_BYTES:
+                        raise _too_large(limit)
+                    parser.write(chunk)
+                    if state.too_large:
+                        raise _too_large(limit)
             parser.finalize()
+        except TimeoutError:
+            raise InvalidRequest(
+                f"the upload was not received within {read_seconds:g} s "
+                f"({received} bytes arrived); send a shorter clip or use a faster connection"
+            ) from None
         except MultipartParseError as error:
             raise InvalidRequest(f"malformed multipart body: {error}") from None
         except ClientDisconnect:
@@ -176,12 +191,6 @@ async def received_upload(request: Request, limit: int) -> AsyncIterator[Receive
         handle.close()
         if not state.file_seen:
             raise InvalidRequest(f"the form has no `{FILE_FIELD}` field")
-        suffix = Path(state.filename).suffix
-        if _SAFE_SUFFIX.match(suffix):
-            # FFmpeg probes content, but the extension is a useful hint for raw formats.
-            named = path.with_name(path.name + suffix.lower())
-            path.rename(named)
-            path = named
         yield ReceivedUpload(path=path, filename=state.filename, size=state.size)
     finally:
         handle.close()
@@ -206,20 +215,26 @@ async def search_audio(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    embedder: EmbedderDep,
+    embedder: UploadEmbedderDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results per list.")] = 10,
     max_per_artist: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="At most this many tracks per artist.")
     ] = 2,
 ) -> AudioMatches:
-    stored_spec = embedder.checked_spec(await run_in_threadpool(store.spec))
-    async with received_upload(request, settings.max_upload_bytes) as upload:
-        if upload.size == 0:
-            raise UndecodableAudio(upload.filename, "the file is empty")
-        try:
-            vector, _duration = await embedder.run(embedder.embed_file, upload.path, stored_spec)
-        except AudioError as error:
-            # The decoder names the temporary file; the client knows its own file name.
-            detail = error.detail.replace(str(upload.path), upload.filename)
-            raise type(error)(upload.filename, detail) from None
+    # Admitted before the body is read: a full server answers 503 without receiving it.
+    with embedder.admission():
+        stored_spec = embedder.checked_spec(await run_in_threadpool(store.spec))
+        async with received_upload(
+            request, settings.max_upload_bytes, settings.upload_read_seconds
+        ) as upload:
+            if upload.size == 0:
+                raise UndecodableAudio(upload.filename, "the file is empty")
+            try:
+                vector, _duration = await embedder.run(
+                    embedder.embed_file, upload.path, stored_spec
+                )
+            except AudioError as error:
+                # The decoder names the temporary file; the client knows its own file name.
+                detail = error.detail.replace(str(upload.path), upload.filename)
+                raise type(error)(upload.filename, detail) from None
     return await run_in_threadpool(_matches, store, vector, limit, max_per_artist)

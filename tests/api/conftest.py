@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
-from soundalike.ingest.audio import ExcerptPolicy
 from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
+from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, ingest
+from soundalike.ingest.sources import source_for
 from soundalike.search.store import open_store
 
 ARTISTS = 4
@@ -49,10 +50,10 @@ def ingested_dir(
     data_dir = tmp_path_factory.mktemp("api-ingested")
     with open_store(data_dir=data_dir) as store:
         summary = ingest(
-            root,
+            source_for(root),
             store=store,
-            embedder=tiny_embedder,
-            options=IngestOptions(excerpt=ExcerptPolicy.parse("centre"), workers=1),
+            engine=VectorEngine(tiny_embedder, Decoding()),
+            options=IngestOptions(workers=1),
         )
     assert summary.ingested == ARTISTS * TRACKS_PER_ARTIST, summary.to_dict()
     return data_dir

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from soundalike.ingest.devtools.synth import WrittenTrack
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
-KEY = "s3cret-key-é"  # non-ASCII: clients send its UTF-8 bytes
+KEY = "s3cret-key-for-tests-é"  # non-ASCII: clients send its UTF-8 bytes
 AUTHORIZED = {"Authorization": f"Bearer {KEY}".encode()}
 
 

@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from soundalike.api.benchmarks.common import (
+    environment_without_settings,
+    free_port,
+    running_server,
+    serve_command,
+)
 from soundalike.ingest.devtools.synth import WrittenTrack
 
 pytestmark = pytest.mark.slow
@@ -22,69 +26,23 @@ pytestmark = pytest.mark.slow
 UPLOAD_LIMIT_MB = 1
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(
     copy_data_dir: Callable[[], Path], tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")}
-    env.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "SOUNDALIKE_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
-            "SOUNDALIKE_DEVICE": "cpu",
-        }
-    )
+    env = environment_without_settings() | {
+        "HF_HUB_OFFLINE": "1",
+        "SOUNDALIKE_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
+        "SOUNDALIKE_DEVICE": "cpu",
+    }
     log_path = tmp_path_factory.mktemp("e2e") / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "soundalike.api.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(copy_data_dir()),
-                "--model",
-                str(tiny_mert_dir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start: " + log_path.read_text()
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    # One JSON access-log line per request reached the server's log.
+    command = serve_command(copy_data_dir(), port, "--model", str(tiny_mert_dir))
+    with running_server(command, port, log_path=log_path, ready_timeout_s=60, env=env):
+        yield f"http://127.0.0.1:{port}"
+    # One JSON access-log line per request reached the server's log (the readiness polls too).
     lines = [line for line in log_path.read_text().splitlines() if line.startswith("{")]
-    assert any(json.loads(line)["path"] == "/healthz" for line in lines)
+    assert any(json.loads(line)["path"] == "/readyz" for line in lines)
 
 
 def test_lookups_over_http(server: str) -> None:
@@ -149,43 +107,3 @@ def test_oversized_stream_is_cut_off_early(server: str) -> None:
             answer += more
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 8 * UPLOAD_LIMIT_MB * 1024 * 1024
-
-
-def test_load_bench_runs_both_backends(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "soundalike.api.load_bench",
-            "--artists",
-            "300",
-            "--tracks",
-            "50",
-            "--requests",
-            "80",
-            "--local-requests",
-            "40",
-            "--backends",
-            "edge,local",
-            "--json",
-            "--record",
-            str(tmp_path / "bench.md"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={k: v for k, v in os.environ.items() if not k.startswith("SOUNDALIKE_")},
-    )
-    assert result.returncode == 0, result.stderr
-    document = json.loads(result.stdout.strip().splitlines()[-1])
-    assert [run["backend"] for run in document["backends"]] == ["edge", "local"]
-    for run in document["backends"]:
-        routes = {r["route"]: r for r in run["routes"]}
-        similar = routes["GET /artists/{artist}/similar"]
-        assert similar["requests"] > 0 and similar["failures"] == 0, similar
-        assert 0 < similar["p50_ms"] <= similar["p99_ms"]
-    recorded = (tmp_path / "bench.md").read_text()
-    assert (
-        recorded.startswith("\n## HTTP search")
-        and "| edge | `GET /artists/{artist}/similar`" in recorded
-    )

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
-from soundalike.ingest.audio import ExcerptPolicy
 from soundalike.ingest.devtools.synth import synth_track, write_audio
+from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, ingest
+from soundalike.ingest.sources import source_for
 from soundalike.search.store import open_store
 
 # artist -> label of each of its three tracks: only "Ana Ruiz" has a track on Verve.
@@ -40,11 +41,17 @@ def labelled_client(
     manifest = root / "catalogue.csv"
     manifest.write_text("\n".join(rows) + "\n")
     data_dir = root / "data"
-    options = IngestOptions(
-        excerpt=ExcerptPolicy.parse("centre"), workers=1, filterable_columns=("label",)
-    )
+    options = IngestOptions(workers=1, filterable_columns=("label",))
     with open_store(data_dir=data_dir) as store:
-        assert ingest(manifest, store=store, embedder=tiny_embedder, options=options).ingested == 9
+        assert (
+            ingest(
+                source_for(manifest),
+                store=store,
+                engine=VectorEngine(tiny_embedder, Decoding()),
+                options=options,
+            ).ingested
+            == 9
+        )
     app = create_app(make_settings(data_dir, filterable_columns=["label"]))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

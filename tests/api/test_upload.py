@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from soundalike.api.deps import AudioEmbedder, get_audio_embedder
+from soundalike.api.deps import UploadEmbedder, get_upload_embedder
+from soundalike.api.services import Services
 from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_audio
 from soundalike.search.types import EmbeddingSpec
 
@@ -173,12 +175,12 @@ def test_model_that_differs_from_the_catalogue_is_refused(
     make_client: ClientFactory, api_catalogue: list[WrittenTrack]
 ) -> None:
     with make_client() as other:
-        embedder: AudioEmbedder = other.app.state.audio_embedder  # type: ignore[attr-defined]
-        real = embedder.load()
-        embedder._embedder = _RenamedModel(real)  # noqa: SLF001 - a server started on another model
+        services: Services = other.app.state.services  # type: ignore[attr-defined]
+        real = services.embedder()
+        services._embedder = _RenamedModel(real)  # noqa: SLF001 - a server started on another model
         response = post_file(other, "a.flac", api_catalogue[0].path.read_bytes())
     assert response.status_code == 409
-    assert "model: server 'another-model'" in response.json()["detail"]
+    assert "model: loaded 'another-model'" in response.json()["detail"]
 
 
 class _RenamedModel:
@@ -193,11 +195,11 @@ class _RenamedModel:
         return EmbeddingSpec(**{**spec.to_dict(), "model": "another-model"})
 
 
-class _BlockingEmbedder(AudioEmbedder):
+class _BlockingEmbedder(UploadEmbedder):
     """Embeds nothing until released; tells when a request is being embedded."""
 
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
         self.started = threading.Semaphore(0)
         self.unblock = threading.Event()
 
@@ -215,8 +217,8 @@ def test_busy_embedding_pool_answers_503_with_retry_after(
     data = api_catalogue[0].path.read_bytes()
     with make_client(embed_concurrency=1, embed_queue=1) as busy:
         app = busy.app
-        blocking = _BlockingEmbedder(app.state.settings)  # type: ignore[attr-defined]
-        app.dependency_overrides[get_audio_embedder] = lambda: blocking  # type: ignore[attr-defined]
+        blocking = _BlockingEmbedder(app.state.services)  # type: ignore[attr-defined]
+        app.dependency_overrides[get_upload_embedder] = lambda: blocking  # type: ignore[attr-defined]
         results: list[int] = []
 
         def upload() -> None:
@@ -227,11 +229,11 @@ def test_busy_embedding_pool_answers_503_with_retry_after(
         assert blocking.started.acquire(timeout=30)  # one being embedded
         waiting = threading.Thread(target=upload)
         waiting.start()
-        # The second waits for the worker: give it time to be admitted to the queue.
-        for _ in range(200):
-            if blocking._admitted == 2:  # noqa: SLF001
-                break
-            threading.Event().wait(0.02)
+        # The second upload must be admitted to the queue before the third is sent.
+        deadline = time.monotonic() + 30
+        while blocking.admitted < 2:
+            assert time.monotonic() < deadline, "the second upload was never admitted"
+            time.sleep(0.02)
         refused = post_file(busy, "a.flac", data)
         # Lookups are not held up by embedding.
         lookup = busy.get("/artists/eclair%20ensemble/similar")
@@ -247,10 +249,11 @@ def test_busy_embedding_pool_answers_503_with_retry_after(
 
 def test_model_loads_lazily_or_at_start_up(make_client: ClientFactory) -> None:
     with make_client(load_model="lazy") as lazy:
-        assert not lazy.app.state.audio_embedder.loaded  # type: ignore[attr-defined]
+        assert not lazy.app.state.services.embedder_loaded  # type: ignore[attr-defined]
     with make_client(load_model="startup") as eager:
-        embedder = eager.app.state.audio_embedder  # type: ignore[attr-defined]
-        assert embedder.loaded
+        services: Services = eager.app.state.services  # type: ignore[attr-defined]
+        assert services.embedder_loaded
         # Loaded with the stored collection's layer, so uploads embed like the catalogue.
-        stored = eager.app.state.stores.get().spec()  # type: ignore[attr-defined]
-        assert embedder.load().build_spec(stored.excerpt, stored.window_seconds) == stored
+        stored = services.store().spec()
+        assert stored is not None
+        assert services.embedder().build_spec(stored.excerpt, stored.window_seconds) == stored

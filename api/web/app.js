@@ -1,42 +1,3 @@
-"""A one-page front end at `/`: a search box and an upload form calling the JSON API."""
-
-from __future__ import annotations
-
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
-
-router = APIRouter(include_in_schema=False)
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>soundalike</title>
-<style>
-  body { font: 16px/1.4 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; }
-  input, button { font: inherit; padding: .3rem .5rem; }
-  table { border-collapse: collapse; margin-top: 1rem; width: 100%; }
-  td, th { text-align: left; padding: .2rem .6rem; border-bottom: 1px solid #ddd; }
-  .error { color: #a00; }
-  small { color: #666; }
-</style>
-</head>
-<body>
-<h1>soundalike</h1>
-<p>Which artists sound like &hellip; <small>(<a href="/docs">API docs</a>)</small></p>
-<form id="by-name">
-  <input id="artist" name="artist" placeholder="an artist" required autofocus>
-  <button>Find similar artists</button>
-</form>
-<form id="by-audio">
-  <p>&hellip; or like this clip: <input id="clip" type="file" accept="audio/*" required>
-  <button>Search</button></p>
-</form>
-<p><small>API key (only if the server needs one):
-  <input id="key" type="password" size="12"></small></p>
-<div id="out"></div>
-<script>
 const out = document.getElementById("out");
 function headers() {
   const key = document.getElementById("key").value;
@@ -90,12 +51,3 @@ document.getElementById("by-audio").addEventListener("submit", async (event) => 
                t, table(rounded(body.tracks), ["title", "artist", "score"]));
   });
 });
-</script>
-</body>
-</html>
-"""
-
-
-@router.get("/", response_class=HTMLResponse)
-def index() -> HTMLResponse:
-    return HTMLResponse(PAGE)

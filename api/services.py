@@ -1,0 +1,185 @@
+"""The composition root: the store, the embedder and the file→vector engine, built once from
+`Settings`, in one place.
+
+The CLI, the app's lifespan, the evaluation and the benchmarks all get their objects here;
+nothing else opens a store or loads a model from settings. Tests pass their own openers.
+
+- The store opens on first use (thread-safe); an app opens it at start-up.
+- The model loads on first use: at most once per process, whatever the number of callers.
+- `engine_for(stored_spec)` embeds like a stored catalogue (its excerpt and window) or says why
+  it cannot (another model or layer is loaded).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from soundalike.api.settings import Settings
+from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.engine import Decoding, VectorEngine
+from soundalike.search.errors import StoreError, StoreUnavailable
+from soundalike.search.store import Store, open_store
+from soundalike.search.types import EmbeddingSpec
+
+if TYPE_CHECKING:
+    from soundalike.ingest.embed import MertEmbedder
+    from soundalike.ingest.model import LoadedMert
+
+log = logging.getLogger("soundalike.api")
+
+StoreOpener = Callable[[Settings], Store]
+EmbedderLoader = Callable[[Settings, int], "MertEmbedder"]
+
+
+# A long ingest waits out an ordinary Qdrant restart; an HTTP request fails fast instead (the
+# store's default retry budget) and the client retries.
+INGEST_RETRY_SECONDS = 300.0
+
+
+def open_store_for(settings: Settings) -> Store:
+    """The store the settings name: a Qdrant server when `qdrant_url` is set, else Edge."""
+    return open_store(**settings.store_options())
+
+
+def open_patient_store_for(settings: Settings) -> Store:
+    """The same store, retrying a Qdrant server that stops answering for minutes (ingest)."""
+    return open_store(**settings.store_options(), retry_seconds=INGEST_RETRY_SECONDS)
+
+
+def load_embedder_for(settings: Settings, layer: int) -> MertEmbedder:
+    """The settings' model (hub id or local directory), truncated to `layer`."""
+    from soundalike.ingest.embed import MertEmbedder
+
+    loaded = load_model_for(settings, settings.model, settings.revision, layer)
+    return MertEmbedder(loaded, batch_size=settings.batch_size)
+
+
+def load_model_for(settings: Settings, model: str, revision: str | None, layer: int) -> LoadedMert:
+    """A MERT checkpoint on the settings' device (the evaluation loads other models this way)."""
+    from soundalike.ingest.model import load_mert
+
+    return load_mert(model, revision=revision, layer=layer, device=settings.device)
+
+
+def decoding_for(settings: Settings) -> Decoding:
+    """How files are decoded for the settings (excerpt, window, minimum duration, silence)."""
+    return Decoding(
+        excerpt=ExcerptPolicy.parse(settings.excerpt),
+        window_seconds=settings.window_seconds,
+        min_duration_seconds=settings.min_duration_seconds,
+        silence_rms=settings.silence_rms,
+    )
+
+
+class Services:
+    """What one process works with, built from one `Settings`. Close it when done."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store_opener: StoreOpener = open_store_for,
+        embedder_loader: EmbedderLoader = load_embedder_for,
+    ) -> None:
+        self.settings = settings
+        self.decoding = decoding_for(settings)
+        self._store_opener = store_opener
+        self._embedder_loader = embedder_loader
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._embedder: MertEmbedder | None = None
+        self._embedder_lock = threading.Lock()
+
+    # --- the store -----------------------------------------------------------------------
+
+    def store(self) -> Store:
+        """The store, opened on first call. A server that cannot be reached is retried on the
+        next call; a data dir owned by another process raises StoreLocked."""
+        store = self._store
+        if store is not None:
+            return store
+        with self._store_lock:
+            if self._store is None:
+                try:
+                    opened = self._store_opener(self.settings)
+                except StoreError:
+                    raise
+                except Exception as error:  # a refused connection, DNS, ...: say unavailable
+                    log.warning("store cannot be opened: %s", error)
+                    raise StoreUnavailable(
+                        "the store cannot be opened; check SOUNDALIKE_QDRANT_URL or the data dir"
+                    ) from error
+                try:
+                    warm_up(opened)
+                except BaseException:
+                    opened.close()
+                    raise
+                self._store = opened
+            return self._store
+
+    def open_store_now(self) -> None:
+        """Opens the store at start-up when it can be reached; a server that is down yet is
+        retried per request (readiness says 503 meanwhile), a locked data dir stops the start."""
+        try:
+            self.store()
+        except StoreUnavailable as error:
+            log.warning("store not reachable at start-up, will retry per request: %s", error)
+
+    # --- the model -----------------------------------------------------------------------
+
+    @property
+    def embedder_loaded(self) -> bool:
+        return self._embedder is not None
+
+    def embedder(self, layer: int | None = None) -> MertEmbedder:
+        """The model, loaded on first call with `layer` (default: the settings' layer)."""
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    wanted = self.settings.layer if layer is None else layer
+                    self._embedder = self._embedder_loader(self.settings, wanted)
+        return self._embedder
+
+    def engine(self) -> VectorEngine:
+        """Files → vectors with the settings' model, layer, excerpt and window (ingest, embed)."""
+        return VectorEngine(self.embedder(), self.decoding)
+
+    def engine_for(self, stored: EmbeddingSpec) -> VectorEngine:
+        """Files → vectors exactly like the stored catalogue's (uploads), or SpecMismatch."""
+        return VectorEngine(self.embedder(stored.layer), self.decoding).for_spec(stored)
+
+    def load_model(self, model: str, revision: str | None, layer: int) -> LoadedMert:
+        """Any checkpoint on the settings' device (the evaluation's layer sweeps)."""
+        return load_model_for(self.settings, model, revision, layer)
+
+    # --- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def warm_up(store: Store) -> None:
+    """Opens both collections and builds the artist-name index once, before requests share the
+    store: the first `list_artists` otherwise pays for the index inside a request."""
+    if store.spec() is not None:
+        store.count_tracks()
+        store.count_artists()
+    store.artist_names()
