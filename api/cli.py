@@ -407,8 +407,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from soundalike.ingest.audio import ExcerptPolicy
     from soundalike.ingest.evaluation import EvaluationOptions, run_evaluation
+    from soundalike.ingest.excerpt import ExcerptPolicy
 
     settings = settings_from(args)
     if args.path is not None and not args.path.exists():

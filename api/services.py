@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from soundalike.api.settings import Settings
-from soundalike.ingest.audio import ExcerptPolicy
 from soundalike.ingest.engine import Decoding, VectorEngine
+from soundalike.ingest.excerpt import ExcerptPolicy
+from soundalike.search.closing import Closing
 from soundalike.search.errors import StoreError, StoreUnavailable
 from soundalike.search.store import Store, open_store
 from soundalike.search.types import EmbeddingSpec
@@ -75,7 +75,7 @@ def decoding_for(settings: Settings) -> Decoding:
     )
 
 
-class Services:
+class Services(Closing):
     """What one process works with, built from one `Settings`. Close it when done."""
 
     def __init__(
@@ -163,17 +163,6 @@ class Services:
             store, self._store = self._store, None
         if store is not None:
             store.close()
-
-    def __enter__(self) -> Services:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def warm_up(store: Store) -> None:

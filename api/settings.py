@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     @field_validator("excerpt")
     @classmethod
     def _valid_excerpt(cls, value: str) -> str:
-        from soundalike.ingest.audio import ExcerptPolicy  # PyAV loads only when validating
+        from soundalike.ingest.excerpt import ExcerptPolicy  # PyAV loads only when validating
 
         try:
             return str(ExcerptPolicy.parse(value))

@@ -43,10 +43,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
-from soundalike.ingest.audio import DecodedAudio, ExcerptPolicy, decode_excerpt
+from soundalike.ingest.audio import decode_excerpt
+from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
+from soundalike.search.closing import Closing
 from soundalike.search.errors import AudioError, UndecodableAudio
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class _Queued:
     future: Future[DecodeResult]
 
 
-class DecodePool:
+class DecodePool(Closing):
     """Decoder processes; use as a context manager (or call `close`) so the workers stop.
 
     `workers` processes, each decoding one file at a time. `timeout_s`: wall time per file.
@@ -287,17 +288,6 @@ class DecodePool:
             _abandon(self._slots, self._jobs, self._closing)
         for thread in self._threads:
             thread.join(timeout=30)
-
-    def __enter__(self) -> DecodePool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _abandon(
@@ -477,12 +467,17 @@ class _Slot:
         if process is not None and process.poll() is None:
             process.kill()
 
-    def _kill(self) -> None:
+    def _detach(self) -> subprocess.Popen[bytes] | None:
+        """Forgets the worker and closes its connection; returns its process to end."""
         with self._lock:
             process, connection = self._process, self._connection
             self._process = self._connection = None
         if connection is not None:
             connection.close()
+        return process
+
+    def _kill(self) -> None:
+        process = self._detach()
         if process is not None:
             if process.poll() is None:
                 process.kill()
@@ -490,11 +485,7 @@ class _Slot:
 
     def _stop(self) -> None:
         """Ends the worker: a closed connection makes an idle worker exit by itself."""
-        with self._lock:
-            process, connection = self._process, self._connection
-            self._process = self._connection = None
-        if connection is not None:
-            connection.close()
+        process = self._detach()
         if process is not None:
             try:
                 process.wait(timeout=2)

@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from soundalike.ingest.audio import (
+from soundalike.ingest.audio import decode_excerpt
+from soundalike.ingest.defaults import (
     DEFAULT_EXCERPT,
     DEFAULT_MIN_DURATION_SECONDS,
     DEFAULT_SILENCE_RMS,
     DEFAULT_WINDOW_SECONDS,
-    DecodedAudio,
-    ExcerptPolicy,
-    decode_excerpt,
 )
+from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
 from soundalike.search.errors import SpecMismatch
 from soundalike.search.types import EmbeddingSpec
 

@@ -19,9 +19,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from soundalike.ingest.audio import DecodedAudio
 from soundalike.ingest.decode_pool import DecodePool
 from soundalike.ingest.engine import Decoding, VectorEngine
+from soundalike.ingest.excerpt import DecodedAudio
 from soundalike.ingest.sources import CatalogueSource, Problem, SourceTrack
 from soundalike.search.errors import AudioError, InvalidRequest
 from soundalike.search.identity import track_id
@@ -368,8 +368,12 @@ def retire_superseded(store: Store, current_ids: dict[str, str]) -> set[str]:
         for track in store.tracks_at(current_ids)
         if track.path is not None and current_ids.get(track.path) != track.track_id
     ]
+    losers = {track.artist_key for track in superseded}
+    # Noted first: after the delete the artist's track count looks right again, so a crash
+    # before its recompute would otherwise leave the old centroid for good.
+    store.mark_centroids_pending(losers)
     store.delete_tracks(track.track_id for track in superseded)
-    return {track.artist_key for track in superseded}
+    return losers
 
 
 def stale_artists(store: Store, artist_keys: set[str]) -> set[str]:
@@ -497,8 +501,12 @@ def ingest(
         # Every artist, not only this source's: a crashed run over another folder left its
         # artists' centroids stale too.
         to_recompute = touched | stale_artists(store, every_artist)
+    to_recompute |= {
+        key for key in store.pending_centroids() if options.shard is None or options.shard.owns(key)
+    }
     summary.artists_updated = store.recompute_centroids(sorted(to_recompute))
     store.flush()
+    store.clear_centroids_pending(to_recompute)
     store.optimize()
     summary.seconds = time.monotonic() - started
     return summary

@@ -116,9 +116,7 @@ def artists_like(
     )
     results = [SimilarArtist(hit) for hit in hits]
     if explain and results:
-        others = store.get_artists(
-            [r.hit.artist.artist_key for r in results], with_centroid=True
-        )
+        others = store.get_artists([r.hit.artist.artist_key for r in results], with_centroid=True)
         for result in results:
             other = others.get(result.hit.artist.artist_key)
             if other is None or other.centroid is None:

@@ -52,6 +52,9 @@ DIRECT_FILTER_FIELDS = frozenset({F_GENRE, F_ALBUM, F_YEAR, F_TITLE, F_ARTIST, F
 NOT_FILTERABLE = frozenset({F_SPEC, F_EXTRA, "vector"})
 
 SPEC_METADATA_KEY = "soundalike_spec"
+# Artists whose centroid must be recomputed although their track count looks right (a track
+# replaced by its retagged or edited version), kept until the recompute is durable.
+PENDING_CENTROIDS_KEY = "soundalike_centroids_pending"
 
 UPSERT_BATCH = 256
 RETRIEVE_BATCH = 1024

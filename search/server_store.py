@@ -350,9 +350,7 @@ class ServerBackend:
                 with_vectors=query.with_vectors,
             ),
         )
-        return [
-            (point_from_record(p, query.with_vectors), float(p.score)) for p in response.points
-        ]
+        return [(point_from_record(p, query.with_vectors), float(p.score)) for p in response.points]
 
     def value_counts(
         self, name: str, field_name: str, where: Where | None, *, limit: int

@@ -8,18 +8,18 @@ defined in schema.py, point ids in identity.py, the backend interface in backend
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from soundalike.search.backend import Backend, Scalar, Scan, StoredPoint, VectorQuery, Where
-from soundalike.search.errors import InvalidRequest, SpecMismatch, StoreError
-from soundalike.search.filters import equality_conditions, filter_field
+from soundalike.search.closing import Closing
+from soundalike.search.collections import SPEC_RECHECK_S, Collections
+from soundalike.search.errors import InvalidRequest
+from soundalike.search.filters import equality_conditions
 from soundalike.search.identity import artist_point_id, is_uuid
 from soundalike.search.name_index import CachedNameIndex, NameEntry, NameIndex
 from soundalike.search.names import key_prefix
@@ -32,7 +32,6 @@ from soundalike.search.points import (
     track_point,
 )
 from soundalike.search.schema import (
-    ARTIST_INDEXES,
     CENTROID_KEY_BATCH,
     F_ALBUM,
     F_ARTIST,
@@ -44,8 +43,6 @@ from soundalike.search.schema import (
     NAME_SCROLL_BATCH,
     RETRIEVE_BATCH,
     SCROLL_BATCH,
-    SPEC_METADATA_KEY,
-    TRACK_INDEXES,
     UPSERT_BATCH,
     collection_names,
 )
@@ -54,9 +51,6 @@ from soundalike.search.types import Artist, ArtistHit, EmbeddingSpec, Track, Tra
 # How long the in-memory artist-name index may lag writes made by *other* processes (server
 # backend only: an embedded store has a single owner, so its index is exact).
 SHARED_NAME_INDEX_TTL_S = 15.0
-# How long a known embedding spec is trusted before it is read again, so that a rebuild with
-# another spec by another process is noticed within seconds. An absent spec is never trusted.
-SPEC_RECHECK_S = 2.0
 # HNSW candidates per search (see docs/benchmarks.md, "## Store", for the measurements).
 DEFAULT_SEARCH_EF = 128
 MAX_SEARCH_EF = 100_000
@@ -114,7 +108,7 @@ def open_store(
     return Store(backend, collection_prefix=collection_prefix, search_ef=search_ef)
 
 
-class Store:
+class Store(Collections, Closing):
     """soundalike's store. Vectors in, our types out; the backend never leaks."""
 
     def __init__(
@@ -151,176 +145,6 @@ class Store:
     @property
     def backend(self) -> Backend:
         return self._backend
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # --- spec --------------------------------------------------------------------------
-
-    def spec(self) -> EmbeddingSpec | None:
-        """The embedding spec of the stored vectors; None on an empty store.
-
-        Called on every request, so a known spec is served from memory; but an empty store
-        looks again on every call (data another process writes later is seen at once) and a
-        known spec is read again after `spec_recheck_seconds` (a rebuild with another spec
-        is seen within seconds)."""
-        known = self._known_spec
-        if known is not None and time.monotonic() - known[1] < self._spec_recheck_seconds:
-            return known[0]
-        with self._spec_lock:
-            known = self._known_spec
-            if known is not None and time.monotonic() - known[1] < self._spec_recheck_seconds:
-                return known[0]
-            current = self._read_spec()
-            changed = self._remember_spec(current)
-        if changed:
-            # New or rebuilt collections: the names listed before belong to other data.
-            # (Outside the spec lock: building the names reads the spec, so never nest them.)
-            self._names.invalidate()
-        return current
-
-    def _remember_spec(self, spec: EmbeddingSpec | None) -> bool:
-        """Records the spec just read or written; True when it differs from the last one.
-        Caller holds `_spec_lock`."""
-        previous = self._known_spec[0] if self._known_spec is not None else None
-        self._known_spec = (spec, time.monotonic()) if spec is not None else None
-        return spec != previous
-
-    def _read_spec(self) -> EmbeddingSpec | None:
-        if not self._backend.collection_exists(self.tracks_collection):
-            return None
-        stored = self._backend.read_metadata(self.tracks_collection).get(SPEC_METADATA_KEY)
-        if stored is None:
-            return None
-        try:
-            return EmbeddingSpec.from_dict(stored)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(
-                f"the embedding spec stored with {self.tracks_collection} in "
-                f"{self._backend.description} is unreadable ({exc}): rebuild with --force"
-            ) from exc
-
-    def ensure_spec(self, spec: EmbeddingSpec, *, force: bool = False) -> None:
-        """Sets the spec on an empty store, accepts the same spec, refuses a different one.
-
-        Several processes may call this at once on one server (shard workers starting
-        together): collections are created when absent and whoever comes second accepts
-        them. Nothing is dropped except with force=True, which drops both collections and
-        recreates them for `spec`.
-        """
-        if spec.dim <= 0:
-            raise InvalidRequest(f"embedding spec dim must be positive, got {spec.dim}")
-        if force:
-            for name in (self.tracks_collection, self.artists_collection):
-                if self._backend.collection_exists(name):
-                    self._backend.drop_collection(name)
-            self._create_collections(spec)
-        else:
-            # Decided on what is stored now, not on what this Store saw a moment ago.
-            stored = self._read_spec()
-            if stored is None:
-                self._create_collections(spec)
-            else:
-                self._check_same_spec(stored, spec)
-        with self._spec_lock:
-            self._remember_spec(spec)
-        # Even for the same spec: a forced rebuild or a fresh creation changed the artists.
-        self._names.invalidate()
-
-    def _check_same_spec(self, stored: EmbeddingSpec, requested: EmbeddingSpec) -> None:
-        differences = stored.differences(requested)
-        if not differences:
-            return
-        lines = [
-            f"the store {self._backend.description} ({self.tracks_collection}) holds vectors "
-            "of another embedding spec; a collection never mixes specs:"
-        ]
-        lines += [
-            f"  {name}: stored {was!r}, requested {asked!r}"
-            for name, (was, asked) in differences.items()
-        ]
-        lines.append(
-            "To proceed: use a new data dir (SOUNDALIKE_DATA_DIR) or collection prefix "
-            "(SOUNDALIKE_COLLECTION_PREFIX), or run with --force to drop and rebuild the "
-            "collections with the new spec (deletes every stored vector)."
-        )
-        raise SpecMismatch("\n".join(lines))
-
-    def _create_collections(self, spec: EmbeddingSpec) -> None:
-        backend = self._backend
-        for name, indexes in (
-            (self.tracks_collection, TRACK_INDEXES),
-            (self.artists_collection, ARTIST_INDEXES),
-        ):
-            if not backend.create_collection(name, spec.dim):
-                # There already, from an interrupted creation or a concurrent one: usable
-                # as it is when its vectors have the spec's size.
-                size = backend.vector_size(name)
-                if size != spec.dim:
-                    raise StoreError(
-                        f"collection {name} in {backend.description} holds {size}-dim "
-                        f"vectors, the embedding spec asks for {spec.dim}: use another "
-                        "collection prefix (SOUNDALIKE_COLLECTION_PREFIX) or run with --force "
-                        "to rebuild it"
-                    )
-            for field_name, kind in indexes.items():
-                backend.create_index(name, field_name, kind)
-        self._write_spec(spec)
-
-    def _write_spec(self, spec: EmbeddingSpec) -> None:
-        """Stores the spec, written last: a store without a spec reads as empty, so an
-        interrupted creation is completed by the next run rather than trusted."""
-        # Counted before the spec is read: a concurrent creator writes its spec before any
-        # point, so points here with no spec after them are not a concurrent creator's.
-        holds_points = any(
-            self._backend.count(name) > 0
-            for name in (self.tracks_collection, self.artists_collection)
-        )
-        stored = self._read_spec()
-        if stored is None:
-            if holds_points:
-                raise StoreError(
-                    f"the store {self._backend.description} ({self.tracks_collection}) holds "
-                    "points but no embedding spec: it was not written by soundalike or its "
-                    "creation was interrupted. Run with --force to rebuild it."
-                )
-            self._backend.write_metadata(
-                self.tracks_collection, {SPEC_METADATA_KEY: spec.to_dict()}
-            )
-            # Read back: of two creators writing different specs at once, the one whose spec
-            # was overwritten learns it here instead of writing mismatched vectors.
-            stored = self._read_spec()
-        if stored is None:
-            raise StoreError(
-                f"the embedding spec written to {self._backend.description} cannot be read back"
-            )
-        self._check_same_spec(stored, spec)
-
-    def declare_filterable(self, columns: Iterable[str]) -> None:
-        """Adds keyword indexes for extra (manifest) columns that searches will filter on."""
-        self._require_spec()
-        for column in columns:
-            self._backend.create_index(self.tracks_collection, filter_field(column), "keyword")
-
-    def _require_spec(self) -> EmbeddingSpec:
-        spec = self.spec()
-        if spec is None:
-            raise StoreError(
-                f"the store {self._backend.description} has no embedding spec yet: "
-                "ensure_spec() must run before writing"
-            )
-        return spec
-
-    def _ready(self) -> bool:
-        return self.spec() is not None
 
     # --- tracks ------------------------------------------------------------------------
 

@@ -13,10 +13,12 @@ import os
 import platform
 import queue as queue_module
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -138,6 +140,21 @@ def print_document(document: dict[str, Any], *, text: str | None = None) -> None
 def log(line: str) -> None:
     """Progress: stderr, so stdout stays the report."""
     print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def work_dir(kept: Path | None, name: str) -> Iterator[Path]:
+    """The folder a benchmark writes its data to: `kept` (created, left in place for a rerun or
+    a look), or a temporary one removed afterwards."""
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        yield kept
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"soundalike-{name}-bench-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # --- figures ---------------------------------------------------------------------------------

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -41,6 +39,7 @@ from soundalike.api.benchmarks.common import (
     print_document,
     running_server,
     serve_command,
+    work_dir,
 )
 from soundalike.search.identity import track_id
 from soundalike.search.names import artist_key
@@ -408,13 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--artists and --clients must be >= 1")
 
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="soundalike-load-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_dir(args.workdir, "load") as workdir:
         runs = [bench_backend(b, args, workdir) for b in backends]
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     document |= {
         "artists": args.artists,
         "centroids": (

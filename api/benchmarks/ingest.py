@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from soundalike.api.benchmarks.common import (
     peak_rss_mb,
     print_document,
     run_isolated,
+    work_dir,
 )
 from soundalike.api.services import Services
 from soundalike.api.settings import Settings
@@ -147,8 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.tracks) < 2 or args.seconds <= 0 or args.workers < 1:
         parser.error("--tracks must be >= 2, --seconds > 0 and --workers >= 1")
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
-    scratch = Path(tempfile.mkdtemp(prefix="soundalike-ingest-bench-"))
-    try:
+    with work_dir(None, "ingest") as scratch:
         model = args.model or str(
             write_mert_checkpoint(scratch / "model", config_overrides=TINY_CONFIG)
         )
@@ -165,8 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             results[str(count)] = measure(catalogue, model, args.workers, scratch)
             log(f"[ingest] {count} tracks: {results[str(count)]}")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     document |= {
         "model": args.model or f"random MERT-layout checkpoint {TINY_CONFIG}",
         "track_seconds": args.seconds,

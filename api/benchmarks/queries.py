@@ -21,9 +21,7 @@ allocations (tracemalloc: numpy arrays included) of one call:
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -40,6 +38,7 @@ from soundalike.api.benchmarks.common import (
     latency_summary,
     log,
     print_document,
+    work_dir,
 )
 from soundalike.search import queries
 from soundalike.search.identity import track_id
@@ -182,15 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--big-tracks and --repeat must be >= 1, --small-artists >= 0")
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     document.update(big_tracks=args.big_tracks, small_artists=args.small_artists)
-    scratch = args.dir or Path(tempfile.mkdtemp(prefix="soundalike-queries-bench-"))
-    try:
-        with open_store(data_dir=scratch / "data") as store:
-            log(f"writing {2 * args.big_tracks + 5 * args.small_artists} tracks")
-            fill(store, args.big_tracks, args.small_artists)
-            document["results"] = run(store, args.repeat)
-    finally:
-        if args.dir is None:
-            shutil.rmtree(scratch, ignore_errors=True)
+    with work_dir(args.dir, "queries") as scratch, open_store(data_dir=scratch / "data") as store:
+        log(f"writing {2 * args.big_tracks + 5 * args.small_artists} tracks")
+        fill(store, args.big_tracks, args.small_artists)
+        document["results"] = run(store, args.repeat)
     print_document(document)
     return 0
 

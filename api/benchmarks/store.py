@@ -24,7 +24,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from soundalike.api.benchmarks.common import (
     latency_summary,
     log,
     print_document,
+    work_dir,
 )
 from soundalike.search.identity import track_id
 from soundalike.search.names import artist_key
@@ -432,15 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     document["dim"] = BENCH_DIM
-    scratch = Path(args.dir or tempfile.mkdtemp(prefix="soundalike-store-bench-"))
-    try:
+    with work_dir(Path(args.dir) if args.dir else None, "store") as scratch:
         if args.recall:
             document["results"] = [_run_recall(args, scratch)]
         else:
             document["results"] = _run_backends(args, scratch)
-    finally:
-        if args.dir is None:
-            shutil.rmtree(scratch, ignore_errors=True)
     print_document(document)
     return 0
 

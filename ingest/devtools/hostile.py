@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from soundalike.ingest.audio import DecodedAudio
 from soundalike.ingest.decode_pool import DecodeJob, decode_job
+from soundalike.ingest.excerpt import DecodedAudio
 
 # Markers in a file name that `misbehaving_decode` acts on.
 HANG = "hang-forever"

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from soundalike.ingest.audio import (
+from soundalike.ingest.defaults import (
     DEFAULT_EXCERPT,
     DEFAULT_MIN_DURATION_SECONDS,
     DEFAULT_SILENCE_RMS,
     DEFAULT_WINDOW_SECONDS,
-    ExcerptPolicy,
 )
 from soundalike.ingest.engine import Decoding
 from soundalike.ingest.evaluation.metrics import DEFAULT_K
+from soundalike.ingest.excerpt import ExcerptPolicy
 from soundalike.ingest.model import DEFAULT_LAYER
 from soundalike.ingest.sources import ArtistFrom
 from soundalike.search.errors import InvalidRequest

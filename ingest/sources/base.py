@@ -8,13 +8,12 @@ music server, a watched folder) is one more class here, not a change to the pipe
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-
-from soundalike.ingest.audio import content_hash
 
 
 def displayable(text: str) -> str:
@@ -79,6 +78,15 @@ class CatalogueSource(Protocol):
 class AbstractAudioFile(Protocol):
     def __enter__(self) -> Path: ...
     def __exit__(self, *exc: object) -> None: ...
+
+
+def content_hash(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
+    """sha256 of the file's bytes, hex; read in chunks so big files cost no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class LocalFiles:

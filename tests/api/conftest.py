@@ -7,6 +7,7 @@ its own copy of the ingested dir.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -134,3 +135,12 @@ def tracks_by_artist(
         assert response.status_code == 200, response.text
         listed[name] = response.json()["tracks"]
     return listed
+
+
+@pytest.fixture
+def upload_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Uploads land here during the test, so leftovers can be checked."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

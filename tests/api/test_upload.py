@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,15 +20,6 @@ from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_au
 from soundalike.search.types import EmbeddingSpec
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
-
-
-@pytest.fixture
-def upload_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Uploads land here during the test, so leftovers can be checked."""
-    folder = tmp_path / "uploads"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def post_file(client: TestClient, name: str, data: bytes, **params: Any) -> Any:

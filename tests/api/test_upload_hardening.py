@@ -11,7 +11,6 @@ import json
 import math
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,15 +38,6 @@ from soundalike.ingest.devtools.synth import WrittenTrack
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 BOUNDARY = "hardening-boundary"
-
-
-@pytest.fixture
-def upload_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Uploads land here during the test, so leftovers can be checked."""
-    folder = tmp_path / "uploads"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def post_file(client: TestClient, name: str, data: bytes) -> Any:

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike.ingest.audio import DecodedAudio, ExcerptPolicy, decode_excerpt
+from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.decode_pool import DecodeJob, DecodePool
 from soundalike.ingest.devtools import hostile
 from soundalike.ingest.devtools.hostile import misbehaving_decode, write_float_wav
 from soundalike.ingest.engine import Decoding
+from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
 from soundalike.search.errors import AudioError, UndecodableAudio
 
 RATE = 24000
@@ -254,7 +255,7 @@ def test_closing_cancels_queued_files_and_stops_busy_workers(song: Path, tmp_pat
 _ORPHAN_PARENT = textwrap.dedent(
     """
     import sys, time
-    from soundalike.ingest.audio import ExcerptPolicy
+    from soundalike.ingest.excerpt import ExcerptPolicy
     from soundalike.ingest.decode_pool import DecodeJob, DecodePool
     from soundalike.ingest.devtools.hostile import misbehaving_decode
 

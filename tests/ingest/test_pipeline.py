@@ -15,7 +15,7 @@ import pytest
 from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
 from soundalike.ingest.embed import MertEmbedder, load_embedder
 from soundalike.ingest.engine import Decoding, VectorEngine
-from soundalike.ingest.pipeline import IngestOptions, Shard, ingest
+from soundalike.ingest.pipeline import IngestOptions, IngestSummary, Shard, ingest
 from soundalike.ingest.sources import Problem, SourceTrack, source_for
 from soundalike.search.centroids import artist_centroid
 from soundalike.search.errors import InvalidRequest, SpecMismatch
@@ -27,6 +27,22 @@ def options(**overrides: object) -> IngestOptions:
     base: dict[str, object] = {"workers": 1}
     base.update(overrides)
     return IngestOptions(**base)  # type: ignore[arg-type]
+
+
+def run(
+    target: Path,
+    store: Store,
+    embedder: MertEmbedder,
+    *,
+    report_path: Path | None = None,
+    **overrides: object,
+) -> IngestSummary:
+    """`soundalike ingest TARGET` as the CLI runs it, with these options."""
+    engine = VectorEngine(embedder, Decoding())
+    source = source_for(target)
+    return ingest(
+        source, store=store, engine=engine, options=options(**overrides), report_path=report_path
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +72,7 @@ def test_ingest_stores_good_files_and_reports_bad_ones(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.jsonl"
-    summary = ingest(
-        source_for(catalogue),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(),
-        report_path=report,
-    )
+    summary = run(catalogue, store, tiny_embedder, report_path=report)
 
     assert summary.ingested == 9
     assert summary.skipped == 0
@@ -82,12 +92,7 @@ def test_ingest_stores_good_files_and_reports_bad_ones(
 def test_centroids_are_renormalised_means_of_track_vectors(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder
 ) -> None:
-    ingest(
-        source_for(catalogue),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(),
-    )
+    run(catalogue, store, tiny_embedder)
     artists, total = store.list_artists(limit=50)
     assert total == 3
     for artist in artists:
@@ -104,33 +109,18 @@ def test_rerun_skips_stored_and_moved_files_and_force_reembeds(
 ) -> None:
     moved = tmp_path / "moved"
     shutil.copytree(catalogue, moved)
-    ingest(
-        source_for(moved),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(),
-    )
+    run(moved, store, tiny_embedder)
 
     artist_dir = sorted(p for p in moved.iterdir() if p.is_dir())[1]
     track = sorted(artist_dir.iterdir())[0]
     track.rename(artist_dir / f"renamed{track.suffix}")
 
-    again = ingest(
-        source_for(moved),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(),
-    )
+    again = run(moved, store, tiny_embedder)
     assert (again.ingested, again.skipped) == (0, 9)
     assert len(again.failed) == 3  # bad files are reported on every run
     assert store.count_tracks() == 9
 
-    forced = ingest(
-        source_for(moved),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(force=True),
-    )
+    forced = run(moved, store, tiny_embedder, force=True)
     assert forced.ingested == 9
     assert store.count_tracks() == 9  # same ids: re-embedding replaces, never duplicates
 
@@ -138,20 +128,10 @@ def test_rerun_skips_stored_and_moved_files_and_force_reembeds(
 def test_other_spec_is_refused_with_how_to_proceed(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder, tiny_mert_dir: Path
 ) -> None:
-    ingest(
-        source_for(catalogue),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(),
-    )
+    run(catalogue, store, tiny_embedder)
     layer3 = load_embedder(str(tiny_mert_dir), layer=3, device="cpu", batch_size=4)
     with pytest.raises(SpecMismatch) as refused:
-        ingest(
-            source_for(catalogue),
-            store=store,
-            engine=VectorEngine(layer3, Decoding()),
-            options=options(),
-        )
+        run(catalogue, store, layer3)
     assert "layer" in refused.value.message
     assert "--force" in refused.value.message
     assert store.count_tracks() == 9
@@ -160,12 +140,7 @@ def test_other_spec_is_refused_with_how_to_proceed(
 def test_stale_centroid_is_repaired_by_the_next_run(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder
 ) -> None:
-    ingest(
-        source_for(catalogue),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(),
-    )
+    run(catalogue, store, tiny_embedder)
     artists, _ = store.list_artists(limit=50)
     victim = artists[0]
     # What an interrupted run leaves: tracks written, the centroid from before.
@@ -173,12 +148,7 @@ def test_stale_centroid_is_repaired_by_the_next_run(
     stale = Artist(victim.name, victim.artist_key, 1, centroid=[1.0] + [0.0] * (dim - 1))
     store.upsert_artists([stale])
 
-    rerun = ingest(
-        source_for(catalogue),
-        store=store,
-        engine=VectorEngine(tiny_embedder, Decoding()),
-        options=options(),
-    )
+    rerun = run(catalogue, store, tiny_embedder)
     assert rerun.ingested == 0
     assert rerun.artists_updated == 1
     repaired = store.get_artist(victim.artist_key, with_centroid=True)
@@ -260,12 +230,7 @@ def test_manifest_keeps_extra_columns(tmp_path: Path, tiny_embedder: MertEmbedde
     manifest.write_text("path,artist,title,genre,label\n" + "\n".join(rows) + "\n")
 
     with open_store(data_dir=tmp_path / "data") as store:
-        summary = ingest(
-            source_for(manifest),
-            store=store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=options(),
-        )
+        summary = run(manifest, store, tiny_embedder)
         assert summary.ingested == 2
         tracks = store.tracks_of_artist("ana ruiz")
         assert tracks[0].title == "Song 0"
@@ -283,21 +248,11 @@ def test_shard_parse_rejects_nonsense() -> None:
 def test_ingest_into_the_server_backend(catalogue: Path, tiny_embedder: MertEmbedder) -> None:
     # qdrant-client's :memory: mode stands in for a Qdrant server (none can run here).
     with open_store(in_memory=True) as server_store:
-        summary = ingest(
-            source_for(catalogue),
-            store=server_store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=options(),
-        )
+        summary = run(catalogue, server_store, tiny_embedder)
         assert (summary.ingested, len(summary.failed)) == (9, 3)
         artists, total = server_store.list_artists(limit=50)
         assert total == 3 and all(a.track_count == 3 for a in artists)
-        rerun = ingest(
-            source_for(catalogue),
-            store=server_store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=options(),
-        )
+        rerun = run(catalogue, server_store, tiny_embedder)
         assert (rerun.ingested, rerun.skipped) == (0, 9)
 
 

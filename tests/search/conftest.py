@@ -23,7 +23,7 @@ def spec() -> EmbeddingSpec:
         revision=None,
         layer=11,
         window_seconds=30.0,
-        excerpt="middle",
+        excerpt="centre",
         pooling="mean",
         sample_rate=24000,
         dim=DIM,

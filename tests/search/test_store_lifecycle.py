@@ -89,19 +89,25 @@ def test_a_replaced_spec_is_seen_within_the_recheck_time(
     assert api.artist_names() == {"new": "New"}
 
 
+def calls_to(target: object, method: str, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records the first argument of every call to `target.method` (which still runs)."""
+    calls: list[object] = []
+    real = getattr(target, method)
+
+    def counted(first: object, *rest: object, **named: object) -> object:
+        calls.append(first)
+        return real(first, *rest, **named)
+
+    monkeypatch.setattr(target, method, counted)
+    return calls
+
+
 def test_a_known_spec_is_not_read_again_within_the_recheck_time(
     memory_backend: ServerBackend, spec: EmbeddingSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Store(memory_backend).ensure_spec(spec)
     api = Store(memory_backend, spec_recheck_seconds=60.0)
-    reads: list[str] = []
-    real_read = memory_backend.read_metadata
-
-    def counted_read(name: str) -> dict:
-        reads.append(name)
-        return real_read(name)
-
-    monkeypatch.setattr(memory_backend, "read_metadata", counted_read)
+    reads = calls_to(memory_backend, "read_metadata", monkeypatch)
     for _ in range(50):
         assert api.spec() == spec
     assert len(reads) == 1
@@ -111,14 +117,7 @@ def test_an_absent_spec_is_looked_for_on_every_call(
     memory_backend: ServerBackend, spec: EmbeddingSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api = Store(memory_backend, spec_recheck_seconds=60.0)
-    looks: list[str] = []
-    real_exists = memory_backend.collection_exists
-
-    def counted_exists(name: str) -> bool:
-        looks.append(name)
-        return real_exists(name)
-
-    monkeypatch.setattr(memory_backend, "collection_exists", counted_exists)
+    looks = calls_to(memory_backend, "collection_exists", monkeypatch)
     for _ in range(3):
         assert api.spec() is None
     assert len(looks) == 3

@@ -21,7 +21,7 @@ from soundalike.api.benchmarks.common import (
     run_isolated,
     running_server,
 )
-from soundalike.ingest.audio import ExcerptPolicy
+from soundalike.ingest.excerpt import ExcerptPolicy
 
 LSCPU = """\
 Architecture:                            x86_64
