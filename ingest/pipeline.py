@@ -388,6 +388,34 @@ def stale_artists(store: Store, artist_keys: set[str]) -> set[str]:
     }
 
 
+def update_neighbour_lists(store: Store, changed: set[str], progress: bool) -> None:
+    """The exact "artists like X" lists, updated for the artists just recomputed (or rebuilt
+    when there are none valid or many changed); a bar on stderr while they are computed."""
+    bar = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if not progress:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=total,
+                unit="artist",
+                desc="neighbour lists",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        bar.update(done - bar.n)
+
+    try:
+        store.update_neighbour_lists(changed, progress=advance)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 # --- the whole run ------------------------------------------------------------------------
 
 
@@ -507,6 +535,11 @@ def ingest(
     summary.artists_updated = store.recompute_centroids(sorted(to_recompute))
     store.flush()
     store.clear_centroids_pending(to_recompute)
+    if options.shard is None:
+        # Before optimize: payload writes move points out of indexed segments. A sharded run
+        # leaves the lists stale (the live search answers): workers running at once would
+        # each rewrite lists from the others' half-written centroids.
+        update_neighbour_lists(store, to_recompute, progress)
     store.optimize()
     summary.seconds = time.monotonic() - started
     return summary

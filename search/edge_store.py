@@ -92,6 +92,7 @@ class EdgeBackend:
         # threads loading the same shard would collide on Edge's WAL lock.
         self._shards_lock = threading.RLock()
         self._index = index or EdgeIndexSettings()
+        self._metadata_lock = threading.Lock()
         self._closed = False
 
     def _acquire_lock(self, path: Path) -> IO[bytes]:
@@ -219,6 +220,11 @@ class EdgeBackend:
             raise StoreError(f"cannot write {path}: {exc}") from exc
         _fsync_dir(self.data_dir)
 
+    def update_metadata(self, name: str, changes: dict[str, Any]) -> None:
+        # One process owns the data dir, so a lock around read-merge-write is enough.
+        with self._metadata_lock:
+            self.write_metadata(name, {**self.read_metadata(name), **changes})
+
     def create_index(self, name: str, field_name: str, kind: IndexKind) -> None:
         shard = self._shard(name)
         with self._errors(f"index {field_name} of {name}"):
@@ -239,6 +245,13 @@ class EdgeBackend:
         with self._errors(f"read from {name}"):
             records = shard.retrieve(list(ids), with_payload, with_vectors)
         return [point_from_record(r, with_vectors) for r in records]
+
+    def set_payloads(self, name: str, payloads: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        shard = self._shard(name)
+        with self._errors(f"write to {name}"):
+            # Edge applies one operation per call, and a payload differs per point here.
+            for point_id, fields in payloads:
+                shard.update(qe.UpdateOperation.set_payload([point_id], fields))
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         if not ids:

@@ -21,6 +21,13 @@ def artist_point_id(artist_key: str) -> str:
     return str(uuid.uuid5(SOUNDALIKE_NAMESPACE, artist_key))
 
 
+def artist_id64(artist_key: str) -> int:
+    """The first 8 bytes of the artist's point id as a signed 64-bit integer: how neighbour
+    lists name an artist (half the bytes of the id; a collision needs ~4e9 artists to be
+    likely, and is refused when lists are built)."""
+    return int.from_bytes(uuid.UUID(artist_point_id(artist_key)).bytes[:8], "big", signed=True)
+
+
 def is_uuid(value: str) -> bool:
     """Whether `value` can be a point id (Qdrant ids here are UUIDs)."""
     try:

@@ -11,7 +11,7 @@ import numpy as np
 from soundalike.search.backend import StoredPoint
 from soundalike.search.centroids import artist_centroid
 from soundalike.search.errors import InvalidRequest, StoreError
-from soundalike.search.identity import artist_point_id, is_uuid
+from soundalike.search.identity import artist_id64, artist_point_id, is_uuid
 from soundalike.search.schema import (
     F_ALBUM,
     F_ARTIST,
@@ -21,6 +21,7 @@ from soundalike.search.schema import (
     F_EXTRA,
     F_GENRE,
     F_GENRES,
+    F_ID64,
     F_PATH,
     F_SPEC,
     F_TITLE,
@@ -76,6 +77,7 @@ def artist_point(artist: Artist, dim: int) -> StoredPoint:
         F_ARTIST_KEY: artist.artist_key,
         F_TRACK_COUNT: int(artist.track_count),
         F_GENRES: list(artist.genres),
+        F_ID64: artist_id64(artist.artist_key),
     }
     return StoredPoint(artist_point_id(artist.artist_key), vector, payload)
 

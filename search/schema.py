@@ -7,7 +7,12 @@ Layout
   nested under their own names so they can never clobber a reserved field; filter on them by
   bare name).
 - `<prefix>artists`: one point per artist, id `identity.artist_point_id(artist_key)`, vector =
-  centroid. Payload: artist, artist_key, track_count, genres.
+  centroid. Payload: artist, artist_key, track_count, genres, id64 (the first 8 bytes of the
+  point id as a signed integer: how neighbour lists name artists), and `neighbours` (the
+  artist's exact neighbour list, base64; see neighbour_lists.py).
+- The tracks collection's metadata also holds the catalogue version (`CATALOGUE_VERSION_KEY`,
+  a fresh token whenever any centroid changes) and the neighbour lists' record
+  (`NEIGHBOUR_LISTS_KEY`: the catalogue version every stored list is exact for).
 - The embedding spec is stored once, in the tracks collection's metadata under
   `SPEC_METADATA_KEY` (Edge: a JSON file beside the shard; server: collection metadata).
 """
@@ -32,6 +37,8 @@ F_EXTRA = "extra"
 F_SPEC = "spec"
 F_TRACK_COUNT = "track_count"
 F_GENRES = "genres"
+F_ID64 = "id64"
+F_NEIGHBOURS = "neighbours"
 
 TRACK_INDEXES: dict[str, IndexKind] = {
     F_ARTIST_KEY: "keyword",
@@ -45,6 +52,7 @@ ARTIST_INDEXES: dict[str, IndexKind] = {
     F_ARTIST_KEY: "keyword",
     F_TRACK_COUNT: "integer",
     F_GENRES: "keyword",
+    F_ID64: "integer",
 }
 
 # Track fields a search may filter on directly; any other filter name is an extra column.
@@ -55,6 +63,11 @@ SPEC_METADATA_KEY = "soundalike_spec"
 # Artists whose centroid must be recomputed although their track count looks right (a track
 # replaced by its retagged or edited version), kept until the recompute is durable.
 PENDING_CENTROIDS_KEY = "soundalike_centroids_pending"
+
+# A fresh token whenever a centroid changes; and the catalogue version the neighbour lists are
+# exact for (their record: {"version": token or None while they are being written, "k": K}).
+CATALOGUE_VERSION_KEY = "soundalike_catalogue_version"
+NEIGHBOUR_LISTS_KEY = "soundalike_neighbour_lists"
 
 UPSERT_BATCH = 256
 RETRIEVE_BATCH = 1024

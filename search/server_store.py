@@ -55,6 +55,8 @@ _INDEX_SCHEMAS: dict[IndexKind, qm.PayloadSchemaType] = {
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _CONFLICT = 409
 OPTIMIZE_WAIT_S = 600.0
+# Payload updates per request (each point's payload differs, so one operation each).
+SET_PAYLOAD_BATCH = 256
 
 
 def public_url(url: str) -> str:
@@ -256,6 +258,10 @@ class ServerBackend:
             lambda: self._client.update_collection(name, metadata=metadata),
         )
 
+    def update_metadata(self, name: str, changes: dict[str, Any]) -> None:
+        # Qdrant merges the given keys into the stored metadata (local mode too).
+        self.write_metadata(name, changes)
+
     def create_index(self, name: str, field_name: str, kind: IndexKind) -> None:
         def create() -> None:
             with warnings.catch_warnings():
@@ -285,6 +291,19 @@ class ServerBackend:
             ),
         )
         return [point_from_record(r, with_vectors) for r in records]
+
+    def set_payloads(self, name: str, payloads: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        for start in range(0, len(payloads), SET_PAYLOAD_BATCH):
+            operations = [
+                qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=fields, points=[pid]))
+                for pid, fields in payloads[start : start + SET_PAYLOAD_BATCH]
+            ]
+            self._call(
+                f"write to {name}",
+                lambda ops=operations: self._client.batch_update_points(
+                    name, update_operations=ops, wait=True
+                ),
+            )
 
     def delete_ids(self, name: str, ids: Sequence[str]) -> None:
         if not ids:

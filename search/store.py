@@ -7,9 +7,10 @@ defined in schema.py, point ids in identity.py, the backend interface in backend
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from soundalike.search.filters import equality_conditions
 from soundalike.search.identity import artist_point_id, is_uuid
 from soundalike.search.name_index import CachedNameIndex, NameEntry, NameIndex
 from soundalike.search.names import key_prefix
+from soundalike.search.neighbour_lists import NeighbourLists, NeighbourListsUpdate
 from soundalike.search.points import (
     artist_from,
     artist_from_tracks,
@@ -140,6 +142,9 @@ class Store(Collections, Closing):
             self._load_name_entries,
             max_age_seconds=SHARED_NAME_INDEX_TTL_S if backend.shared else None,
         )
+        self._neighbour_lists = NeighbourLists(
+            backend, self.tracks_collection, self.artists_collection
+        )
         self._closed = False
 
     @property
@@ -244,9 +249,10 @@ class Store(Collections, Closing):
             return 0
         where = Where(equals={F_ARTIST_KEY: (artist_key,)})
         deleted = self._backend.count(self.tracks_collection, where)
-        if deleted:
-            self._backend.delete_where(self.tracks_collection, where)
-        self._backend.delete_ids(self.artists_collection, [artist_point_id(artist_key)])
+        with self._changing_catalogue():
+            if deleted:
+                self._backend.delete_where(self.tracks_collection, where)
+            self._backend.delete_ids(self.artists_collection, [artist_point_id(artist_key)])
         self._names.invalidate()
         return deleted
 
@@ -256,11 +262,23 @@ class Store(Collections, Closing):
     # --- artists -----------------------------------------------------------------------
 
     def upsert_artists(self, artists: Sequence[Artist]) -> None:
+        with self._changing_catalogue():
+            self._write_artists(artists)
+
+    def _write_artists(self, artists: Sequence[Artist]) -> None:
         spec = self._require_spec()
         points = [artist_point(artist, spec.dim) for artist in artists]
         for batch in _batches(points, UPSERT_BATCH):
             self._backend.upsert(self.artists_collection, batch)
         self._names.invalidate()
+
+    @contextlib.contextmanager
+    def _changing_catalogue(self) -> Iterator[None]:
+        """Centroid writes between two fresh catalogue versions: neighbour lists computed
+        before, or from half-written centroids, are never served for what follows."""
+        self._neighbour_lists.bump_catalogue_version()
+        yield
+        self._neighbour_lists.bump_catalogue_version()
 
     def get_artist(self, artist_key: str, *, with_centroid: bool = False) -> Artist | None:
         if not self._ready():
@@ -349,25 +367,75 @@ class Store(Collections, Closing):
         if not self._ready():
             return 0
         changed = 0
-        for keys in _batches(list(dict.fromkeys(artist_keys)), CENTROID_KEY_BATCH):
-            by_artist: dict[str, list[StoredPoint]] = defaultdict(list)
-            scan = Scan(
-                where=Where(equals={F_ARTIST_KEY: tuple(keys)}),
-                with_vectors=True,
-                fields=[F_ARTIST, F_ARTIST_KEY, F_GENRE],
-                batch_size=SCROLL_BATCH,
-            )
-            for point in self._backend.scroll(self.tracks_collection, scan):
-                by_artist[str(point.payload[F_ARTIST_KEY])].append(point)
-            artists = [artist_from_tracks(key, points) for key, points in by_artist.items()]
-            gone = [artist_point_id(k) for k in keys if k not in by_artist]
-            if artists:
-                self.upsert_artists(artists)
-            if gone:
-                self._backend.delete_ids(self.artists_collection, gone)
-                self._names.invalidate()
-            changed += len(artists) + len(gone)
+        wanted = list(dict.fromkeys(artist_keys))
+        if not wanted:
+            return 0
+        with self._changing_catalogue():
+            for keys in _batches(wanted, CENTROID_KEY_BATCH):
+                changed += self._recompute_batch(keys)
         return changed
+
+    def _recompute_batch(self, keys: Sequence[str]) -> int:
+        by_artist: dict[str, list[StoredPoint]] = defaultdict(list)
+        scan = Scan(
+            where=Where(equals={F_ARTIST_KEY: tuple(keys)}),
+            with_vectors=True,
+            fields=[F_ARTIST, F_ARTIST_KEY, F_GENRE],
+            batch_size=SCROLL_BATCH,
+        )
+        for point in self._backend.scroll(self.tracks_collection, scan):
+            by_artist[str(point.payload[F_ARTIST_KEY])].append(point)
+        artists = [artist_from_tracks(key, points) for key, points in by_artist.items()]
+        gone = [artist_point_id(k) for k in keys if k not in by_artist]
+        if artists:
+            self._write_artists(artists)
+        if gone:
+            self._backend.delete_ids(self.artists_collection, gone)
+            self._names.invalidate()
+        return len(artists) + len(gone)
+
+    # --- neighbour lists (exact "artists like X", see neighbour_lists.py) ----------------
+
+    def neighbour_lists_version(self) -> str | None:
+        """The catalogue version the stored neighbour lists are exact for, when it is the
+        current one; None when there are no lists to serve (absent, stale, being written)."""
+        return self._neighbour_lists.valid_version() if self._ready() else None
+
+    def rebuild_neighbour_lists(
+        self, progress: Callable[[int, int], None] | None = None
+    ) -> NeighbourListsUpdate:
+        """Recomputes and stores every artist's neighbour list; `progress(done, total)`."""
+        if not self._ready():
+            return NeighbourListsUpdate(True, 0, 0, 0, 0.0)
+        return self._neighbour_lists.rebuild(progress)
+
+    def update_neighbour_lists(
+        self,
+        changed_keys: Iterable[str] = (),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> NeighbourListsUpdate:
+        """Brings the lists up to date after centroid changes: incrementally when few artists
+        changed (`changed_keys`, plus any the lists show changed), else by a rebuild."""
+        if not self._ready():
+            return NeighbourListsUpdate(False, 0, 0, 0, 0.0)
+        return self._neighbour_lists.update(changed_keys, progress)
+
+    def neighbours_of(
+        self,
+        artist_key: str,
+        *,
+        limit: int,
+        min_tracks: int = 1,
+        only_keys: Iterable[str] | None = None,
+    ) -> list[ArtistHit] | None:
+        """The artist's nearest artists from its stored list, best first (scores within
+        1.5e-5 of exact), restricted to `only_keys` and `min_tracks`; None when no valid list
+        fills `limit` (the caller searches live)."""
+        if not self._ready() or limit <= 0:
+            return None
+        return self._neighbour_lists.neighbours_of(
+            artist_key, limit=limit, min_tracks=min_tracks, only_keys=only_keys
+        )
 
     # --- search ------------------------------------------------------------------------
 

@@ -104,6 +104,41 @@ def test_centroids_are_renormalised_means_of_track_vectors(
         assert np.isclose(np.linalg.norm(stored.centroid), 1.0, atol=1e-5)
 
 
+def test_ingest_leaves_exact_neighbour_lists_and_a_rerun_after_a_change_updates_them(
+    catalogue: Path, store: Store, tiny_embedder: MertEmbedder
+) -> None:
+    run(catalogue, store, tiny_embedder)
+    assert store.neighbour_lists_version() is not None
+    artists, _ = store.list_artists(limit=50)
+    centroids = {
+        a.artist_key: np.asarray(store.get_artist(a.artist_key, with_centroid=True).centroid)
+        for a in artists
+    }
+    for artist in artists:
+        others = sorted(
+            (k for k in centroids if k != artist.artist_key),
+            key=lambda k: (-float(centroids[k] @ centroids[artist.artist_key]), k),
+        )
+        listed = store.neighbours_of(artist.artist_key, limit=2)
+        assert listed is not None
+        assert [hit.artist.artist_key for hit in listed] == others
+
+    # A stale centroid (an interrupted run) moves the catalogue on; the rerun repairs the
+    # centroid and brings the lists back.
+    victim = artists[0]
+    dim = store.spec().dim
+    store.upsert_artists(
+        [Artist(victim.name, victim.artist_key, 1, centroid=[1.0] + [0.0] * (dim - 1))]
+    )
+    assert store.neighbour_lists_version() is None
+    run(catalogue, store, tiny_embedder)
+    assert store.neighbour_lists_version() is not None
+    assert [h.artist.artist_key for h in store.neighbours_of(victim.artist_key, limit=2)] == sorted(
+        (k for k in centroids if k != victim.artist_key),
+        key=lambda k: (-float(centroids[k] @ centroids[victim.artist_key]), k),
+    )
+
+
 def test_rerun_skips_stored_and_moved_files_and_force_reembeds(
     catalogue: Path, store: Store, tiny_embedder: MertEmbedder, tmp_path: Path
 ) -> None:

@@ -266,9 +266,10 @@ def test_resolve_artist_suggests_close_names_for_a_typo(
     assert info.value.suggestions == []
 
 
-def test_resolve_artist_refuses_an_empty_name(store: Store) -> None:
-    with pytest.raises(InvalidRequest, match="empty"):
-        queries.resolve_artist(store, "  \t")
+def test_a_name_that_folds_to_nothing_is_an_unknown_artist(store: Store) -> None:
+    with pytest.raises(ArtistNotFound) as info:
+        queries.resolve_artist(store, "  \t\u0301")
+    assert info.value.suggestions == []
 
 
 def test_require_track_raises_track_not_found(store: Store, catalogue: dict[str, Track]) -> None:

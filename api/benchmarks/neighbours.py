@@ -1,0 +1,200 @@
+"""Neighbour lists benchmark: exact "artists like X" lists at N artists.
+
+    python -m soundalike.api.benchmarks.neighbours [--artists 100000] [--changes 10]
+        [--store] [--dir DIR]
+
+Clustered 768-d centroids shaped like MERT's (`clustered_centroids`). Measures, in NumPy: the
+full rebuild (every artist's exact top 100), and the incremental update per changed artist for
+three kinds of change (a centroid nudged as by a new track, a new artist, a deleted artist),
+checked against the rebuild; from these, the share of changed artists above which a rebuild is
+cheaper. `--store` also measures it through an Edge store: rebuild and update times with the
+reads and payload writes, bytes per artist of the stored list, and the data dir's growth.
+Prints a JSON document on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundalike.api.benchmarks.common import (
+    BENCH_SPEC,
+    bench_parser,
+    document_header,
+    log,
+    print_document,
+    work_dir,
+)
+from soundalike.api.benchmarks.store import clustered_centroids
+from soundalike.search import neighbours
+from soundalike.search.names import artist_key
+from soundalike.search.schema import F_NEIGHBOURS
+from soundalike.search.store import open_store
+from soundalike.search.types import Artist
+
+MODULE = "soundalike.api.benchmarks.neighbours"
+NUDGE = 0.05
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _check(table: neighbours.NeighbourTable, expected: neighbours.NeighbourTable) -> bool:
+    return bool(
+        np.array_equal(table.neighbours, expected.neighbours)
+        and np.array_equal(table.scores, expected.scores)
+    )
+
+
+def measure_numpy(matrix: np.ndarray, changes: int, rng: np.random.Generator) -> dict[str, Any]:
+    n = matrix.shape[0]
+    log(f"full rebuild of {n} artists")
+    started = time.perf_counter()
+    table = neighbours.build(matrix)
+    full_s = time.perf_counter() - started
+    log(f"  {full_s:.1f} s")
+    result: dict[str, Any] = {"full_rebuild_s": round(full_s, 2), "incremental": {}}
+    changed = rng.choice(n, size=changes, replace=False)
+
+    nudged = matrix.copy()
+    nudged[changed] = _unit(
+        nudged[changed] + NUDGE * _unit(rng.standard_normal(nudged[changed].shape))
+    )
+    # A new artist: appended rows, no list yet, near an existing one (as in its cluster).
+    near = matrix[rng.choice(n, size=changes, replace=False)]
+    added = np.vstack([matrix, _unit(near + NUDGE * _unit(rng.standard_normal(near.shape)))])
+    grown = neighbours.NeighbourTable(
+        np.vstack([table.neighbours, np.full((changes, neighbours.K), neighbours.NONE)]),
+        np.vstack([table.scores, np.full((changes, neighbours.K), -np.inf, np.float32)]),
+        np.concatenate([table.next_scores, np.full(changes, -np.inf, np.float32)]),
+    )
+    # Deleted artists: rows removed, the survivors renumbered, the deleted marked in old lists.
+    keep = np.setdiff1d(np.arange(n), changed)
+    renumber = np.full(n, neighbours.DELETED)
+    renumber[keep] = np.arange(keep.size)
+    survivors = table.neighbours[keep]
+    shrunk = neighbours.NeighbourTable(
+        np.where(survivors >= 0, renumber[np.maximum(survivors, 0)], survivors),
+        table.scores[keep],
+        table.next_scores[keep],
+    )
+    cases = {
+        "nudged": (nudged, table, changed),
+        "added": (added, grown, np.arange(n, n + changes)),
+        "deleted": (matrix[keep], shrunk, np.zeros(0, np.int64)),
+    }
+    for kind, (changed_matrix, old, rows) in cases.items():
+        started = time.perf_counter()
+        updated, rewritten = neighbours.update(changed_matrix, None, old, rows)
+        seconds = time.perf_counter() - started
+        log(f"  {kind}: {seconds * 1000 / changes:.1f} ms per artist, checking")
+        exact = _check(updated, neighbours.build(changed_matrix)) if n <= 20_000 else None
+        result["incremental"][kind] = {
+            "ms_per_artist": round(seconds * 1000 / changes, 2),
+            "lists_rewritten_per_artist": round(rewritten.size / changes, 1),
+            "equals_rebuild": exact,
+        }
+    worst = max(case["ms_per_artist"] for case in result["incremental"].values())
+    result["rebuild_cheaper_above_share"] = round(full_s * 1000 / worst / n, 4)
+    return result
+
+
+def measure_store(matrix: np.ndarray, changes: int, folder: Path) -> dict[str, Any]:
+    n = matrix.shape[0]
+    data_dir = folder / "data"
+    store = open_store(data_dir=data_dir)
+    try:
+        store.ensure_spec(BENCH_SPEC, force=True)
+        names = [f"artist {i:07d}" for i in range(n)]
+        for start in range(0, n, 5000):
+            store.upsert_artists(
+                [
+                    Artist(name=name, artist_key=artist_key(name), track_count=1, centroid=row)
+                    for name, row in zip(
+                        names[start : start + 5000],
+                        matrix[start : start + 5000].tolist(),
+                        strict=True,
+                    )
+                ]
+            )
+        store.flush()
+        store.optimize()
+        size_before = _size(data_dir)
+        log("store: rebuild")
+        rebuild = store.rebuild_neighbour_lists()
+        store.flush()
+        store.optimize()
+        size_after = _size(data_dir)
+        point = store.backend.retrieve(
+            store.artists_collection,
+            [_pid(names[0])],
+            with_payload=True,
+            with_vectors=False,
+        )[0]
+        blob = str(point.payload[F_NEIGHBOURS])
+        started = time.perf_counter()
+        served = store.neighbours_of(artist_key(names[0]), limit=10)
+        lookup_ms = (time.perf_counter() - started) * 1000
+        moved = store.get_artists(
+            [artist_key(name) for name in names[:changes]], with_centroid=True
+        )
+        rng = np.random.default_rng(1)
+        for artist in moved.values():
+            row = np.asarray(artist.centroid, np.float32)
+            artist.centroid = _unit(row + NUDGE * _unit(rng.standard_normal(row.shape))).tolist()
+        store.upsert_artists(list(moved.values()))
+        log("store: update")
+        update = store.update_neighbour_lists(moved)
+        return {
+            "rebuild_s": round(rebuild.seconds, 2),
+            "update_s": round(update.seconds, 2),
+            "update_changed": update.changed,
+            "update_written": update.written,
+            "update_full": update.full,
+            "list_base64_bytes_per_artist": len(blob),
+            "data_dir_growth_bytes_per_artist": round((size_after - size_before) / n),
+            "one_lookup_ms": round(lookup_ms, 2),
+            "lookup_served": served is not None,
+        }
+    finally:
+        store.close()
+
+
+def _pid(name: str) -> str:
+    from soundalike.search.identity import artist_point_id
+
+    return artist_point_id(artist_key(name))
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bench_parser(MODULE, __doc__)
+    parser.add_argument("--artists", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=10, help="changed artists per update")
+    parser.add_argument("--store", action="store_true", help="also through an Edge store")
+    parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
+    args = parser.parse_args(argv)
+    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
+    rng = np.random.default_rng(0)
+    matrix = clustered_centroids(rng, args.artists)
+    document["artists"] = args.artists
+    document["k"] = neighbours.K
+    document["numpy"] = measure_numpy(matrix, args.changes, rng)
+    if args.store:
+        with work_dir(args.dir, "neighbours") as folder:
+            document["store"] = measure_store(matrix, args.changes, folder)
+    print_document(document)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""Exact neighbour lists: the computation against brute force, its incremental upkeep, and the
+stored lists served (or not) by "artists like X" on both backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soundalike.search import neighbour_lists, neighbours
+from soundalike.search.identity import artist_id64, artist_point_id
+from soundalike.search.names import artist_key
+from soundalike.search.neighbour_lists import decode_list, encode_list, fingerprint
+from soundalike.search.queries import artists_like
+from soundalike.search.schema import F_NEIGHBOURS
+from soundalike.search.store import Store
+from soundalike.search.types import Artist
+
+from .conftest import DIM, MakeTrack
+
+
+def brute_force(matrix: np.ndarray, ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's k best other rows, one by one: score = float64 dot rounded to float32, ties
+    to the lower rank."""
+    wide = matrix.astype(np.float64)
+    n = len(matrix)
+    best = np.full((n, k), neighbours.NONE, dtype=np.int64)
+    best_scores = np.full((n, k), -np.inf, dtype=np.float32)
+    for row in range(n):
+        others = np.array([j for j in range(n) if j != row], dtype=np.int64)
+        scores = (wide[others] @ wide[row]).astype(np.float32)
+        order = np.lexsort((ranks[others], -scores))[:k]
+        best[row, : order.size] = others[order]
+        best_scores[row, : order.size] = scores[order]
+    return best, best_scores
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    rows = rng.standard_normal((n, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def assert_same(table: neighbours.NeighbourTable, expected: tuple[np.ndarray, np.ndarray]) -> None:
+    np.testing.assert_array_equal(table.neighbours, expected[0])
+    np.testing.assert_array_equal(table.scores, expected[1])
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several row blocks and a sampled first threshold, even on a small matrix."""
+    monkeypatch.setattr(neighbours, "BLOCK_BYTES", 4 * 300 * 37)
+    monkeypatch.setattr(neighbours, "SAMPLE_COLUMNS", 40)
+    monkeypatch.setattr(neighbours, "EXACT_ROWS", 7)
+
+
+# --- the computation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 5), (4, 5), (12, 5), (300, 10)])
+def test_build_equals_brute_force(small_blocks: None, n: int, k: int) -> None:
+    rng = np.random.default_rng(n)
+    matrix = unit_rows(rng, n, DIM)
+    ranks = rng.permutation(n)
+    assert_same(neighbours.build(matrix, ranks, k=k), brute_force(matrix, ranks, k))
+
+
+def test_ties_go_to_the_lower_rank_whichever_row_order() -> None:
+    rng = np.random.default_rng(7)
+    matrix = unit_rows(rng, 30, DIM)
+    matrix[[5, 9, 21]] = matrix[2]  # four identical centroids: every score among them ties
+    ranks = rng.permutation(30)
+    table = neighbours.build(matrix, ranks, k=6)
+    assert_same(table, brute_force(matrix, ranks, 6))
+    twins, scores = table.list_of(2)
+    assert scores[0] == scores[1] == scores[2]
+    assert list(twins[:3]) == sorted([5, 9, 21], key=lambda row: ranks[row])
+
+
+def test_next_score_is_the_best_score_left_out() -> None:
+    rng = np.random.default_rng(3)
+    matrix = unit_rows(rng, 50, DIM)
+    full = neighbours.build(matrix, k=8)
+    longer = neighbours.build(matrix, k=9)
+    np.testing.assert_array_equal(full.next_scores, longer.scores[:, 8])
+    everyone = neighbours.build(matrix[:5], k=8)
+    assert (everyone.next_scores == -np.inf).all()
+
+
+def test_incremental_updates_equal_a_full_recompute(small_blocks: None) -> None:
+    rng = np.random.default_rng(11)
+    n, k = 300, 10
+    matrix = unit_rows(rng, n, DIM)
+    ranks = rng.permutation(n)
+    table = neighbours.build(matrix, ranks, k=k)
+
+    # Moved a little, moved far, and two new artists (appended rows with no list yet).
+    moved = matrix.copy()
+    moved[4] = moved[4] + 0.05 * unit_rows(rng, 1, DIM)[0]
+    moved[4] /= np.linalg.norm(moved[4])
+    moved[17] = unit_rows(rng, 1, DIM)[0]
+    grown = np.vstack([moved, unit_rows(rng, 2, DIM)])
+    grown_ranks = np.concatenate([ranks, [n, n + 1]])
+    old = neighbours.NeighbourTable(
+        np.vstack([table.neighbours, np.full((2, k), neighbours.NONE)]),
+        np.vstack([table.scores, np.full((2, k), -np.inf, np.float32)]),
+        np.concatenate([table.next_scores, np.full(2, -np.inf, np.float32)]),
+    )
+    updated, rewritten = neighbours.update(grown, grown_ranks, old, [4, 17, n, n + 1], k=k)
+    assert_same(updated, brute_force(grown, grown_ranks, k))
+    assert rewritten.size < n  # not a rebuild in disguise
+
+    # Deleting rows 30 and 31: the survivors renumbered, the deleted marked in old lists.
+    keep = np.array([row for row in range(n + 2) if row not in (30, 31)])
+    renumber = np.full(n + 2, neighbours.DELETED)
+    renumber[keep] = np.arange(keep.size)
+    survivors = updated.neighbours[keep]
+    old = neighbours.NeighbourTable(
+        np.where(survivors >= 0, renumber[np.maximum(survivors, 0)], survivors),
+        updated.scores[keep],
+        updated.next_scores[keep],
+    )
+    shrunk, shrunk_ranks = grown[keep], grown_ranks[keep]
+    after_delete, _ = neighbours.update(shrunk, shrunk_ranks, old, [], k=k)
+    assert_same(after_delete, brute_force(shrunk, shrunk_ranks, k))
+
+
+def test_incremental_update_when_every_list_holds_every_artist() -> None:
+    rng = np.random.default_rng(5)
+    matrix = unit_rows(rng, 6, DIM)
+    table = neighbours.build(matrix, k=10)
+    grown = np.vstack([matrix, unit_rows(rng, 1, DIM)])
+    old = neighbours.NeighbourTable(
+        np.vstack([table.neighbours, np.full((1, 10), neighbours.NONE)]),
+        np.vstack([table.scores, np.full((1, 10), -np.inf, np.float32)]),
+        np.concatenate([table.next_scores, [-np.inf]]).astype(np.float32),
+    )
+    updated, _ = neighbours.update(grown, None, old, [6], k=10)
+    assert_same(updated, brute_force(grown, np.arange(7), 10))
+
+
+def test_a_list_round_trips_within_1_5e_5_in_1011_bytes() -> None:
+    ids = np.arange(-50, 50, dtype=np.int64) * 123_456_789_012
+    scores = np.linspace(0.9, 0.5, 100, dtype=np.float32)
+    text = encode_list(b"12345678", ids, scores, 0.49999)
+    stored = decode_list(text)
+    assert stored is not None
+    assert len(text) == 1348 and (len(text) // 4) * 3 == 1011
+    np.testing.assert_array_equal(stored.ids, ids)
+    np.testing.assert_allclose(stored.scores, scores, atol=1.6e-5)
+    assert stored.fingerprint == b"12345678"
+    assert 0.49999 <= stored.next_score < 0.49999 + 3.1e-5  # rounded up: still an upper bound
+    # A list that holds every other artist says so exactly (no bound to round).
+    complete = decode_list(encode_list(b"12345678", ids[:3], scores[:3], -np.inf))
+    assert complete is not None and complete.next_score == -np.inf
+    assert decode_list("not base64!") is None
+    assert decode_list(None) is None
+
+
+# --- stored lists -------------------------------------------------------------------------------
+
+
+def add_artists(store: Store, rows: np.ndarray, start: int = 0) -> list[str]:
+    names = [f"Artist {i:03d}" for i in range(start, start + len(rows))]
+    store.upsert_artists(
+        [
+            Artist(name=name, artist_key=artist_key(name), track_count=1 + i % 3, centroid=row)
+            for i, (name, row) in enumerate(zip(names, rows.tolist(), strict=True))
+        ]
+    )
+    return [artist_key(name) for name in names]
+
+
+def stored_centroids(store: Store) -> tuple[list[str], np.ndarray]:
+    artists = store.get_artists(store.artist_names(), with_centroid=True)
+    keys = sorted(artists)
+    return keys, np.asarray([artists[key].centroid for key in keys], dtype=np.float32)
+
+
+def assert_stored_lists_exact(store: Store, k: int) -> None:
+    """Every stored list equals brute force over the stored centroids (ties by artist key)."""
+    keys, matrix = stored_centroids(store)
+    expected, expected_scores = brute_force(matrix, np.arange(len(keys)), k)
+    artists = store.backend.retrieve(
+        store.artists_collection,
+        [artist_point_id(key) for key in keys],
+        with_payload=True,
+        with_vectors=True,
+    )
+    by_key = {str(p.payload["artist_key"]): p for p in artists}
+    for row, key in enumerate(keys):
+        stored = decode_list(by_key[key].payload.get(F_NEIGHBOURS))
+        assert stored is not None, key
+        assert stored.fingerprint == fingerprint(matrix[row])
+        listed = expected[row][expected[row] >= 0]
+        assert stored.ids.tolist() == [artist_id64(keys[j]) for j in listed], key
+        np.testing.assert_allclose(
+            stored.scores, expected_scores[row][: listed.size], rtol=0, atol=1.6e-5
+        )
+    assert store.neighbour_lists_version() is not None
+
+
+@pytest.fixture
+def k5(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Lists of 5, so that a catalogue of tens of artists has lists that leave artists out."""
+    monkeypatch.setattr(neighbours, "K", 5)
+    return 5
+
+
+def test_stored_lists_equal_brute_force(store: Store, k5: int) -> None:
+    rows = unit_rows(np.random.default_rng(1), 40, DIM)
+    rows[7] = rows[3]  # a tie, broken by artist key
+    add_artists(store, rows)
+    assert store.neighbour_lists_version() is None
+    result = store.rebuild_neighbour_lists()
+    assert result.full and result.artists == 40 and result.written == 40
+    assert_stored_lists_exact(store, k5)
+
+
+def test_added_changed_and_deleted_artists_are_updated_incrementally(
+    store: Store, k5: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(neighbour_lists, "FULL_REBUILD_SHARE", 1.0)
+    rng = np.random.default_rng(2)
+    keys = add_artists(store, unit_rows(rng, 40, DIM))
+    store.rebuild_neighbour_lists()
+
+    add_artists(store, unit_rows(rng, 2, DIM), start=40)  # added
+    moved = store.get_artist(keys[5], with_centroid=True)
+    assert moved is not None
+    moved.centroid = unit_rows(rng, 1, DIM)[0].tolist()  # changed
+    store.upsert_artists([moved])
+    store.delete_artist(keys[9])  # deleted
+    assert store.neighbour_lists_version() is None
+
+    result = store.update_neighbour_lists({keys[9]})
+    assert not result.full
+    assert result.changed == 3  # two new, one moved: found from the lists' fingerprints
+    assert result.written < result.artists
+    assert_stored_lists_exact(store, k5)
+    # Nothing changed since: nothing to do, nothing read.
+    again = store.update_neighbour_lists()
+    assert (again.artists, again.written) == (0, 0)
+
+
+def test_many_changes_rebuild_and_a_crash_mid_write_is_never_served(
+    store: Store, k5: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(4)
+    keys = add_artists(store, unit_rows(rng, 30, DIM))
+    assert store.update_neighbour_lists().full  # no lists yet: a rebuild
+
+    add_artists(store, unit_rows(rng, 30, DIM), start=0)  # every centroid moved
+    backend = store.backend
+    real = backend.set_payloads
+    calls: list[int] = []
+
+    def crash_after_one_batch(name: str, payloads: list) -> None:  # type: ignore[type-arg]
+        calls.append(len(payloads))
+        real(name, payloads[:3])
+        raise KeyboardInterrupt  # the process dies mid-write
+
+    monkeypatch.setattr(neighbour_lists, "UPSERT_BATCH", 10)
+    monkeypatch.setattr(backend, "set_payloads", crash_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        store.update_neighbour_lists()
+    assert calls
+    assert store.neighbour_lists_version() is None
+    assert store.neighbours_of(keys[0], limit=3) is None
+
+    monkeypatch.setattr(backend, "set_payloads", real)
+    assert store.update_neighbour_lists().full  # the rerun sees no valid lists
+    assert_stored_lists_exact(store, k5)
+
+
+def test_a_stale_list_is_not_served_and_the_live_search_answers(store: Store) -> None:
+    rng = np.random.default_rng(6)
+    keys = add_artists(store, unit_rows(rng, 20, DIM))
+    store.rebuild_neighbour_lists()
+    name = store.get_artist(keys[0])
+    assert name is not None
+    served = store.neighbours_of(keys[0], limit=5)
+    assert served is not None and len(served) == 5
+
+    # An artist upserted after the lists were built: its own centroid is identical, yet the
+    # catalogue version moved on, so no list is served until the lists are brought up to date.
+    same = store.get_artist(keys[3], with_centroid=True)
+    assert same is not None
+    store.upsert_artists([same])
+    assert store.neighbour_lists_version() is None
+    assert store.neighbours_of(keys[0], limit=5) is None
+    live = artists_like(store, name.name, limit=5, lookup=True)
+    assert [r.hit.artist.artist_key for r in live.results] == [h.artist.artist_key for h in served]
+    store.update_neighbour_lists()
+    assert store.neighbours_of(keys[0], limit=5) is not None
+
+
+@pytest.mark.parametrize("k", [5, 100])
+def test_filtered_queries_answer_the_same_through_either_path(
+    store: Store, make_track: MakeTrack, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    monkeypatch.setattr(neighbours, "K", k)
+    tracks = []
+    for a in range(24):
+        for n in range(1 + a % 4):
+            genre = ("rock", "jazz", "folk")[(a + n) % 3]
+            tracks.append(make_track(f"Band {a:02d}", n, genre=genre, year=1990 + (a * n) % 5))
+    store.upsert_tracks(tracks)
+    store.recompute_centroids({t.artist_key for t in tracks})
+    store.rebuild_neighbour_lists()
+
+    searched: list[int] = []
+    live_search = store.search_artists
+
+    def counting(*args: object, **kwargs: object) -> object:
+        searched.append(1)
+        return live_search(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "search_artists", counting)
+    cases: list[dict[str, object]] = [
+        {},
+        {"limit": 3},
+        {"min_tracks": 3},
+        {"filters": {"genre": "jazz"}},
+        {"filters": {"genre": ["rock", "folk"]}, "min_tracks": 2},
+        {"filters": {"year": 1990}, "limit": 7},
+        {"explain": True, "limit": 2},
+    ]
+    for case in cases:
+        for name in ("Band 00", "Band 05", "Band 13"):
+            searched.clear()
+            looked_up = artists_like(store, name, **case, lookup=True)  # type: ignore[arg-type]
+            used_lookup = not searched
+            live = artists_like(store, name, **case, lookup=False)  # type: ignore[arg-type]
+            assert searched, "lookup=False searches live"
+            assert [r.hit.artist.artist_key for r in looked_up.results] == [
+                r.hit.artist.artist_key for r in live.results
+            ], (case, name)
+            assert [r.hit.artist.track_count for r in looked_up.results] == [
+                r.hit.artist.track_count for r in live.results
+            ]
+            np.testing.assert_allclose(
+                [r.hit.score for r in looked_up.results],
+                [r.hit.score for r in live.results],
+                atol=1e-3,
+            )
+            if case.get("explain"):
+                assert all(r.closest_pairs for r in looked_up.results)
+            if k == 100 or case == {"limit": 3}:
+                # Lists holding every artist, or an unfiltered page the list fills: answered by
+                # the lookup (a page longer than a list of 5 is searched live).
+                assert used_lookup, (case, name)
