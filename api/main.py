@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -67,10 +68,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     install_error_handlers(app)
     app.include_router(health.router)
-    protected = [Depends(require_api_key)]
+    # Without a key nothing is enforced, so the schema must declare no security either.
+    protected = [Depends(require_api_key)] if settings.api_key is not None else []
     for module in (artists, tracks, search, similarity):
         app.include_router(module.router, dependencies=protected)
     app.include_router(pages.router)
+    _document_column_filters(app, settings.filterable_columns)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -85,6 +88,43 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         RequestContextMiddleware, request_timeout_seconds=settings.request_timeout_seconds
     )
     return app
+
+
+def _document_column_filters(app: FastAPI, columns: list[str]) -> None:
+    """`filter=` takes `column:value` on this server's filterable columns only: the schema says
+    so with a pattern naming them, and leaves the parameter out when there are none."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        names = "|".join(_regex_literal(column) for column in columns)
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                parameters = operation.get("parameters", [])
+                for parameter in list(parameters):
+                    if parameter.get("in") != "query" or parameter.get("name") != "filter":
+                        continue
+                    if not columns:
+                        parameters.remove(parameter)
+                        continue
+                    schema = parameter["schema"]
+                    for variant in schema.get("anyOf", [schema]):
+                        if variant.get("type") == "array":
+                            variant["items"] = {
+                                "type": "string",
+                                "pattern": f"^(?:{names}):[\\s\\S]+$",
+                            }
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as an ECMA-262 regex literal (JSON Schema patterns)."""
+    return "".join("\\" + ch if ch in "\\^$.|?*+()[]{}/-" else ch for ch in text)
 
 
 def _load_model_now(services: Services) -> None:

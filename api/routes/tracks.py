@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from soundalike.api.deps import SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.routes.artists import ColumnFilters, track_filters
-from soundalike.api.schemas import SimilarTracks, TrackInfo, TrackScore
+from soundalike.api.schemas import ErrorBody, SimilarTracks, TrackInfo, TrackScore
 from soundalike.search.queries import MAX_LIMIT, require_track, tracks_like
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
@@ -24,7 +24,7 @@ TrackYear = Annotated[int | None, Query(ge=0, le=9999, description="Only tracks 
 @router.get(
     "/{track_id}",
     summary="One track's metadata",
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 404, 422, 503, not_found=ErrorBody),
 )
 def get_one_track(store: StoreDep, track_id: TrackId) -> TrackInfo:
     return TrackInfo.from_track(require_track(store, str(track_id)))
@@ -33,7 +33,7 @@ def get_one_track(store: StoreDep, track_id: TrackId) -> TrackInfo:
 @router.get(
     "/{track_id}/similar",
     summary="Tracks that sound like this one (never itself)",
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 404, 422, 503, not_found=ErrorBody),
 )
 def similar_tracks(
     store: StoreDep,

@@ -7,18 +7,23 @@ its own copy of the ingested dir.
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
-from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
+from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_audio, write_catalogue
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, ingest
 from soundalike.ingest.sources import source_for
@@ -65,10 +70,18 @@ def copy_data_dir(
     ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[], Path]:
     """A fresh copy of the ingested data dir per call."""
+    return copier(ingested_dir, tmp_path_factory, "api-data")
+
+
+def copier(
+    source: Path, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Callable[[], Path]:
+    """A function giving a fresh copy of the closed store in `source` per call: an embedded
+    store has one owner at a time, so every app gets its own."""
 
     def copy() -> Path:
-        target = tmp_path_factory.mktemp("api-data") / "data"
-        shutil.copytree(ingested_dir, target)
+        target = tmp_path_factory.mktemp(name) / "data"
+        shutil.copytree(source, target)
         return target
 
     return copy
@@ -144,3 +157,72 @@ def upload_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+# Labels of a manifest column declared filterable: Ana Ruiz and Bo Lind have Blue Note tracks,
+# Bo Lind and Cy Moss ECM ones, only Ana Ruiz a Verve one.
+LABELS = {
+    "Ana Ruiz": ["Blue Note", "Blue Note", "Verve"],
+    "Bo Lind": ["Blue Note", "ECM", "ECM"],
+    "Cy Moss": ["ECM", "ECM", "ECM"],
+}
+
+
+@pytest.fixture(scope="session")
+def labelled_dir(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Path:
+    """A manifest catalogue with a `label` column declared filterable at ingest, ingested once
+    (closed again: copy it before opening)."""
+    root = tmp_path_factory.mktemp("labelled")
+    rows = ["path,artist,title,label"]
+    for artist_seed, (artist, labels) in enumerate(LABELS.items()):
+        for track_seed, label in enumerate(labels):
+            path = root / f"{artist_seed}-{track_seed}.flac"
+            audio = synth_track(artist_seed=artist_seed, track_seed=track_seed, seconds=5.0)
+            write_audio(path, audio, 44_100)
+            rows.append(f"{path.name},{artist},Song {track_seed},{label}")
+    manifest = root / "catalogue.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    data_dir = root / "data"
+    with open_store(data_dir=data_dir) as store:
+        summary = ingest(
+            source_for(manifest),
+            store=store,
+            engine=VectorEngine(tiny_embedder, Decoding()),
+            options=IngestOptions(workers=1, filterable_columns=("label",)),
+        )
+    assert summary.ingested == sum(len(labels) for labels in LABELS.values())
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def copy_labelled_dir(
+    labelled_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], Path]:
+    """A fresh copy of the labelled store per call."""
+    return copier(labelled_dir, tmp_path_factory, "labelled-data")
+
+
+@contextmanager
+def _serving(app: FastAPI) -> Iterator[tuple[str, int]]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        yield listener.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        listener.close()
+
+
+@pytest.fixture(scope="session")
+def serving() -> Callable[[FastAPI], AbstractContextManager[tuple[str, int]]]:
+    """serving(app): the app behind a real uvicorn on a free loopback port, in a thread of
+    this process, for as long as the `with` lasts; gives (host, port)."""
+    return _serving

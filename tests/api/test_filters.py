@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
-from soundalike.ingest.devtools.synth import synth_track, write_audio
-from soundalike.ingest.engine import Decoding, VectorEngine
-from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.sources import source_for
-from soundalike.search.store import open_store
+
 
 # artist -> label of each of its three tracks: only "Ana Ruiz" has a track on Verve.
-LABELS = {
-    "Ana Ruiz": ["Blue Note", "Blue Note", "Verve"],
-    "Bo Lind": ["Blue Note", "ECM", "ECM"],
-    "Cy Moss": ["ECM", "ECM", "ECM"],
-}
-
-
 @pytest.fixture(scope="module")
 def labelled_client(
-    tmp_path_factory: pytest.TempPathFactory,
-    tiny_embedder: Any,
-    make_settings: Callable[..., Settings],
+    copy_labelled_dir: Callable[[], Path], make_settings: Callable[..., Settings]
 ) -> Iterator[TestClient]:
-    root = tmp_path_factory.mktemp("labelled")
-    rows = ["path,artist,title,label"]
-    for artist_seed, (artist, labels) in enumerate(LABELS.items()):
-        for track_seed, label in enumerate(labels):
-            path = root / f"{artist_seed}-{track_seed}.flac"
-            audio = synth_track(artist_seed=artist_seed, track_seed=track_seed, seconds=5.0)
-            write_audio(path, audio, 44_100)
-            rows.append(f"{path.name},{artist},Song {track_seed},{label}")
-    manifest = root / "catalogue.csv"
-    manifest.write_text("\n".join(rows) + "\n")
-    data_dir = root / "data"
-    options = IngestOptions(workers=1, filterable_columns=("label",))
-    with open_store(data_dir=data_dir) as store:
-        assert (
-            ingest(
-                source_for(manifest),
-                store=store,
-                engine=VectorEngine(tiny_embedder, Decoding()),
-                options=options,
-            ).ingested
-            == 9
-        )
-    app = create_app(make_settings(data_dir, filterable_columns=["label"]))
+    """Ana Ruiz: Blue Note, Blue Note, Verve; Bo Lind: Blue Note, ECM, ECM; Cy Moss: ECM x3."""
+    app = create_app(make_settings(copy_labelled_dir(), filterable_columns=["label"]))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -289,9 +289,9 @@ def test_limit_detail_names_the_bound(client: TestClient) -> None:
     assert response.json() == {"detail": "limit: Input should be less than or equal to 100"}
 
 
-def test_empty_artist_name_is_422(client: TestClient) -> None:
+def test_a_name_that_folds_to_nothing_is_an_unknown_artist(client: TestClient) -> None:
     response = client.get("/artists/%20%20/similar")
-    assert response.status_code == 422 and set(response.json()) == {"detail"}
+    assert response.status_code == 404 and response.json()["suggestions"] == []
 
 
 def test_track_route_parameters(client: TestClient) -> None:

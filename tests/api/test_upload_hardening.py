@@ -11,16 +11,14 @@ import json
 import math
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -185,26 +183,6 @@ def test_decoder_processes_stop_when_the_embedder_closes(
 # --- hostile clients (a real server) -----------------------------------------------------------
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[tuple[str, int]]:
-    """The app behind uvicorn on a free local port, in a thread of this process."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        yield listener.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        listener.close()
-
-
 def _upload_head(address: tuple[str, int], body_length: int) -> socket.socket:
     """A connection that has sent the request line and headers of an upload, no body."""
     connection = socket.create_connection(address, timeout=30)
@@ -243,6 +221,7 @@ def _response(connection: socket.socket, timeout: float) -> tuple[int, dict[str,
 def small_server(
     copy_data_dir: Callable[[], Path],
     make_settings: Callable[..., Settings],
+    serving: Callable[[FastAPI], AbstractContextManager[tuple[str, int]]],
     upload_tmp: Path,
 ) -> Iterator[tuple[tuple[str, int], FastAPI]]:
     """Room for one upload at a time (no queue) and one second to send a body."""
