@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_flags(delete)
     _add_json_flag(delete)
 
+    neighbours = commands.add_parser(
+        "neighbours",
+        help="state of the precomputed 'artists like X' lists; --rebuild recomputes them",
+    )
+    neighbours.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="recompute every artist's list (after sharded ingests, which leave them stale)",
+    )
+    _add_store_flags(neighbours)
+    _add_json_flag(neighbours)
+
     serve = commands.add_parser("serve", help="run the HTTP API with uvicorn")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -320,11 +332,56 @@ def cmd_delete(args: argparse.Namespace) -> int:
         artist = resolve_artist(store, args.artist)
         removed = store.delete_artist(artist.artist_key)
         store.flush()
+        # The lists that held the artist are recomputed (an incremental update).
+        store.update_neighbour_lists({artist.artist_key})
     if args.json:
         emit({"artist": artist.name, "tracks_deleted": removed})
     else:
         print(f"deleted {artist.name}: {removed} tracks and its centroid")
     return EXIT_OK
+
+
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    with Services(settings_from(args)) as services:
+        store = services.store()
+        document: dict[str, Any] = {}
+        if args.rebuild:
+            bar = _progress_bar("artists", enabled=not args.json and sys.stderr.isatty())
+            done = store.rebuild_neighbour_lists(bar.update_to if bar else None)
+            if bar:
+                bar.close()
+            document["rebuilt"] = {"artists": done.artists, "seconds": round(done.seconds, 3)}
+        version = store.neighbour_lists_version()
+    document["valid"] = version is not None
+    document["catalogue_version"] = version
+    if args.json:
+        emit(document)
+    elif version is None:
+        print("no valid neighbour lists: 'artists like X' uses the live search (--rebuild)")
+    else:
+        print(f"neighbour lists are exact for catalogue version {version}")
+    return EXIT_OK
+
+
+class _Bar:
+    """A tqdm bar fed with (done, total) calls."""
+
+    def __init__(self, unit: str) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def update_to(self, done: int, total: int) -> None:
+        self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _progress_bar(unit: str, *, enabled: bool) -> _Bar | None:
+    return _Bar(unit) if enabled else None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -335,14 +392,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.http_workers < 1:
         raise UsageError("--http-workers must be >= 1")
+    # The JSON access log is soundalike's own (api/errors.py): uvicorn's is off.
+    server = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
     if args.http_workers == 1:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-        )
+        uvicorn.run(create_app(settings), **server)
         return EXIT_OK
     if settings.qdrant_url is None:
         raise UsageError(
@@ -355,13 +413,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"SOUNDALIKE_{name.upper()}"] = str(value)
     uvicorn.run(
-        "soundalike.api.main:create_app",
-        factory=True,
-        workers=args.http_workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
+        "soundalike.api.main:create_app", factory=True, workers=args.http_workers, **server
     )
     return EXIT_OK
 
@@ -468,6 +520,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "embed": cmd_embed,
     "artists": cmd_artists,
     "delete": cmd_delete,
+    "neighbours": cmd_neighbours,
     "serve": cmd_serve,
     "bench": cmd_bench,
     "demo": cmd_demo,

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     search_ef: int = Field(
         128, ge=1, le=100_000, description="HNSW candidates per vector search (recall vs speed)."
     )
+    similar_lookup: bool = Field(
+        True,
+        description="Answer artists-like-X from the precomputed neighbour lists; false forces "
+        "the live HNSW search.",
+    )
 
     # --- HTTP API ----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `soundalike serve` binds.")

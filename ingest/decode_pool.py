@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, TypeVar
 from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
 from soundalike.search.closing import Closing
-from soundalike.search.errors import AudioError, UndecodableAudio
+from soundalike.search.errors import AudioError, InvalidRequest, UndecodableAudio
 
 if TYPE_CHECKING:
     from soundalike.ingest.engine import Decoding
@@ -168,20 +168,20 @@ class DecodePool(Closing):
         start_timeout_s: float = WORKER_START_TIMEOUT_SECONDS,
     ) -> None:
         if workers < 1:
-            raise ValueError(f"a decode pool needs at least one worker, not {workers}")
+            raise InvalidRequest(f"a decode pool needs at least one worker, not {workers}")
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be positive, not {timeout_s}")
+            raise InvalidRequest(f"timeout_s must be positive, not {timeout_s}")
         self.workers = workers
         self.timeout_s = timeout_s
         self.max_decoded_seconds = max_decoded_seconds
         self.max_in_flight = max_in_flight if max_in_flight is not None else 2 * workers
         if self.max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, not {self.max_in_flight}")
+            raise InvalidRequest(f"max_in_flight must be at least 1, not {self.max_in_flight}")
         config = _WorkerConfig(decode, memory_limit_mb, cpu_limit_s)
         try:
             pickle.dumps(config)
         except (pickle.PicklingError, AttributeError, TypeError) as error:
-            raise ValueError(
+            raise InvalidRequest(
                 f"the decode function must be a module-level function workers can import: {error}"
             ) from error
         settings = _SlotSettings(

@@ -19,9 +19,7 @@ class SoundalikeError(Exception):
 
 
 class AudioError(SoundalikeError):
-    """A file could not be turned into a usable window. `reason` is a short machine tag."""
-
-    reason = "audio_error"
+    """A file could not be turned into a usable window; `detail` says why."""
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(f"{path}: {detail}")
@@ -34,15 +32,15 @@ class AudioError(SoundalikeError):
 
 
 class UndecodableAudio(AudioError):
-    reason = "undecodable"
+    """Not audio FFmpeg can decode (or not an audio container at all)."""
 
 
 class AudioTooShort(AudioError):
-    reason = "too_short"
+    """Shorter than the minimum duration."""
 
 
 class SilentAudio(AudioError):
-    reason = "silent"
+    """The excerpt's RMS is below the silence threshold."""
 
 
 # --- model -------------------------------------------------------------------------------

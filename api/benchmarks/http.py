@@ -1,25 +1,42 @@
-"""HTTP load benchmark: "artists like X" and lookups over real HTTP, 8 concurrent clients.
+"""HTTP load benchmark: "artists like X" and lookups over real HTTP, 8 concurrent connections.
 
-    python -m soundalike.api.benchmarks.http [--artists 100000] [--requests 4000]
-        [--backends edge,local] [--clusters 0] [--workdir DIR [--reuse]] [--record FILE] [--json]
+    python -m soundalike.api.benchmarks.http [--artists 100000] [--driver wrk|python]
+        [--seconds 10] [--requests 4000] [--backends edge,local] [--clusters 0]
+        [--workdir DIR [--reuse]] [--no-live] [--record FILE] [--json]
 
 Writes N artists with random unit centroids (and a few tracks) through the Store API, starts
-`soundalike serve` on loopback in a subprocess, and drives it with concurrent keep-alive clients
-for a bounded number of requests (and seconds) per route. Then the same against qdrant-client's
-local mode (`--backends edge,local`), served by this module in a subprocess. Reports throughput
-and latency percentiles per route as a markdown table and a JSON document; `--record FILE`
-appends the markdown section to FILE.
+`soundalike serve` on loopback in a subprocess and drives it route by route. Then, for
+"artists like X" only, a second server with SOUNDALIKE_SIMILAR_LOOKUP=false, so the live HNSW
+search is measured beside the neighbour-list lookup (the setting is per process, hence the
+restart). `--backends edge,local` repeats it all over qdrant-client's local mode.
+
+The load generator must not eat the cores it measures. The default driver is `wrk` (Debian's
+`apt-get install wrk`; a Lua script written into the work dir picks a random path per request,
+latency percentiles from its `--latency` histogram), run for `--seconds` per route. With two or
+more usable cores the server is pinned to all but the last and the client to the last one, and
+the report says so; on one core they share it. `--driver python` (the default without wrk)
+drives it from this process with keep-alive `http.client` threads instead, a fixed `--requests`
+per route: those threads cost about as much CPU as the server, so its figures are lower.
+
+Reports throughput and latency percentiles per route, the lookup-vs-live and route-vs-/healthz
+ratios against the targets, as a markdown section and a JSON document; `--record FILE` appends
+the markdown section to FILE.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
+import os
+import re
+import shutil
+import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +49,7 @@ from soundalike.api.benchmarks.common import (
     bench_parser,
     describe_machine,
     document_header,
+    environment_without_settings,
     exit_on_sigterm,
     free_port,
     latency_summary,
@@ -41,6 +59,7 @@ from soundalike.api.benchmarks.common import (
     serve_command,
     work_dir,
 )
+from soundalike.api.routes.artists import NEIGHBOUR_LISTS
 from soundalike.search.identity import track_id
 from soundalike.search.names import artist_key
 from soundalike.search.store import Store, open_store
@@ -49,8 +68,20 @@ from soundalike.search.types import Artist, Track
 MODULE = "soundalike.api.benchmarks.http"
 BACKENDS = ("edge", "local")
 WRITE_BATCH = 2000
-TARGET_P99_MS = 30.0
 CLUSTER_SPREAD = 0.6
+DRIVERS = ("wrk", "python")
+SIMILAR = "GET /artists/{artist}/similar"
+LIVE = SIMILAR + " (live search)"
+HEALTHZ = "GET /healthz"
+# Issue #15's targets for artists-like-X at 100k artists, 8 connections, 2 cores.
+TARGET_RPS = 1000.0
+TARGET_P99_MS = 15.0
+TARGET_SPEEDUP_VS_LIVE = 6.0
+TARGET_RPS_VS_HEALTHZ = 0.6
+TARGET_P99_VS_HEALTHZ = 2.0
+# Seconds a wrk connection waits for one answer before counting a timeout (the local mode's
+# brute-force searches take seconds).
+WRK_TIMEOUT_S = 30
 
 
 def artist_name(index: int) -> str:
@@ -119,6 +150,9 @@ def fill_store(
             store.upsert_tracks(batch_tracks)
             track_ids += [t.track_id for t in batch_tracks]
     store.flush()
+    # What an ingest leaves behind: exact neighbour lists (artists-like-X is a lookup), then
+    # the optimisation, since the lists' payload writes move points out of indexed segments.
+    store.rebuild_neighbour_lists()
     store.optimize()
     return track_ids
 
@@ -131,6 +165,7 @@ def open_local_store(path: Path) -> Store:
 
 
 def server_command(backend: str, data_dir: Path, port: int) -> list[str]:
+    """The command serving `backend` (the placement pins it; this says what to run)."""
     if backend == "edge":
         return serve_command(data_dir, port)
     # The CLI serves Edge or a Qdrant server only: this module serves local mode itself.
@@ -256,6 +291,214 @@ def route_paths(artists: int, track_ids: Sequence[str], seed: int = 1) -> dict[s
     }
 
 
+# --- wrk ---------------------------------------------------------------------------------
+
+# Each request GETs a random line of the paths file (args[1]); args[2] seeds the choice.
+WRK_SCRIPT = """-- Written by soundalike.api.benchmarks.http: a random path of a file per request.
+local paths = {}
+
+init = function(args)
+  for line in io.lines(args[1]) do
+    if line ~= "" then paths[#paths + 1] = line end
+  end
+  if #paths == 0 then error("no paths in " .. args[1]) end
+  math.randomseed(tonumber(args[2]) or 1)
+end
+
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_DURATION = r"([\d.]+)(us|ms|s|m|h)"
+
+
+def _ms(value: str, unit: str) -> float:
+    return round(float(value) * _UNIT_MS[unit], 3)
+
+
+def write_wrk_files(directory: Path, name: str, paths: Sequence[str]) -> tuple[Path, Path]:
+    """The Lua script (one for every route) and `name`'s paths file, one path a line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "random-path.lua"
+    script.write_text(WRK_SCRIPT, encoding="utf-8")
+    paths_file = directory / f"{name}.paths"
+    paths_file.write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
+    return script, paths_file
+
+
+def wrk_command(
+    port: int,
+    script: Path,
+    paths_file: Path,
+    *,
+    connections: int,
+    seconds: float,
+    seed: int = 1,
+    wrk: str = "wrk",
+) -> list[str]:
+    """One wrk thread (enough for tens of thousands of requests/s on one core), `connections`
+    keep-alive connections, the latency histogram on."""
+    return [
+        wrk,
+        "--threads",
+        "1",
+        "--connections",
+        str(connections),
+        "--duration",
+        f"{max(1, round(seconds))}s",
+        "--timeout",
+        f"{WRK_TIMEOUT_S}s",
+        "--latency",
+        "--script",
+        str(script),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(paths_file),
+        str(seed),
+    ]
+
+
+def parse_wrk_output(text: str) -> dict[str, Any]:
+    """Requests, seconds, throughput, failures and latency (mean, max, p50/p75/p90/p99 in ms)
+    from wrk's report with `--latency`. Failures: non-2xx/3xx answers plus socket errors."""
+    done = re.search(r"(\d+) requests in " + _DURATION, text)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if done is None or rate is None:
+        raise ValueError(f"not a wrk report:\n{text[-2000:]}")
+    stats = re.search(r"Latency\s+" + _DURATION + r"\s+\S+\s+" + _DURATION, text)
+    figures: dict[str, Any] = {
+        "requests": int(done.group(1)),
+        "seconds": round(_ms(done.group(2), done.group(3)) / 1000, 2),
+        "throughput_rps": round(float(rate.group(1)), 1),
+        "failures": 0,
+    }
+    for percent, value, unit in re.findall(r"^\s*(\d+)%\s+" + _DURATION, text, re.MULTILINE):
+        figures[f"p{percent}_ms"] = _ms(value, unit)
+    figures["mean_ms"] = _ms(*stats.groups()[:2]) if stats else None
+    figures["max_ms"] = _ms(*stats.groups()[2:]) if stats else None
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if non_2xx:
+        figures["failures"] += int(non_2xx.group(1))
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    if sockets:
+        figures["failures"] += sum(int(n) for n in sockets.groups())
+        figures["socket_errors"] = sockets.group(0)
+    return figures
+
+
+def drive_wrk(
+    port: int,
+    route: str,
+    paths: Sequence[str],
+    *,
+    connections: int,
+    seconds: float,
+    warmup_seconds: float,
+    directory: Path,
+    wrk: str = "wrk",
+) -> dict[str, Any]:
+    """`route` under wrk for `seconds` (after an unmeasured `warmup_seconds` run)."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", route).strip("-").lower()
+    script, paths_file = write_wrk_files(directory, name, paths)
+    first_failure = probe(port, paths[0])
+    if warmup_seconds > 0:
+        _run_wrk(
+            wrk_command(
+                port, script, paths_file, connections=connections, seconds=warmup_seconds, wrk=wrk
+            )
+        )
+    text = _run_wrk(
+        wrk_command(port, script, paths_file, connections=connections, seconds=seconds, wrk=wrk)
+    )
+    figures = parse_wrk_output(text)
+    if first_failure is None and figures["failures"]:
+        first_failure = f"{figures['failures']} failed requests (wrk does not say which)"
+    return {"route": route} | figures | {"first_failure": first_failure}
+
+
+def _run_wrk(command: Sequence[str]) -> str:
+    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr}")
+    return done.stdout
+
+
+def probe(port: int, path: str) -> str | None:
+    """One request before a run: wrk counts failures but cannot say what they were."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WRK_TIMEOUT_S)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as error:
+        return f"0 {path}: {error}"
+    finally:
+        connection.close()
+    return None if response.status == 200 else f"{response.status} {path}: {body[:200]!r}"
+
+
+# --- where the server and the client run -----------------------------------------------------
+
+
+@dataclass
+class Placement:
+    """The CPUs the server and the load generator may use, and what that means."""
+
+    server_cpus: list[int]
+    client_cpus: list[int]
+
+    @classmethod
+    def split(cls, cpus: Sequence[int]) -> Placement:
+        """The last usable CPU for the client, the others for the server; one CPU: shared."""
+        ordered = sorted(cpus)
+        if len(ordered) < 2:
+            return cls(ordered, ordered)
+        return cls(ordered[:-1], ordered[-1:])
+
+    @property
+    def shared(self) -> bool:
+        return bool(set(self.server_cpus) & set(self.client_cpus))
+
+    def describe(self) -> str:
+        if self.shared:
+            return f"server and load generator share CPU(s) {_cpus(self.server_cpus)}"
+        return (
+            f"server pinned to CPU(s) {_cpus(self.server_cpus)}, load generator to CPU(s) "
+            f"{_cpus(self.client_cpus)} (the server has {len(self.server_cpus)} of the "
+            f"{len(self.server_cpus) + len(self.client_cpus)} cores; the kernel and other "
+            "processes still run anywhere)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "server_cpus": self.server_cpus,
+            "client_cpus": self.client_cpus,
+            "description": self.describe(),
+        }
+
+
+def _cpus(cpus: Sequence[int]) -> str:
+    return ",".join(str(cpu) for cpu in cpus)
+
+
+@contextlib.contextmanager
+def pinned(cpus: Sequence[int]) -> Iterator[None]:
+    """This process (and what it starts meanwhile: servers, wrk) on `cpus`, then as before."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -267,6 +510,10 @@ def _prepare_data(backend: str, args: argparse.Namespace, data_dir: Path) -> dic
     try:
         if args.reuse and store.count_artists() == args.artists:
             log(f"[{backend}] reusing the {args.artists} artists stored in {data_dir}")
+            if store.neighbour_lists_version() is None:  # written before the lists existed
+                log(f"[{backend}] building the neighbour lists")
+                store.rebuild_neighbour_lists()
+                store.optimize()
             return {
                 "track_ids": bench_track_ids(min(args.tracks, args.artists)),
                 "load_seconds": None,
@@ -279,42 +526,150 @@ def _prepare_data(backend: str, args: argparse.Namespace, data_dir: Path) -> dic
     return {"track_ids": track_ids, "load_seconds": load_seconds}
 
 
-def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def measure_routes(
+    backend: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    placement: Placement,
+    routes: dict[str, list[str]],
+    *,
+    live: bool,
+) -> list[dict[str, Any]]:
+    """One server for `backend` (with lookups off when `live`), each of `routes` driven in
+    turn; the per-route figures."""
     data_dir = workdir / backend
-    data = _prepare_data(backend, args, data_dir)
     port = free_port()
-    requests = args.requests if backend == "edge" else args.local_requests
-    routes = []
+    env = environment_without_settings()
+    if live:
+        env["SOUNDALIKE_SIMILAR_LOOKUP"] = "false"
+    label = "live" if live else "server"
+    results = []
     started = time.perf_counter()
-    with running_server(
-        server_command(backend, data_dir, port),
-        port,
-        log_path=workdir / f"{backend}-server.log",
-        ready_timeout_s=args.start_timeout,
+    with (
+        pinned(placement.server_cpus),
+        running_server(
+            server_command(backend, data_dir, port),
+            port,
+            log_path=workdir / f"{backend}-{label}.log",
+            ready_timeout_s=args.start_timeout,
+            env=env,
+        ),
     ):
-        log(f"[{backend}] server ready in {time.perf_counter() - started:.1f} s (port {port})")
-        for route, paths in route_paths(args.artists, data["track_ids"]).items():
-            if args.routes and not any(r in route for r in args.routes):
-                continue
-            result = drive(
-                port,
-                route,
-                paths,
-                clients=args.clients,
-                requests=requests,
-                max_seconds=args.max_seconds,
-                warmup=args.warmup,
-            ).summary()
-            routes.append(result)
-            log(
-                f"[{backend}] {route:<32} {result['requests']:6d} req "
-                f"{result['throughput_rps']:8.1f}/s  p50 {result['p50_ms']} ms  "
-                f"p99 {result['p99_ms']} ms  failures {result['failures']}"
-            )
-    return {"backend": backend, "load_seconds": data["load_seconds"], "routes": routes}
+        log(f"[{backend}] {label} ready in {time.perf_counter() - started:.1f} s (port {port})")
+        with pinned(placement.client_cpus):
+            for route, paths in routes.items():
+                result = drive_route(port, route, paths, backend, args, workdir)
+                if live:
+                    result["route"] = LIVE
+                results.append(result)
+                log(
+                    f"[{backend}] {result['route']:<46} {result['requests']:7d} req "
+                    f"{result['throughput_rps']:8.1f}/s  p50 {result['p50_ms']} ms  "
+                    f"p99 {result['p99_ms']} ms  failures {result['failures']}"
+                )
+    return results
+
+
+def drive_route(
+    port: int,
+    route: str,
+    paths: Sequence[str],
+    backend: str,
+    args: argparse.Namespace,
+    workdir: Path,
+) -> dict[str, Any]:
+    if args.driver == "wrk":
+        return drive_wrk(
+            port,
+            route,
+            paths,
+            connections=args.clients,
+            seconds=args.seconds,
+            warmup_seconds=args.warmup_seconds,
+            directory=workdir / "wrk",
+            wrk=args.wrk,
+        )
+    return drive(
+        port,
+        route,
+        paths,
+        clients=args.clients,
+        requests=args.requests if backend == "edge" else args.local_requests,
+        max_seconds=args.max_seconds,
+        warmup=args.warmup,
+    ).summary()
+
+
+def bench_backend(
+    backend: str, args: argparse.Namespace, workdir: Path, placement: Placement
+) -> dict[str, Any]:
+    data = _prepare_data(backend, args, workdir / backend)
+    routes = {
+        route: paths
+        for route, paths in route_paths(args.artists, data["track_ids"]).items()
+        if not args.routes or any(r in route for r in args.routes)
+    }
+    results = measure_routes(backend, args, workdir, placement, routes, live=False)
+    if args.live and SIMILAR in routes:
+        results += measure_routes(
+            backend, args, workdir, placement, {SIMILAR: routes[SIMILAR]}, live=True
+        )
+    return {
+        "backend": backend,
+        "load_seconds": data["load_seconds"],
+        "routes": results,
+        "comparison": compare(results),
+    }
+
+
+def compare(routes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Artists-like-X against the live search and /healthz on the same machine, with the
+    targets each ratio is held to (None where a route was not measured)."""
+    by_route = {r["route"]: r for r in routes}
+    similar, live, healthz = by_route.get(SIMILAR), by_route.get(LIVE), by_route.get(HEALTHZ)
+
+    def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> float | None:
+        if a is None or b is None or not b.get(key) or a.get(key) is None:
+            return None
+        return round(a[key] / b[key], 2)
+
+    figures = {
+        "similar_rps": similar["throughput_rps"] if similar else None,
+        "similar_p99_ms": similar["p99_ms"] if similar else None,
+        "speedup_vs_live": ratio(similar, live, "throughput_rps"),
+        "rps_vs_healthz": ratio(similar, healthz, "throughput_rps"),
+        "p99_vs_healthz": ratio(similar, healthz, "p99_ms"),
+    }
+    checks = {
+        "similar_rps": (">=", TARGET_RPS),
+        "similar_p99_ms": ("<=", TARGET_P99_MS),
+        "speedup_vs_live": (">=", TARGET_SPEEDUP_VS_LIVE),
+        "rps_vs_healthz": (">=", TARGET_RPS_VS_HEALTHZ),
+        "p99_vs_healthz": ("<=", TARGET_P99_VS_HEALTHZ),
+    }
+    targets = {}
+    for key, (sense, target) in checks.items():
+        value = figures[key]
+        met = None if value is None else (value >= target if sense == ">=" else value <= target)
+        targets[key] = {"target": f"{sense} {target:g}", "met": met}
+    return figures | {"targets": targets}
+
+
+_LABELS = {
+    "similar_rps": "artists-like-X req/s",
+    "similar_p99_ms": "artists-like-X p99 ms",
+    "speedup_vs_live": "throughput vs the live search",
+    "rps_vs_healthz": "throughput vs `/healthz`",
+    "p99_vs_healthz": "p99 vs `/healthz`'s",
+}
 
 
 def markdown(document: dict[str, Any]) -> str:
+    driver = (
+        "wrk (one thread, a random path per request)"
+        if document["driver"] == "wrk"
+        else "keep-alive `http.client` threads in the benchmark process"
+    )
     lines = [
         "",
         "## HTTP search",
@@ -324,9 +679,19 @@ def markdown(document: dict[str, Any]) -> str:
         f"started: {document['load_average']} (other processes share the cores)",
         f"- command: `{document['command']}`",
         f"- {document['artists']} artists ({document['centroids']}, written through the "
-        f"Store API), {document['clients']} concurrent keep-alive clients over loopback HTTP, "
-        "one `soundalike serve` process (uvicorn); latency measured by the clients.",
-        f"- target: artists-like-X p99 < {TARGET_P99_MS:g} ms with the embedded store (Edge).",
+        f"Store API), {document['clients']} concurrent keep-alive connections over loopback "
+        "HTTP, one `soundalike serve` process (uvicorn, access log on); latency measured by "
+        "the client.",
+        f"- load generator: {driver}; placement: {document['placement']['description']}.",
+        "- artists-like-X: "
+        + (
+            "neighbour-list lookups (SOUNDALIKE_SIMILAR_LOOKUP=true, the default); the "
+            "`(live search)` row is a second server started with "
+            "SOUNDALIKE_SIMILAR_LOOKUP=false."
+            if document["neighbour_lists"]
+            else "this search layer has no neighbour lists yet: both servers run the live "
+            "HNSW search."
+        ),
         "",
         "| backend | route | requests | failures | req/s | p50 ms | p90 ms | p99 ms | max ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -335,11 +700,21 @@ def markdown(document: dict[str, Any]) -> str:
         for r in run["routes"]:
             lines.append(
                 f"| {run['backend']} | `{r['route']}` | {r['requests']} | {r['failures']} | "
-                f"{r['throughput_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
+                f"{r['throughput_rps']} | {r['p50_ms']} | {r.get('p90_ms')} | {r['p99_ms']} | "
                 f"{r['max_ms']} |"
             )
     lines.append("")
     for run in document["backends"]:
+        comparison = run["comparison"]
+        for key, label in _LABELS.items():
+            if comparison[key] is None:
+                continue
+            target = comparison["targets"][key]
+            verdict = "met" if target["met"] else "missed"
+            lines.append(
+                f"- {run['backend']}: {label}: {comparison[key]} (target {target['target']}: "
+                f"{verdict})"
+            )
         if run["load_seconds"] is not None:
             lines.append(f"- {run['backend']}: writing the data took {run['load_seconds']} s.")
     return "\n".join(lines) + "\n"
@@ -365,23 +740,54 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the data already in --workdir when it has --artists artists",
     )
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=4000, help="per route, embedded store")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
+    parser.add_argument(
+        "--driver",
+        choices=DRIVERS,
+        default="wrk" if shutil.which("wrk") else "python",
+        help="load generator (default: wrk when installed)",
+    )
+    parser.add_argument("--wrk", default="wrk", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per route, wrk driver")
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=2.0,
+        dest="warmup_seconds",
+        help="unmeasured wrk run before each route",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=4000, help="per route, python driver, embedded store"
+    )
     parser.add_argument(
         "--local-requests",
         type=int,
         default=200,
         dest="local_requests",
-        help="per route, qdrant-client local mode (much slower)",
+        help="per route, python driver, qdrant-client local mode (much slower)",
     )
     parser.add_argument(
         "--max-seconds",
         type=float,
         default=60.0,
         dest="max_seconds",
-        help="stop a route's run after this long, whatever the count",
+        help="python driver: stop a route's run after this long, whatever the count",
     )
-    parser.add_argument("--warmup", type=int, default=5, help="unmeasured requests per client")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="python driver: unmeasured requests per client"
+    )
+    parser.add_argument(
+        "--no-live",
+        action="store_false",
+        dest="live",
+        help="skip the second server (SOUNDALIKE_SIMILAR_LOOKUP=false) for the live search",
+    )
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        dest="shared_cores",
+        help="let server and load generator use every core (no pinning)",
+    )
     parser.add_argument("--backends", default="edge,local", help="edge, local or both")
     parser.add_argument("--routes", nargs="*", help="only routes containing one of these")
     parser.add_argument("--start-timeout", type=float, default=600.0, dest="start_timeout")
@@ -391,6 +797,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--serve-local", type=Path, dest="serve_local", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     return parser
+
+
+def usable_cpus() -> list[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -405,10 +817,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown backend(s) {', '.join(sorted(unknown))}: use edge or local")
     if args.artists < 1 or args.clients < 1:
         parser.error("--artists and --clients must be >= 1")
+    if args.driver == "wrk" and shutil.which(args.wrk) is None:
+        parser.error("--driver wrk needs wrk on PATH (apt-get install wrk), or use --driver python")
+    cpus = usable_cpus()
+    placement = Placement(cpus, cpus) if args.shared_cores else Placement.split(cpus)
 
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     with work_dir(args.workdir, "load") as workdir:
-        runs = [bench_backend(b, args, workdir) for b in backends]
+        runs = [bench_backend(b, args, workdir, placement) for b in backends]
     document |= {
         "artists": args.artists,
         "centroids": (
@@ -417,6 +833,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else f"random unit {BENCH_DIM}-d centroids, uniform on the sphere"
         ),
         "clients": args.clients,
+        "driver": args.driver,
+        "placement": placement.to_dict(),
+        "neighbour_lists": NEIGHBOUR_LISTS,
         "backends": runs,
     }
     report = markdown(document)

@@ -6,28 +6,57 @@ Artist names travel in the path (`{artist:path}` so names with a slash, like AC/
 
 from __future__ import annotations
 
+import functools
+import inspect
+import time
+import weakref
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
-from soundalike.api.deps import SettingsDep, StoreDep
+from soundalike.api.deps import StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import (
     ArtistDetail,
     ArtistList,
     ArtistSummary,
+    ModelResponse,
     SimilarArtistResult,
     SimilarArtists,
     TrackInfo,
 )
+from soundalike.api.settings import Settings
 from soundalike.search.errors import InvalidRequest
-from soundalike.search.queries import MAX_LIMIT, artists_like, resolve_artist
+from soundalike.search.queries import MAX_LIMIT, ArtistNeighbours, artists_like, resolve_artist
+from soundalike.search.store import Store
 
 router = APIRouter(prefix="/artists", tags=["artists"])
+
+
+class ArtistNameConvertor(Convertor[str]):
+    """Starlette's `path` convertor (`.*`) stops at a newline, so `/artists/a%0Ab` matched no
+    route (a bare 404 without `suggestions`, before the API-key check); this one takes any
+    character."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("artist_name", ArtistNameConvertor())
 
 MAX_PAGE = 1000
 DEFAULT_TRACK_PAGE = 100
 MAX_NAME_CHARS = 500
+# Whether this version of the search layer has precomputed neighbour lists (`lookup=`); without
+# them every artists-like-X is a live HNSW search.
+NEIGHBOUR_LISTS = "lookup" in inspect.signature(artists_like).parameters
 
 ArtistName = Annotated[
     str,
@@ -72,6 +101,8 @@ def track_filters(
     filterable: list[str] | None = None,
 ) -> dict[str, Any]:
     """The filters a request gave, in the store's vocabulary (absent ones left out)."""
+    if genre is None and album is None and year is None and not column_filters:
+        return {}  # the common case, once per artists-like-X request
     given = {"genre": genre, "album": album, "year": year}
     filters: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     for text in column_filters or []:
@@ -91,6 +122,7 @@ def track_filters(
 @router.get(
     "",
     summary="List artists, optionally by name prefix",
+    response_model=ArtistList,
     responses=error_responses(401, 422, 503),
 )
 def list_artists(
@@ -101,27 +133,29 @@ def list_artists(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Artists to skip.")] = 0,
-) -> ArtistList:
+) -> ModelResponse:
     artists, total = store.list_artists(prefix=q, limit=limit, offset=offset)
-    return ArtistList(
-        artists=[ArtistSummary.from_artist(a) for a in artists],
-        total=total,
-        limit=limit,
-        offset=offset,
+    return ModelResponse(
+        ArtistList(
+            artists=[ArtistSummary.from_artist(a) for a in artists],
+            total=total,
+            limit=limit,
+            offset=offset,
+        )
     )
 
 
 # Registered before `/{artist:path}`, which would otherwise swallow the `/similar` suffix.
 @router.get(
-    "/{artist:path}/similar",
+    "/{artist:artist_name}/similar",
     summary="Artists that sound like this one",
     response_model=SimilarArtists,
     response_model_exclude_unset=True,
     responses=error_responses(401, 404, 422, 503),
 )
-def similar_artists(
+async def similar_artists(
+    request: Request,
     store: StoreDep,
-    settings: SettingsDep,
     artist: ArtistName,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results.")] = 10,
     min_tracks: Annotated[
@@ -134,16 +168,63 @@ def similar_artists(
     explain: Annotated[
         bool, Query(description="Add the closest track pairs of each result (slower).")
     ] = False,
-) -> SimilarArtists:
-    answer = artists_like(
+) -> ModelResponse:
+    # The settings straight from the app, not through a (sync, so threadpool) dependency.
+    settings: Settings = request.app.state.services.settings
+    filters = track_filters(genre, album, year, column_filters, settings.filterable_columns)
+    query = functools.partial(
+        artists_like,
         store,
         artist,
         limit=limit,
         min_tracks=min_tracks,
-        filters=track_filters(genre, album, year, column_filters, settings.filterable_columns)
-        or None,
+        filters=filters or None,
         explain=explain,
+        **({"lookup": settings.similar_lookup} if NEIGHBOUR_LISTS else {}),
     )
+    if answers_on_the_event_loop(store, settings, filters, explain):
+        answer = query()
+    else:
+        answer = await run_in_threadpool(query)
+    return ModelResponse(similar_artists_body(answer, explain), exclude_unset=True)
+
+
+def answers_on_the_event_loop(
+    store: Store, settings: Settings, filters: dict[str, Any], explain: bool
+) -> bool:
+    """Whether artists-like-X will be a neighbour-list lookup in this process's memory (an
+    embedded store), cheaper on the event loop than the threadpool hop it would otherwise
+    take. A live HNSW search (lookups off, filters, explain, lists not valid now) or any call
+    to a Qdrant server over the network stays in the threadpool, so it never blocks the other
+    requests."""
+    return (
+        NEIGHBOUR_LISTS
+        and settings.similar_lookup
+        and not filters
+        and not explain
+        and not store.backend.shared
+        and _lists_valid(store)
+    )
+
+
+# How long a store's "lists valid" answer is trusted. It only decides where a query runs
+# (artists_like checks validity again itself), so a stale answer costs speed, never
+# correctness; reading it per request would cost ~40 us of metadata read.
+LISTS_VALIDITY_TTL_S = 1.0
+_lists_validity: weakref.WeakKeyDictionary[Store, tuple[bool, float]] = weakref.WeakKeyDictionary()
+
+
+def _lists_valid(store: Store) -> bool:
+    now = time.monotonic()
+    known = _lists_validity.get(store)
+    if known is not None and now - known[1] < LISTS_VALIDITY_TTL_S:
+        return known[0]
+    valid = store.neighbour_lists_version() is not None
+    _lists_validity[store] = (valid, now)
+    return valid
+
+
+def similar_artists_body(answer: ArtistNeighbours, explain: bool) -> SimilarArtists:
     return SimilarArtists(
         artist=answer.artist.name,
         results=[SimilarArtistResult.from_result(r, explain) for r in answer.results],
@@ -151,8 +232,9 @@ def similar_artists(
 
 
 @router.get(
-    "/{artist:path}",
+    "/{artist:artist_name}",
     summary="One artist and its tracks",
+    response_model=ArtistDetail,
     responses=error_responses(401, 404, 422, 503),
 )
 def get_artist(
@@ -162,14 +244,18 @@ def get_artist(
         int, Query(ge=1, le=MAX_PAGE, description="Tracks per page (by album, then title).")
     ] = DEFAULT_TRACK_PAGE,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Tracks to skip.")] = 0,
-) -> ArtistDetail:
+) -> ModelResponse:
+    # Sync (threadpool): a page scroll reads up to thousands of payloads, too long for the
+    # event loop.
     found = resolve_artist(store, artist)
     tracks = store.artist_track_page(found.artist_key, limit=limit, offset=offset)
-    return ArtistDetail(
-        artist=found.name,
-        track_count=found.track_count,
-        genres=found.genres,
-        tracks=[TrackInfo.from_track(t) for t in tracks],
-        limit=limit,
-        offset=offset,
+    return ModelResponse(
+        ArtistDetail(
+            artist=found.name,
+            track_count=found.track_count,
+            genres=found.genres,
+            tracks=[TrackInfo.from_track(t) for t in tracks],
+            limit=limit,
+            offset=offset,
+        )
     )

@@ -17,6 +17,8 @@ from typing import Any
 import av
 import numpy as np
 
+from soundalike.search.errors import InvalidRequest
+
 # Names with accents, spaces and punctuation so that discovery and artist keys meet real names.
 ARTIST_NAMES: tuple[str, ...] = (
     "Éclair Ensemble",
@@ -104,7 +106,7 @@ def synth_track(
 ) -> np.ndarray:
     """A music-like signal, shape (channels, samples), float32, peak 0.5."""
     if seconds <= 0 or sample_rate <= 0 or channels < 1:
-        raise ValueError("seconds and sample_rate must be positive and channels >= 1")
+        raise InvalidRequest("seconds and sample_rate must be positive and channels >= 1")
     style = _artist_style(artist_seed)
     rng = np.random.default_rng([artist_seed, track_seed, 0x7AC])
     n = int(round(seconds * sample_rate))
@@ -241,12 +243,14 @@ def write_audio(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _ENCODINGS:
-        raise ValueError(f"cannot write {path.name}: unknown extension; use {sorted(_ENCODINGS)}")
+        raise InvalidRequest(
+            f"cannot write {path.name}: unknown extension; use {sorted(_ENCODINGS)}"
+        )
     data = np.asarray(samples, dtype=np.float32)
     if data.ndim == 1:
         data = data[np.newaxis, :]
     if data.ndim != 2 or data.shape[0] not in (1, 2):
-        raise ValueError("samples must be shaped (channels, samples) with 1 or 2 channels")
+        raise InvalidRequest("samples must be shaped (channels, samples) with 1 or 2 channels")
     container_format, codec, options, codec_rate = _ENCODINGS[suffix]
     codec = _encoder_for(codec, suffix)
     layout = "mono" if data.shape[0] == 1 else "stereo"
@@ -339,7 +343,7 @@ def write_catalogue(
     beyond eight artists). Returns what was written, in writing order.
     """
     if artists < 1 or tracks_per_artist < 1 or not formats:
-        raise ValueError("need at least one artist, one track per artist and one format")
+        raise InvalidRequest("need at least one artist, one track per artist and one format")
     root = Path(root)
     written: list[WrittenTrack] = []
     rng = np.random.default_rng([seed, 0xCA7])

@@ -82,12 +82,12 @@ def install(point: str, marker: Path) -> None:
     elif point == "centroids":
         # Small batches so that the recompute of a dozen artists takes several of them.
         store_module.CENTROID_KEY_BATCH = CENTROID_BATCH  # type: ignore[misc]
-        store_module.Store.upsert_artists = pause_on_call(  # type: ignore[method-assign]
-            store_module.Store.upsert_artists, 2, marker, point
+        store_module.Store._write_artists = pause_on_call(  # type: ignore[method-assign]
+            store_module.Store._write_artists, 2, marker, point
         )
     elif point == "centroids-start":
-        store_module.Store.upsert_artists = pause_on_call(  # type: ignore[method-assign]
-            store_module.Store.upsert_artists, 1, marker, point
+        store_module.Store._write_artists = pause_on_call(  # type: ignore[method-assign]
+            store_module.Store._write_artists, 1, marker, point
         )
     else:
         raise SystemExit(f"unknown kill point {point!r}")

@@ -310,6 +310,27 @@ def nothing_left_behind(tmp_path: Path) -> Iterator[Path]:
     assert not left, f"processes outlived the test: {sorted(left)}"
 
 
+RunIn = tuple[Path, list[WrittenTrack], Path, Path, Path, list[str]]
+
+
+@pytest.fixture
+def run_in(
+    written: tuple[Path, list[WrittenTrack]], tiny_mert_dir: Path, nothing_left_behind: Path
+) -> RunIn:
+    """(catalogue, its tracks, the work dir, the data dir, the report, the ingest's CLI args)."""
+    catalogue, tracks = written
+    work = nothing_left_behind
+    data_dir, report = work / "data", work / "report.jsonl"
+    return (
+        catalogue,
+        tracks,
+        work,
+        data_dir,
+        report,
+        ingest_args(catalogue, tiny_mert_dir, data_dir, report),
+    )
+
+
 # --- the phases --------------------------------------------------------------------------
 
 
@@ -317,14 +338,9 @@ def nothing_left_behind(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.parametrize("point", ["create-between", "create-after"])
 def test_kill_during_collection_creation_then_rerun_is_complete(
     point: str,
-    written: tuple[Path, list[WrittenTrack]],
-    tiny_mert_dir: Path,
-    nothing_left_behind: Path,
+    run_in: RunIn,
 ) -> None:
-    catalogue, tracks = written
-    work = nothing_left_behind
-    data_dir, report = work / "data", work / "report.jsonl"
-    args = ingest_args(catalogue, tiny_mert_dir, data_dir, report)
+    catalogue, tracks, work, data_dir, report, args = run_in
 
     killed = kill_at(point, args, report, work)
     assert killed.children == {}, "no decoder runs while the collections are created"
@@ -344,12 +360,9 @@ def test_kill_during_collection_creation_then_rerun_is_complete(
 
 @pytest.mark.slow
 def test_kill_during_embed_loop_kills_decoders_and_rerun_is_complete(
-    written: tuple[Path, list[WrittenTrack]], tiny_mert_dir: Path, nothing_left_behind: Path
+    run_in: RunIn,
 ) -> None:
-    catalogue, tracks = written
-    work = nothing_left_behind
-    data_dir, report = work / "data", work / "report.jsonl"
-    args = ingest_args(catalogue, tiny_mert_dir, data_dir, report)
+    catalogue, tracks, work, data_dir, report, args = run_in
 
     killed = kill_at("embed", args, report, work)
     # The pool's worker was running when the kill came (kill_at saw it die with its parent).
@@ -365,12 +378,9 @@ def test_kill_during_embed_loop_kills_decoders_and_rerun_is_complete(
 
 @pytest.mark.slow
 def test_kill_during_centroid_recompute_then_rerun_is_complete(
-    written: tuple[Path, list[WrittenTrack]], tiny_mert_dir: Path, nothing_left_behind: Path
+    run_in: RunIn,
 ) -> None:
-    catalogue, tracks = written
-    work = nothing_left_behind
-    data_dir, report = work / "data", work / "report.jsonl"
-    args = ingest_args(catalogue, tiny_mert_dir, data_dir, report)
+    catalogue, tracks, work, data_dir, report, args = run_in
 
     killed = kill_at("centroids", args, report, work)
     assert killed.children == {}, "the decode pool closed before the centroids"

@@ -128,4 +128,3 @@ def test_serve_refuses_to_start_with_an_empty_key(
     monkeypatch.setenv("SOUNDALIKE_API_KEY", "")
     assert main(["serve", "--data-dir", str(tmp_path / "data")]) == 2
     assert "api_key: Value error, must be at least 16 characters" in capsys.readouterr().err
-

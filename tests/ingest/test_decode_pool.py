@@ -24,7 +24,7 @@ from soundalike.ingest.devtools import hostile
 from soundalike.ingest.devtools.hostile import misbehaving_decode, write_float_wav
 from soundalike.ingest.engine import Decoding
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
-from soundalike.search.errors import AudioError, UndecodableAudio
+from soundalike.search.errors import AudioError, InvalidRequest, UndecodableAudio
 
 RATE = 24000
 DECODING = Decoding()
@@ -316,5 +316,5 @@ def test_jobs_carry_the_decoding_and_the_budget() -> None:
 
 
 def test_a_decode_function_workers_cannot_import_is_refused_at_once() -> None:
-    with pytest.raises(ValueError, match="module-level function"):
+    with pytest.raises(InvalidRequest, match="module-level function"):
         DecodePool(1, timeout_s=5, decode=lambda job: decode_excerpt(job.path, policy=job.excerpt))

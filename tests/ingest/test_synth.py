@@ -10,6 +10,7 @@ import pytest
 
 from soundalike.ingest.audio import decode_full
 from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
+from soundalike.search.errors import InvalidRequest
 
 
 def test_synth_track_is_deterministic_and_shaped() -> None:
@@ -92,7 +93,7 @@ def test_write_audio_round_trips_audio_and_tags(tmp_path: Path, fmt: str) -> Non
 
 
 def test_write_audio_refuses_unknown_extensions(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown extension"):
+    with pytest.raises(InvalidRequest, match="unknown extension"):
         write_audio(tmp_path / "song.xyz", np.zeros((1, 100), np.float32), 44100)
 
 

@@ -1,0 +1,155 @@
+"""The lean HTTP path of the hottest routes: bodies serialised once yet shaped exactly like their
+response models, artists-like-X following SOUNDALIKE_SIMILAR_LOOKUP and answered on the event
+loop only when it is a cheap in-process lookup, and an access-log line built without a
+json.dumps per request."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+import soundalike.api.routes.artists as artists_routes
+from soundalike.api.errors import access_line
+from soundalike.api.schemas import ArtistDetail, ArtistList, SimilarArtists
+from soundalike.api.settings import Settings
+from soundalike.search.queries import artists_like
+
+ClientFactory = Callable[..., AbstractContextManager[TestClient]]
+SIMILAR = "/artists/eclair%20ensemble/similar"
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """The route's calls of artists_like: its keyword arguments and the thread it ran on."""
+    seen: list[dict[str, Any]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs | {"thread": threading.current_thread().name})
+        return artists_like(*args, **kwargs)
+
+    monkeypatch.setattr(artists_routes, "artists_like", spy)
+    yield seen
+
+
+def test_similar_artists_body_is_the_response_model_without_unset_keys(
+    client: TestClient,
+) -> None:
+    response = client.get(SIMILAR)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert SimilarArtists.model_validate(body).model_dump(exclude_unset=True) == body
+    assert body["artist"] == "Éclair Ensemble" and len(body["results"]) == 3
+    assert all(set(r) == {"artist", "score", "track_count"} for r in body["results"])
+    explained = client.get(SIMILAR + "?explain=true&limit=1").json()["results"]
+    assert len(explained) == 1 and explained[0]["closest_pairs"]
+
+
+def test_artist_page_and_list_are_their_response_models(client: TestClient) -> None:
+    page = client.get("/artists/eclair%20ensemble?limit=2")
+    assert page.status_code == 200 and page.headers["content-type"] == "application/json"
+    assert ArtistDetail.model_validate(page.json()).model_dump() == page.json()
+    assert len(page.json()["tracks"]) == 2 and page.json()["limit"] == 2
+    listed = client.get("/artists?limit=2").json()
+    assert ArtistList.model_validate(listed).model_dump() == listed
+    assert listed["total"] == 4 and len(listed["artists"]) == 2
+
+
+def test_healthz_is_a_fixed_json_body(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_similar_lookup_setting_reaches_the_query(
+    make_client: ClientFactory, calls: list[dict[str, Any]]
+) -> None:
+    assert artists_routes.NEIGHBOUR_LISTS
+    with make_client() as client:
+        looked_up = client.get(SIMILAR).json()
+    with make_client(similar_lookup=False) as client:
+        live = client.get(SIMILAR).json()
+    assert [c["lookup"] for c in calls] == [True, False]
+    # Both paths answer the same artists, best first (lookup scores are float16-precise).
+    assert [r["artist"] for r in looked_up["results"]] == [r["artist"] for r in live["results"]]
+    for a, b in zip(looked_up["results"], live["results"], strict=True):
+        assert a["score"] == pytest.approx(b["score"], abs=2e-3)
+
+
+def test_only_a_valid_in_process_lookup_runs_on_the_event_loop(
+    make_client: ClientFactory, calls: list[dict[str, Any]]
+) -> None:
+    with make_client() as client:
+        store = client.app.state.services.store()  # type: ignore[attr-defined]
+        assert store.neighbour_lists_version() is not None
+        for query in ("", "?genre=none-such", "?explain=true"):
+            assert client.get(SIMILAR + query).status_code == 200
+        loop_thread = calls[0]["thread"]
+    with make_client(similar_lookup=False) as client:
+        assert client.get(SIMILAR).status_code == 200
+    # The plain lookup ran where FastAPI runs async code; filters, explain and lookups off
+    # (each a live search or more reads) went to the threadpool's workers.
+    others = [c["thread"] for c in calls[1:]]
+    assert len(others) == 3 and loop_thread not in others
+
+
+def test_stale_lists_send_the_query_to_the_threadpool(
+    make_client: ClientFactory, calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with make_client() as client:
+        store = client.app.state.services.store()  # type: ignore[attr-defined]
+        monkeypatch.setattr(artists_routes, "LISTS_VALIDITY_TTL_S", 0.0)
+        assert client.get(SIMILAR).status_code == 200
+        monkeypatch.setattr(type(store), "neighbour_lists_version", lambda self: None)
+        assert client.get(SIMILAR).status_code == 200
+    assert calls[0]["thread"] != calls[1]["thread"]
+
+
+def test_a_qdrant_server_store_never_runs_on_the_event_loop() -> None:
+    class Shared:
+        shared = True
+
+    class StoreOnAServer:
+        backend = Shared()
+
+        def neighbour_lists_version(self) -> str:
+            return "v1"
+
+    settings = Settings(similar_lookup=True)
+    decide = artists_routes.answers_on_the_event_loop
+    assert not decide(StoreOnAServer(), settings, {}, False)  # type: ignore[arg-type]
+
+
+def test_similar_lookup_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().similar_lookup is True
+    monkeypatch.setenv("SOUNDALIKE_SIMILAR_LOOKUP", "false")
+    assert Settings().similar_lookup is False
+
+
+@pytest.mark.parametrize(
+    ("request_id", "method", "path", "status", "latency"),
+    [
+        ("abc-123", "GET", "/artists/eclair ensemble/similar", 200, 3.14159),
+        ("f" * 32, "POST", '/a"quote\\back\nline\ttab\u2028/Éclair', 500, 0.0),
+        ("x", "GET", "/", 404, 12345.678),
+    ],
+)
+def test_access_line_is_what_json_dumps_writes(
+    request_id: str, method: str, path: str, status: int, latency: float
+) -> None:
+    expected = {
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+        "status": status,
+        "latency_ms": round(latency, 2),
+    }
+    line = access_line(request_id, method, path, status, latency)
+    assert line == json.dumps(expected, ensure_ascii=False)
+    assert json.loads(line) == expected
