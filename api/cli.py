@@ -46,6 +46,10 @@ def _add_store_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collection-prefix", dest="collection_prefix")
 
 
+def _add_out_flag(parser: argparse.ArgumentParser, default: str, what: str) -> None:
+    parser.add_argument("--out", type=Path, default=Path(default), help=f"{what} (./{default})")
+
+
 def _add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document on the last line")
 
@@ -129,12 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_flags(serve)
 
     demo = commands.add_parser("demo", help="generate a small catalogue, ingest it, show results")
-    demo.add_argument(
-        "--out",
-        type=Path,
-        default=Path("soundalike-demo"),
-        help="folder for the catalogue and its store (default ./soundalike-demo)",
-    )
+    _add_out_flag(demo, "soundalike-demo", "folder for the catalogue and its store")
     demo.add_argument("--model", help="hub id or local directory (default m-a-p/MERT-v1-95M)")
     demo.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     demo.add_argument("--workers", type=int, help="decoding processes (default 2)")
@@ -148,12 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="a folder or manifest to embed instead of the ingested catalogue",
     )
-    evaluate.add_argument(
-        "--out",
-        type=Path,
-        default=Path("soundalike-eval"),
-        help="folder for report.md, report.json and the PNGs",
-    )
+    _add_out_flag(evaluate, "soundalike-eval", "folder for report.md, report.json and the PNGs")
     evaluate.add_argument("--layers", help="11, all, or a list such as 0,3,11")
     evaluate.add_argument("--sample", type=int, help="tracks per artist to re-embed")
     evaluate.add_argument("--compare", help="chunked[:S] or artist-model")

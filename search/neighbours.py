@@ -61,6 +61,18 @@ class NeighbourTable:
             next_scores=np.full(n, -np.inf, dtype=np.float32),
         )
 
+    def without_rows(self, keep: np.ndarray) -> NeighbourTable:
+        """The table of the rows in `keep` (sorted) after the others were deleted: survivors
+        renumbered, deleted artists still listed marked DELETED (for `update` to replace)."""
+        renumber = np.full(self.neighbours.shape[0], DELETED)
+        renumber[keep] = np.arange(keep.size)
+        survivors = self.neighbours[keep]
+        return NeighbourTable(
+            np.where(survivors >= 0, renumber[np.maximum(survivors, 0)], survivors),
+            self.scores[keep],
+            self.next_scores[keep],
+        )
+
     def list_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Row's neighbours and scores without padding."""
         listed = self.neighbours[row] >= 0

@@ -76,14 +76,7 @@ def measure_numpy(matrix: np.ndarray, changes: int, rng: np.random.Generator) ->
     )
     # Deleted artists: rows removed, the survivors renumbered, the deleted marked in old lists.
     keep = np.setdiff1d(np.arange(n), changed)
-    renumber = np.full(n, neighbours.DELETED)
-    renumber[keep] = np.arange(keep.size)
-    survivors = table.neighbours[keep]
-    shrunk = neighbours.NeighbourTable(
-        np.where(survivors >= 0, renumber[np.maximum(survivors, 0)], survivors),
-        table.scores[keep],
-        table.next_scores[keep],
-    )
+    shrunk = table.without_rows(keep)
     cases = {
         "nudged": (nudged, table, changed),
         "added": (added, grown, np.arange(n, n + changes)),

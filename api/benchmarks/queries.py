@@ -30,16 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
-    BENCH_DIM,
-    BENCH_SPEC,
-    bench_parser,
-    document_header,
-    latency_summary,
-    log,
-    print_document,
-    work_dir,
-)
+from soundalike.api.benchmarks import common
 from soundalike.search import queries
 from soundalike.search.identity import track_id
 from soundalike.search.store import Store, open_store
@@ -58,20 +49,26 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 def fill(store: Store, big_tracks: int, small_artists: int, seed: int = 0) -> None:
     """The catalogue of the module docstring."""
     rng = np.random.default_rng(seed)
-    store.ensure_spec(BENCH_SPEC)
-    base = _unit(rng.standard_normal((1, BENCH_DIM)))[0]
-    neighbour = _unit(base + 0.3 * _unit(rng.standard_normal((1, BENCH_DIM))))[0]
+    store.ensure_spec(common.BENCH_SPEC)
+    base = _unit(rng.standard_normal((1, common.BENCH_DIM)))[0]
+    neighbour = _unit(base + 0.3 * _unit(rng.standard_normal((1, common.BENCH_DIM))))[0]
     artists: list[tuple[str, np.ndarray, int]] = [
         ("Big One", base, big_tracks),
         ("Big Two", neighbour, big_tracks),
     ]
     artists += [
-        (f"Small {i:04d}", _unit(rng.standard_normal((1, BENCH_DIM)))[0], SMALL_ARTIST_TRACKS)
+        (
+            f"Small {i:04d}",
+            _unit(rng.standard_normal((1, common.BENCH_DIM)))[0],
+            SMALL_ARTIST_TRACKS,
+        )
         for i in range(small_artists)
     ]
     pending: list[Track] = []
     for name, centre, count in artists:
-        vectors = _unit(centre + 0.9 * rng.standard_normal((count, BENCH_DIM)) / BENCH_DIM**0.5)
+        vectors = _unit(
+            centre + 0.9 * rng.standard_normal((count, common.BENCH_DIM)) / common.BENCH_DIM**0.5
+        )
         key = name.lower()
         for number, vector in enumerate(vectors):
             pending.append(
@@ -138,7 +135,7 @@ def measure(call: Callable[[], Any], repeat: int) -> dict[str, Any]:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    return {"latency": latency_summary(samples), "peak_alloc_mb": round(peak / 2**20, 2)}
+    return {"latency": common.latency_summary(samples), "peak_alloc_mb": round(peak / 2**20, 2)}
 
 
 def run(store: Store, repeat: int) -> dict[str, dict[str, Any]]:
@@ -159,7 +156,7 @@ def run(store: Store, repeat: int) -> dict[str, dict[str, Any]]:
     }
     results: dict[str, dict[str, Any]] = {}
     for name, (bounded, unbounded) in requests.items():
-        log(f"measuring {name}")
+        common.log(f"measuring {name}")
         results[name] = {
             "bounded": measure(bounded, repeat),
             "unbounded": measure(unbounded, repeat),
@@ -171,7 +168,7 @@ def run(store: Store, repeat: int) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(MODULE, __doc__)
+    parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--big-tracks", type=int, default=5000, help="tracks of each big artist")
     parser.add_argument("--small-artists", type=int, default=200, help="artists of 5 tracks")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per request")
@@ -179,13 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.big_tracks < 1 or args.small_artists < 0 or args.repeat < 1:
         parser.error("--big-tracks and --repeat must be >= 1, --small-artists >= 0")
-    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
+    document = common.document_header(MODULE, sys.argv[1:] if argv is None else argv)
     document.update(big_tracks=args.big_tracks, small_artists=args.small_artists)
-    with work_dir(args.dir, "queries") as scratch, open_store(data_dir=scratch / "data") as store:
-        log(f"writing {2 * args.big_tracks + 5 * args.small_artists} tracks")
+    with (
+        common.work_dir(args.dir, "queries") as scratch,
+        open_store(data_dir=scratch / "data") as store,
+    ):
+        common.log(f"writing {2 * args.big_tracks + 5 * args.small_artists} tracks")
         fill(store, args.big_tracks, args.small_artists)
         document["results"] = run(store, args.repeat)
-    print_document(document)
+    common.print_document(document)
     return 0
 
 

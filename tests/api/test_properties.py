@@ -37,34 +37,37 @@ def params(*named: tuple[str, st.SearchStrategy[str]]) -> st.SearchStrategy[list
     return st.tuples(*(optional(n, s) for n, s in named)).map(lambda parts: sum(parts, []))
 
 
+def route(
+    values: st.SearchStrategy[str], template: str, *named: tuple[str, st.SearchStrategy[Any]]
+) -> st.SearchStrategy[tuple[str, list[Any]]]:
+    """A path with one generated segment (quoted into `template`) and optional parameters."""
+    return values.flatmap(
+        lambda value: st.tuples(st.just(template.format(quote(value, safe=""))), params(*named))
+    )
+
+
 requests = st.one_of(
     st.tuples(st.just("/artists"), params(("q", texts), ("limit", numbers), ("offset", numbers))),
-    texts.flatmap(lambda a: st.tuples(st.just(f"/artists/{quote(a, safe='')}"), st.just([]))),
-    texts.flatmap(
-        lambda a: st.tuples(
-            st.just(f"/artists/{quote(a, safe='')}/similar"),
-            params(
-                ("limit", numbers),
-                ("min_tracks", numbers),
-                ("genre", texts),
-                ("album", texts),
-                ("year", numbers),
-                ("explain", booleans),
-            ),
-        )
+    route(texts, "/artists/{}"),
+    route(
+        texts,
+        "/artists/{}/similar",
+        ("limit", numbers),
+        ("min_tracks", numbers),
+        ("genre", texts),
+        ("album", texts),
+        ("year", numbers),
+        ("explain", booleans),
     ),
-    track_ids.flatmap(lambda t: st.tuples(st.just(f"/tracks/{quote(t, safe='')}"), st.just([]))),
-    track_ids.flatmap(
-        lambda t: st.tuples(
-            st.just(f"/tracks/{quote(t, safe='')}/similar"),
-            params(
-                ("limit", numbers),
-                ("exclude_same_artist", booleans),
-                ("max_per_artist", numbers),
-                ("genre", texts),
-                ("year", numbers),
-            ),
-        )
+    route(track_ids, "/tracks/{}"),
+    route(
+        track_ids,
+        "/tracks/{}/similar",
+        ("limit", numbers),
+        ("exclude_same_artist", booleans),
+        ("max_per_artist", numbers),
+        ("genre", texts),
+        ("year", numbers),
     ),
     st.tuples(
         st.just("/similarity"),

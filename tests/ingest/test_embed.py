@@ -11,7 +11,6 @@ import torch
 from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 from soundalike.ingest.embed import MertEmbedder, load_embedder
 from soundalike.search.errors import InvalidRequest
-from soundalike.search.types import EmbeddingSpec
 
 PARITY_TOLERANCE = 1e-3  # L2 distance between unit vectors
 # bf16 autocast on CUDA vs fp32 on CPU: a chosen bound, not yet measured (no GPU was lent).
@@ -136,16 +135,17 @@ def test_window_too_short_for_the_conv_stack_is_refused(tiny_embedder: MertEmbed
 
 def test_spec_describes_the_vectors(tiny_embedder: MertEmbedder, tiny_mert_dir: Path) -> None:
     spec = tiny_embedder.build_spec("windows:3", 30.0)
-    assert spec == EmbeddingSpec(
-        model=str(tiny_mert_dir.resolve()),
-        revision=None,
-        layer=11,
-        window_seconds=30.0,
-        excerpt="windows:3",
-        pooling="mean",
-        sample_rate=24000,
-        dim=32,
-    )
+    # As `soundalike embed --json` and the stored collection show it.
+    assert spec.to_dict() == {
+        "model": str(tiny_mert_dir.resolve()),
+        "revision": None,
+        "layer": 11,
+        "window_seconds": 30.0,
+        "excerpt": "windows:3",
+        "pooling": "mean",
+        "sample_rate": 24000,
+        "dim": 32,
+    }
 
 
 @pytest.mark.gpu

@@ -110,14 +110,7 @@ def test_incremental_updates_equal_a_full_recompute(small_blocks: None) -> None:
 
     # Deleting rows 30 and 31: the survivors renumbered, the deleted marked in old lists.
     keep = np.array([row for row in range(n + 2) if row not in (30, 31)])
-    renumber = np.full(n + 2, neighbours.DELETED)
-    renumber[keep] = np.arange(keep.size)
-    survivors = updated.neighbours[keep]
-    old = neighbours.NeighbourTable(
-        np.where(survivors >= 0, renumber[np.maximum(survivors, 0)], survivors),
-        updated.scores[keep],
-        updated.next_scores[keep],
-    )
+    old = updated.without_rows(keep)
     shrunk, shrunk_ranks = grown[keep], grown_ranks[keep]
     after_delete, _ = neighbours.update(shrunk, shrunk_ranks, old, [], k=k)
     assert_same(after_delete, brute_force(shrunk, shrunk_ranks, k))
