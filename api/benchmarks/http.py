@@ -26,17 +26,14 @@ the markdown section to FILE.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import os
-import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +42,6 @@ import numpy as np
 
 from soundalike.api.benchmarks.common import (
     BENCH_DIM,
-    BENCH_SPEC,
     bench_parser,
     describe_machine,
     document_header,
@@ -56,19 +52,25 @@ from soundalike.api.benchmarks.common import (
     log,
     print_document,
     running_server,
-    serve_command,
     work_dir,
 )
-from soundalike.api.routes.artists import NEIGHBOUR_LISTS
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
-from soundalike.search.store import Store, open_store
-from soundalike.search.types import Artist, Track
+from soundalike.api.benchmarks.http_catalogue import (
+    artist_name,
+    bench_track_ids,
+    fill_store,
+    open_local_store,
+    serve_local,
+    server_command,
+)
+from soundalike.api.benchmarks.wrk import (
+    Placement,
+    drive_wrk,
+    pinned,
+)
+from soundalike.search.store import open_store
 
 MODULE = "soundalike.api.benchmarks.http"
 BACKENDS = ("edge", "local")
-WRITE_BATCH = 2000
-CLUSTER_SPREAD = 0.6
 DRIVERS = ("wrk", "python")
 SIMILAR = "GET /artists/{artist}/similar"
 LIVE = SIMILAR + " (live search)"
@@ -79,115 +81,6 @@ TARGET_P99_MS = 15.0
 TARGET_SPEEDUP_VS_LIVE = 6.0
 TARGET_RPS_VS_HEALTHZ = 0.6
 TARGET_P99_VS_HEALTHZ = 2.0
-# Seconds a wrk connection waits for one answer before counting a timeout (the local mode's
-# brute-force searches take seconds).
-WRK_TIMEOUT_S = 30
-
-
-def artist_name(index: int) -> str:
-    return f"Bench Artist {index:06d}"
-
-
-# --- data --------------------------------------------------------------------------------
-
-
-def bench_track_ids(tracks: int) -> list[str]:
-    """The ids `fill_store` gives the tracks of the first `tracks` artists."""
-    keys = [artist_key(artist_name(i)) for i in range(tracks)]
-    return [track_id(f"bench-{key}", key) for key in keys]
-
-
-def random_centroids(
-    rng: np.random.Generator, count: int, centres: np.ndarray | None
-) -> np.ndarray:
-    """Unit vectors: uniform on the sphere, or scattered around random cluster centres (cosine
-    ~0.86 to their centre), which is closer to how real artists group into styles."""
-    vectors = rng.standard_normal((count, BENCH_DIM), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    if centres is not None:
-        vectors = centres[rng.integers(0, len(centres), size=count)] + CLUSTER_SPREAD * vectors
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
-
-
-def fill_store(
-    store: Store, artists: int, tracks: int, *, clusters: int = 0, seed: int = 0
-) -> list[str]:
-    """Writes `artists` artists with random unit centroids and one track for each of the first
-    `tracks` artists; returns the track ids."""
-    rng = np.random.default_rng(seed)
-    centres = random_centroids(rng, clusters, None) if clusters > 0 else None
-    store.ensure_spec(BENCH_SPEC)
-    track_ids: list[str] = []
-    for start in range(0, artists, WRITE_BATCH):
-        count = min(WRITE_BATCH, artists - start)
-        centroids = random_centroids(rng, count, centres)
-        batch = [
-            Artist(
-                name=artist_name(start + i),
-                artist_key=artist_key(artist_name(start + i)),
-                track_count=int(rng.integers(1, 20)),
-                centroid=centroids[i].tolist(),
-            )
-            for i in range(count)
-        ]
-        store.upsert_artists(batch)
-        batch_tracks = [
-            Track(
-                track_id=track_id(f"bench-{a.artist_key}", a.artist_key),
-                artist=a.name,
-                artist_key=a.artist_key,
-                vector=a.centroid,
-                title=f"{a.name} - first track",
-                album="Bench",
-                genre="bench",
-                year=2024,
-            )
-            for index, a in enumerate(batch, start)
-            if index < tracks
-        ]
-        if batch_tracks:
-            store.upsert_tracks(batch_tracks)
-            track_ids += [t.track_id for t in batch_tracks]
-    store.flush()
-    # What an ingest leaves behind: exact neighbour lists (artists-like-X is a lookup), then
-    # the optimisation, since the lists' payload writes move points out of indexed segments.
-    store.rebuild_neighbour_lists()
-    store.optimize()
-    return track_ids
-
-
-def open_local_store(path: Path) -> Store:
-    """qdrant-client's local mode persisted under `path` (the store's test double)."""
-    from soundalike.search.server_store import ServerBackend
-
-    return Store(ServerBackend.local_path(path))
-
-
-def server_command(backend: str, data_dir: Path, port: int) -> list[str]:
-    """The command serving `backend` (the placement pins it; this says what to run)."""
-    if backend == "edge":
-        return serve_command(data_dir, port)
-    # The CLI serves Edge or a Qdrant server only: this module serves local mode itself.
-    return [sys.executable, "-m", MODULE, "--serve-local", str(data_dir), "--port", str(port)]
-
-
-def serve_local(data_dir: Path, port: int) -> None:
-    """The API over qdrant-client's local mode."""
-    import uvicorn
-
-    from soundalike.api.main import create_app
-    from soundalike.api.services import Services
-    from soundalike.api.settings import Settings
-
-    settings = Settings(data_dir=data_dir, log_level="warning")
-
-    def open_local(_settings: Settings) -> Store:
-        return open_local_store(data_dir)
-
-    with Services(settings, store_opener=open_local) as services:
-        app = create_app(services=services)
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # --- clients -----------------------------------------------------------------------------
@@ -289,214 +182,6 @@ def route_paths(artists: int, track_ids: Sequence[str], seed: int = 1) -> dict[s
         "GET /tracks/{track_id}": [f"/tracks/{t}" for t in track_ids[:2000]],
         "GET /healthz": ["/healthz"],
     }
-
-
-# --- wrk ---------------------------------------------------------------------------------
-
-# Each request GETs a random line of the paths file (args[1]); args[2] seeds the choice.
-WRK_SCRIPT = """-- Written by soundalike.api.benchmarks.http: a random path of a file per request.
-local paths = {}
-
-init = function(args)
-  for line in io.lines(args[1]) do
-    if line ~= "" then paths[#paths + 1] = line end
-  end
-  if #paths == 0 then error("no paths in " .. args[1]) end
-  math.randomseed(tonumber(args[2]) or 1)
-end
-
-request = function()
-  return wrk.format("GET", paths[math.random(#paths)])
-end
-"""
-
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-_DURATION = r"([\d.]+)(us|ms|s|m|h)"
-
-
-def _ms(value: str, unit: str) -> float:
-    return round(float(value) * _UNIT_MS[unit], 3)
-
-
-def write_wrk_files(directory: Path, name: str, paths: Sequence[str]) -> tuple[Path, Path]:
-    """The Lua script (one for every route) and `name`'s paths file, one path a line."""
-    directory.mkdir(parents=True, exist_ok=True)
-    script = directory / "random-path.lua"
-    script.write_text(WRK_SCRIPT, encoding="utf-8")
-    paths_file = directory / f"{name}.paths"
-    paths_file.write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
-    return script, paths_file
-
-
-def wrk_command(
-    port: int,
-    script: Path,
-    paths_file: Path,
-    *,
-    connections: int,
-    seconds: float,
-    seed: int = 1,
-    wrk: str = "wrk",
-) -> list[str]:
-    """One wrk thread (enough for tens of thousands of requests/s on one core), `connections`
-    keep-alive connections, the latency histogram on."""
-    return [
-        wrk,
-        "--threads",
-        "1",
-        "--connections",
-        str(connections),
-        "--duration",
-        f"{max(1, round(seconds))}s",
-        "--timeout",
-        f"{WRK_TIMEOUT_S}s",
-        "--latency",
-        "--script",
-        str(script),
-        f"http://127.0.0.1:{port}",
-        "--",
-        str(paths_file),
-        str(seed),
-    ]
-
-
-def parse_wrk_output(text: str) -> dict[str, Any]:
-    """Requests, seconds, throughput, failures and latency (mean, max, p50/p75/p90/p99 in ms)
-    from wrk's report with `--latency`. Failures: non-2xx/3xx answers plus socket errors."""
-    done = re.search(r"(\d+) requests in " + _DURATION, text)
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    if done is None or rate is None:
-        raise ValueError(f"not a wrk report:\n{text[-2000:]}")
-    stats = re.search(r"Latency\s+" + _DURATION + r"\s+\S+\s+" + _DURATION, text)
-    figures: dict[str, Any] = {
-        "requests": int(done.group(1)),
-        "seconds": round(_ms(done.group(2), done.group(3)) / 1000, 2),
-        "throughput_rps": round(float(rate.group(1)), 1),
-        "failures": 0,
-    }
-    for percent, value, unit in re.findall(r"^\s*(\d+)%\s+" + _DURATION, text, re.MULTILINE):
-        figures[f"p{percent}_ms"] = _ms(value, unit)
-    figures["mean_ms"] = _ms(*stats.groups()[:2]) if stats else None
-    figures["max_ms"] = _ms(*stats.groups()[2:]) if stats else None
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    if non_2xx:
-        figures["failures"] += int(non_2xx.group(1))
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
-    )
-    if sockets:
-        figures["failures"] += sum(int(n) for n in sockets.groups())
-        figures["socket_errors"] = sockets.group(0)
-    return figures
-
-
-def drive_wrk(
-    port: int,
-    route: str,
-    paths: Sequence[str],
-    *,
-    connections: int,
-    seconds: float,
-    warmup_seconds: float,
-    directory: Path,
-    wrk: str = "wrk",
-) -> dict[str, Any]:
-    """`route` under wrk for `seconds` (after an unmeasured `warmup_seconds` run)."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", route).strip("-").lower()
-    script, paths_file = write_wrk_files(directory, name, paths)
-    first_failure = probe(port, paths[0])
-    if warmup_seconds > 0:
-        _run_wrk(
-            wrk_command(
-                port, script, paths_file, connections=connections, seconds=warmup_seconds, wrk=wrk
-            )
-        )
-    text = _run_wrk(
-        wrk_command(port, script, paths_file, connections=connections, seconds=seconds, wrk=wrk)
-    )
-    figures = parse_wrk_output(text)
-    if first_failure is None and figures["failures"]:
-        first_failure = f"{figures['failures']} failed requests (wrk does not say which)"
-    return {"route": route} | figures | {"first_failure": first_failure}
-
-
-def _run_wrk(command: Sequence[str]) -> str:
-    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr}")
-    return done.stdout
-
-
-def probe(port: int, path: str) -> str | None:
-    """One request before a run: wrk counts failures but cannot say what they were."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WRK_TIMEOUT_S)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read()
-    except (OSError, http.client.HTTPException) as error:
-        return f"0 {path}: {error}"
-    finally:
-        connection.close()
-    return None if response.status == 200 else f"{response.status} {path}: {body[:200]!r}"
-
-
-# --- where the server and the client run -----------------------------------------------------
-
-
-@dataclass
-class Placement:
-    """The CPUs the server and the load generator may use, and what that means."""
-
-    server_cpus: list[int]
-    client_cpus: list[int]
-
-    @classmethod
-    def split(cls, cpus: Sequence[int]) -> Placement:
-        """The last usable CPU for the client, the others for the server; one CPU: shared."""
-        ordered = sorted(cpus)
-        if len(ordered) < 2:
-            return cls(ordered, ordered)
-        return cls(ordered[:-1], ordered[-1:])
-
-    @property
-    def shared(self) -> bool:
-        return bool(set(self.server_cpus) & set(self.client_cpus))
-
-    def describe(self) -> str:
-        if self.shared:
-            return f"server and load generator share CPU(s) {_cpus(self.server_cpus)}"
-        return (
-            f"server pinned to CPU(s) {_cpus(self.server_cpus)}, load generator to CPU(s) "
-            f"{_cpus(self.client_cpus)} (the server has {len(self.server_cpus)} of the "
-            f"{len(self.server_cpus) + len(self.client_cpus)} cores; the kernel and other "
-            "processes still run anywhere)"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "server_cpus": self.server_cpus,
-            "client_cpus": self.client_cpus,
-            "description": self.describe(),
-        }
-
-
-def _cpus(cpus: Sequence[int]) -> str:
-    return ",".join(str(cpu) for cpu in cpus)
-
-
-@contextlib.contextmanager
-def pinned(cpus: Sequence[int]) -> Iterator[None]:
-    """This process (and what it starts meanwhile: servers, wrk) on `cpus`, then as before."""
-    if not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, set(cpus))
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -683,15 +368,9 @@ def markdown(document: dict[str, Any]) -> str:
         "HTTP, one `soundalike serve` process (uvicorn, access log on); latency measured by "
         "the client.",
         f"- load generator: {driver}; placement: {document['placement']['description']}.",
-        "- artists-like-X: "
-        + (
-            "neighbour-list lookups (SOUNDALIKE_SIMILAR_LOOKUP=true, the default); the "
-            "`(live search)` row is a second server started with "
-            "SOUNDALIKE_SIMILAR_LOOKUP=false."
-            if document["neighbour_lists"]
-            else "this search layer has no neighbour lists yet: both servers run the live "
-            "HNSW search."
-        ),
+        "- artists-like-X: neighbour-list lookups (SOUNDALIKE_SIMILAR_LOOKUP=true, the "
+        "default); the `(live search)` row is a second server started with "
+        "SOUNDALIKE_SIMILAR_LOOKUP=false.",
         "",
         "| backend | route | requests | failures | req/s | p50 ms | p90 ms | p99 ms | max ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -835,7 +514,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clients": args.clients,
         "driver": args.driver,
         "placement": placement.to_dict(),
-        "neighbour_lists": NEIGHBOUR_LISTS,
         "backends": runs,
     }
     report = markdown(document)

@@ -7,7 +7,6 @@ Artist names travel in the path (`{artist:path}` so names with a slash, like AC/
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 import weakref
 from typing import Annotated, Any
@@ -54,10 +53,6 @@ register_url_convertor("artist_name", ArtistNameConvertor())
 MAX_PAGE = 1000
 DEFAULT_TRACK_PAGE = 100
 MAX_NAME_CHARS = 500
-# Whether this version of the search layer has precomputed neighbour lists (`lookup=`); without
-# them every artists-like-X is a live HNSW search.
-NEIGHBOUR_LISTS = "lookup" in inspect.signature(artists_like).parameters
-
 ArtistName = Annotated[
     str,
     Path(
@@ -180,7 +175,7 @@ async def similar_artists(
         min_tracks=min_tracks,
         filters=filters or None,
         explain=explain,
-        **({"lookup": settings.similar_lookup} if NEIGHBOUR_LISTS else {}),
+        lookup=settings.similar_lookup,
     )
     if answers_on_the_event_loop(store, settings, filters, explain):
         answer = query()
@@ -198,8 +193,7 @@ def answers_on_the_event_loop(
     to a Qdrant server over the network stays in the threadpool, so it never blocks the other
     requests."""
     return (
-        NEIGHBOUR_LISTS
-        and settings.similar_lookup
+        settings.similar_lookup
         and not filters
         and not explain
         and not store.backend.shared

@@ -15,12 +15,13 @@ from soundalike.api.benchmarks.http import (
     HEALTHZ,
     LIVE,
     SIMILAR,
+    compare,
+    main,
+)
+from soundalike.api.benchmarks.http_catalogue import bench_track_ids, fill_store
+from soundalike.api.benchmarks.wrk import (
     WRK_SCRIPT,
     Placement,
-    bench_track_ids,
-    compare,
-    fill_store,
-    main,
     parse_wrk_output,
     pinned,
     write_wrk_files,
