@@ -195,12 +195,7 @@ class NeighbourLists:
     # --- serving ----------------------------------------------------------------------------
 
     def neighbours_of(
-        self,
-        artist_key: str,
-        *,
-        limit: int,
-        min_tracks: int = 1,
-        only_keys: Iterable[str] | None = None,
+        self, artist_key: str, limit: int, min_tracks: int, only_keys: Iterable[str] | None
     ) -> list[ArtistHit] | None:
         """The first `limit` listed artists with at least `min_tracks` tracks (and among
         `only_keys`, when given), best first; None when no valid list answers that fully."""

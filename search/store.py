@@ -433,9 +433,7 @@ class Store(Collections, Closing):
         fills `limit` (the caller searches live)."""
         if not self._ready() or limit <= 0:
             return None
-        return self._neighbour_lists.neighbours_of(
-            artist_key, limit=limit, min_tracks=min_tracks, only_keys=only_keys
-        )
+        return self._neighbour_lists.neighbours_of(artist_key, limit, min_tracks, only_keys)
 
     # --- search ------------------------------------------------------------------------
 
