@@ -196,8 +196,9 @@ class Collections:
     def _update_pending(self, change: Callable[[set[str]], set[str]]) -> None:
         metadata = self._backend.read_metadata(self.tracks_collection)
         pending = change({str(key) for key in metadata.get(PENDING_CENTROIDS_KEY) or []})
-        self._backend.write_metadata(
-            self.tracks_collection, {**metadata, PENDING_CENTROIDS_KEY: sorted(pending)}
+        # Merged, not rewritten: other keys (the catalogue version) may change meanwhile.
+        self._backend.update_metadata(
+            self.tracks_collection, {PENDING_CENTROIDS_KEY: sorted(pending)}
         )
 
     def declare_filterable(self, columns: Iterable[str]) -> None:
