@@ -340,10 +340,11 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
         store = services.store()
         document: dict[str, Any] = {}
         if args.rebuild:
-            bar = _progress_bar("artists", enabled=not args.json and sys.stderr.isatty())
-            done = store.rebuild_neighbour_lists(bar.update_to if bar else None)
-            if bar:
-                bar.close()
+            from soundalike.ingest.pipeline import counted_progress
+
+            shown = not args.json and sys.stderr.isatty()
+            with counted_progress("artist", "neighbour lists", shown) as advance:
+                done = store.rebuild_neighbour_lists(advance)
             document["rebuilt"] = {"artists": done.artists, "seconds": round(done.seconds, 3)}
         version = store.neighbour_lists_version()
     document["valid"] = version is not None
@@ -355,27 +356,6 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     else:
         print(f"neighbour lists are exact for catalogue version {version}")
     return EXIT_OK
-
-
-class _Bar:
-    """A tqdm bar fed with (done, total) calls."""
-
-    def __init__(self, unit: str) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True)
-
-    def update_to(self, done: int, total: int) -> None:
-        self._bar.total = total
-        self._bar.n = done
-        self._bar.refresh()
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def _progress_bar(unit: str, *, enabled: bool) -> _Bar | None:
-    return _Bar(unit) if enabled else None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -406,9 +386,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             os.environ[f"SOUNDALIKE_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "soundalike.api.main:create_app", factory=True, workers=args.http_workers, **server
-    )
+    uvicorn.run("soundalike.api.main:create_app", factory=True, workers=args.http_workers, **server)
     return EXIT_OK
 
 

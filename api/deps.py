@@ -157,10 +157,6 @@ class UploadEmbedder:
 # --- dependencies ------------------------------------------------------------------------
 
 
-def get_services(request: Request) -> Services:
-    return request.app.state.services
-
-
 def get_settings(request: Request) -> Settings:
     return request.app.state.services.settings
 

@@ -388,32 +388,38 @@ def stale_artists(store: Store, artist_keys: set[str]) -> set[str]:
     }
 
 
-def update_neighbour_lists(store: Store, changed: set[str], progress: bool) -> None:
-    """The exact "artists like X" lists, updated for the artists just recomputed (or rebuilt
-    when there are none valid or many changed); a bar on stderr while they are computed."""
-    bar = None
+@contextlib.contextmanager
+def counted_progress(
+    unit: str, description: str, enabled: bool
+) -> Iterator[Callable[[int, int], None] | None]:
+    """A `(done, total)` callback drawing a tqdm bar on stderr, created on the first call and
+    closed on exit; None when disabled (pipes, `--json`)."""
+    if not enabled:
+        yield None
+        return
+    bar: Any = None
 
     def advance(done: int, total: int) -> None:
         nonlocal bar
-        if not progress:
-            return
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(
-                total=total,
-                unit="artist",
-                desc="neighbour lists",
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
+            bar = tqdm(total=total, unit=unit, desc=description, file=sys.stderr,
+                       dynamic_ncols=True)  # fmt: skip
         bar.update(done - bar.n)
 
     try:
-        store.update_neighbour_lists(changed, progress=advance)
+        yield advance
     finally:
         if bar is not None:
             bar.close()
+
+
+def update_neighbour_lists(store: Store, changed: set[str], progress: bool) -> None:
+    """The exact "artists like X" lists, updated for the artists just recomputed (or rebuilt
+    when there are none valid or many changed); a bar on stderr while they are computed."""
+    with counted_progress("artist", "neighbour lists", progress) as advance:
+        store.update_neighbour_lists(changed, progress=advance)
 
 
 # --- the whole run ------------------------------------------------------------------------
