@@ -324,6 +324,7 @@ def to_track(item: PendingTrack, audio: DecodedAudio, vector: np.ndarray) -> Tra
         duration_seconds=round(audio.duration_seconds, 3),
         content_hash=item.identity,
         extra=dict(listed.extra),
+        item_id=listed.item_id,
     )
 
 

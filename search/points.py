@@ -22,6 +22,7 @@ from soundalike.search.schema import (
     F_GENRE,
     F_GENRES,
     F_ID64,
+    F_ITEM_ID,
     F_PATH,
     F_SPEC,
     F_TITLE,
@@ -63,6 +64,7 @@ def track_point(track: Track, spec: EmbeddingSpec) -> StoredPoint:
         F_DURATION: track.duration_seconds,
         F_CONTENT_HASH: track.content_hash,
         F_EXTRA: dict(track.extra),
+        F_ITEM_ID: track.item_id,
         F_SPEC: spec.to_dict(),
     }
     return StoredPoint(id=track.track_id, vector=vector, payload=payload)
@@ -97,6 +99,7 @@ def track_from(point: StoredPoint, *, with_vector: bool = True) -> Track:
         duration_seconds=_optional_float(p.get(F_DURATION)),
         content_hash=p.get(F_CONTENT_HASH),
         extra=dict(p.get(F_EXTRA) or {}),
+        item_id=p.get(F_ITEM_ID),
     )
 
 

@@ -3,7 +3,8 @@
 Layout
 - `<prefix>tracks`: one point per track, id `identity.track_id(content_hash, artist_key)`.
   Payload: artist, artist_key, title, album, genre, year, path, duration_seconds,
-  content_hash, `spec` (the embedding spec dict) and `extra` (the manifest's extra columns,
+  content_hash, item_id (the media server's id, or null), `spec` (the embedding spec dict)
+  and `extra` (the manifest's extra columns,
   nested under their own names so they can never clobber a reserved field; filter on them by
   bare name).
 - `<prefix>artists`: one point per artist, id `identity.artist_point_id(artist_key)`, vector =
@@ -39,6 +40,7 @@ F_TRACK_COUNT = "track_count"
 F_GENRES = "genres"
 F_ID64 = "id64"
 F_NEIGHBOURS = "neighbours"
+F_ITEM_ID = "item_id"
 
 TRACK_INDEXES: dict[str, IndexKind] = {
     F_ARTIST_KEY: "keyword",
@@ -47,6 +49,8 @@ TRACK_INDEXES: dict[str, IndexKind] = {
     F_YEAR: "integer",
     # Which point a file produced: a retagged or edited file's old point is found and retired.
     F_PATH: "keyword",
+    # The media server's id of a track: how plugins name tracks.
+    F_ITEM_ID: "keyword",
 }
 ARTIST_INDEXES: dict[str, IndexKind] = {
     F_ARTIST_KEY: "keyword",

@@ -39,6 +39,7 @@ from soundalike.search.schema import (
     F_ARTIST,
     F_ARTIST_KEY,
     F_GENRE,
+    F_ITEM_ID,
     F_PATH,
     F_TITLE,
     F_TRACK_COUNT,
@@ -206,6 +207,23 @@ class Store(Collections, Closing):
                 batch_size=SCROLL_BATCH,
             )
             found += [track_from(p) for p in self._backend.scroll(self.tracks_collection, scan)]
+        return found
+
+    def tracks_by_item_ids(self, item_ids: Iterable[str]) -> dict[str, Track]:
+        """The stored tracks (no vectors) a media server knows by these ids, by item id."""
+        if not self._ready():
+            return {}
+        found: dict[str, Track] = {}
+        for batch in _batches(list(dict.fromkeys(item_ids)), RETRIEVE_BATCH):
+            scan = Scan(
+                where=Where(equals={F_ITEM_ID: tuple(batch)}),
+                with_vectors=False,
+                batch_size=SCROLL_BATCH,
+            )
+            for point in self._backend.scroll(self.tracks_collection, scan):
+                track = track_from(point)
+                if track.item_id is not None:
+                    found.setdefault(track.item_id, track)
         return found
 
     def artist_track_page(self, artist_key: str, *, limit: int, offset: int = 0) -> list[Track]:

@@ -60,6 +60,8 @@ class Track:
     duration_seconds: float | None = None
     content_hash: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The id a media server knows the track by (a Subsonic song id, a Jellyfin item GUID).
+    item_id: str | None = None
 
 
 @dataclass

@@ -40,6 +40,8 @@ class SourceTrack:
     genre: str | None = None
     year: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The id a media server knows the track by, given back by the AudioMuse-compatible routes.
+    item_id: str | None = None
 
 
 @dataclass(frozen=True)

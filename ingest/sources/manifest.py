@@ -13,13 +13,14 @@ from soundalike.ingest.sources.base import LocalFiles, Problem, SourceTrack
 from soundalike.ingest.sources.tags import parse_year
 from soundalike.search.errors import InvalidRequest
 
-KNOWN_COLUMNS = ("path", "artist", "title", "album", "genre", "year")
+KNOWN_COLUMNS = ("path", "artist", "title", "album", "genre", "year", "item_id")
 
 
 class ManifestSource(LocalFiles):
     """A `.csv` or `.jsonl` file listing tracks: `path` and `artist` columns required, `title`,
-    `album`, `genre`, `year` optional, any other column kept in the payload. Relative paths are
-    relative to the manifest's folder."""
+    `album`, `genre`, `year` and `item_id` (the id a media server knows the track by) optional,
+    any other column kept in the payload. Relative paths are relative to the manifest's
+    folder."""
 
     def __init__(self, manifest: Path) -> None:
         suffix = manifest.suffix.lower()
@@ -80,6 +81,7 @@ def _row_track(
         genre=_text(row.get("genre")),
         year=parse_year(row.get("year")),
         extra={k: v for k, v in row.items() if k not in KNOWN_COLUMNS},
+        item_id=_text(row.get("item_id")),
     )
 
 

@@ -253,16 +253,19 @@ def test_shards_split_artists_disjointly_and_cover_the_catalogue(
     assert len(seen[0] | seen[1]) == 3
 
 
-def test_manifest_keeps_extra_columns(tmp_path: Path, tiny_embedder: MertEmbedder) -> None:
+def test_manifest_keeps_extra_columns_and_media_server_ids(
+    tmp_path: Path, tiny_embedder: MertEmbedder
+) -> None:
     audio_dir = tmp_path / "files"
     audio_dir.mkdir()
     rows = []
+    item_ids = ["0f8fad5bd9cb469fa16570867728950e", ""]
     for index, artist in enumerate(["Ana Ruiz", "Bo Lind"]):
         path = audio_dir / f"t{index}.flac"
         write_audio(path, synth_track(artist_seed=index, track_seed=0, seconds=5.0), 44_100)
-        rows.append(f"files/{path.name},{artist},Song {index},Jazz,label-{index}")
+        rows.append(f"files/{path.name},{artist},Song {index},Jazz,label-{index},{item_ids[index]}")
     manifest = tmp_path / "catalogue.csv"
-    manifest.write_text("path,artist,title,genre,label\n" + "\n".join(rows) + "\n")
+    manifest.write_text("path,artist,title,genre,label,item_id\n" + "\n".join(rows) + "\n")
 
     with open_store(data_dir=tmp_path / "data") as store:
         summary = run(manifest, store, tiny_embedder)
@@ -270,7 +273,12 @@ def test_manifest_keeps_extra_columns(tmp_path: Path, tiny_embedder: MertEmbedde
         tracks = store.tracks_of_artist("ana ruiz")
         assert tracks[0].title == "Song 0"
         assert tracks[0].genre == "Jazz"
-        assert tracks[0].extra["label"] == "label-0"
+        assert tracks[0].extra == {"label": "label-0"}
+        assert tracks[0].item_id == item_ids[0]
+        assert store.tracks_of_artist("bo lind")[0].item_id is None
+        found = store.tracks_by_item_ids([item_ids[0], "unknown"])
+        assert list(found) == [item_ids[0]]
+        assert found[item_ids[0]].track_id == tracks[0].track_id
 
 
 def test_shard_parse_rejects_nonsense() -> None:
