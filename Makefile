@@ -9,6 +9,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 DEMO_ARGS ?=
+# A real Subsonic server for the tests (Supysonic), in its own venv: its Flask/Pillow pins never
+# meet soundalike's. tests/supysonic_server.py finds it here (or SOUNDALIKE_TEST_SUPYSONIC_VENV).
+SUPYSONIC_VENV ?= .venv-supysonic
+SUPYSONIC_SPEC ?= supysonic==0.7.9 waitress==3.0.2
 
 .PHONY: demo test lint clean
 
@@ -24,14 +28,19 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+$(SUPYSONIC_VENV)/.installed:
+	$(PYTHON) -m venv $(SUPYSONIC_VENV)
+	$(SUPYSONIC_VENV)/bin/pip install --quiet $(SUPYSONIC_SPEC)
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/soundalike demo $(DEMO_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-test: lint
+test: lint $(SUPYSONIC_VENV)/.installed
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SUPYSONIC_VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+# A real Subsonic server (Supysonic) for the ingest and API tests: tests/supysonic_server.py.
+from supysonic_server import supysonic, supysonic_factory  # noqa: F401
+
 # Same conv strides and kernels as MERT-v1-95M (so 75 frames per second holds), everything else
 # tiny so that a 30 s window embeds in a few tens of milliseconds on a CPU.
 TINY_MERT_OVERRIDES: dict[str, Any] = {
