@@ -63,6 +63,22 @@ class VectorQuery:
     with_vectors: bool = False
 
 
+@dataclass(frozen=True)
+class Recommendation:
+    """Qdrant's recommendation query, "sum of scores" strategy: the `limit` points passing
+    `where` with the highest sum of cosines to the `positives` minus the sum of cosines to the
+    `negatives` (example vectors). For unit vectors that orders points by cosine to
+    Σpositives − Σnegatives, the score being that cosine times the sum's length."""
+
+    positives: list[list[float]]
+    negatives: list[list[float]]
+    limit: int
+    where: Where | None = None
+    search_ef: int | None = None
+    exact: bool = False
+    with_vectors: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scan:
     """Every point passing `where`, read `batch_size` at a time.
@@ -112,6 +128,7 @@ class Backend(Protocol):
     def scroll(self, name: str, scan: Scan) -> Iterator[StoredPoint]: ...
     def count(self, name: str, where: Where | None = None) -> int: ...
     def search(self, name: str, query: VectorQuery) -> list[tuple[StoredPoint, float]]: ...
+    def recommend(self, name: str, query: Recommendation) -> list[tuple[StoredPoint, float]]: ...
     def value_counts(
         self, name: str, field_name: str, where: Where | None, *, limit: int
     ) -> dict[Scalar, int]:
@@ -221,9 +238,13 @@ def point_from_record(record: Any, with_vector: bool) -> StoredPoint:
     vector = record.vector if with_vector else None
     if isinstance(vector, dict):  # named-vector form: ours is the unnamed default
         vector = vector.get("")
+    if vector is not None and type(vector) is not list:
+        vector = [float(x) for x in vector]
     return StoredPoint(
         id=str(record.id),
-        vector=[float(x) for x in vector] if vector is not None else None,
+        # Both clients hand over a fresh list of floats: copying it again cost more than the
+        # read itself when every centroid is read (a neighbour-list rebuild, the map).
+        vector=vector,
         payload=dict(record.payload or {}),
     )
 

@@ -30,6 +30,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from soundalike.search.backend import (
     IndexKind,
+    Recommendation,
     Scalar,
     Scan,
     StoredPoint,
@@ -363,6 +364,33 @@ class ServerBackend:
                 name,
                 query=query.vector,
                 query_filter=query_filter,
+                search_params=params,
+                limit=query.limit,
+                with_payload=True,
+                with_vectors=query.with_vectors,
+            ),
+        )
+        return [(point_from_record(p, query.with_vectors), float(p.score)) for p in response.points]
+
+    def recommend(self, name: str, query: Recommendation) -> list[tuple[StoredPoint, float]]:
+        params = (
+            qm.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
+            if (query.search_ef is not None or query.exact) and not self._local
+            else None
+        )
+        recommendation = qm.RecommendQuery(
+            recommend=qm.RecommendInput(
+                positive=query.positives,
+                negative=query.negatives,
+                strategy=qm.RecommendStrategy.SUM_SCORES,
+            )
+        )
+        response = self._call(
+            f"recommend from {name}",
+            lambda: self._client.query_points(
+                name,
+                query=recommendation,
+                query_filter=_server_filter(query.where),
                 search_params=params,
                 limit=query.limit,
                 with_payload=True,

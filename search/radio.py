@@ -1,0 +1,133 @@
+"""Radio: tracks near what a listener likes and far from what they do not.
+
+Seeds are tracks or artists (an artist stands for its centroid). The store answers with Qdrant's
+recommendation query (positive and negative examples, "sum of scores"), which for unit vectors
+orders tracks by cosine to Σliked − Σunliked: `radio` reports that cosine as each track's score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from soundalike.search.errors import InvalidRequest
+from soundalike.search.queries import require_track, resolve_artist
+from soundalike.search.store import Store
+from soundalike.search.types import TrackHit
+
+MAX_SEEDS = 20
+MAX_RADIO_LIMIT = 200
+# Over-fetch factor when a per-artist cap will drop hits, and the most tracks one read takes.
+OVERFETCH = 4
+MAX_CANDIDATES = 1000
+# Below this length Σliked − Σunliked points nowhere: the seeds cancel out.
+MIN_QUERY_NORM = 1e-4
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A track (by our track id) or an artist (by name): exactly one of the two."""
+
+    track_id: str | None = None
+    artist: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.track_id is None) == (self.artist is None):
+            raise InvalidRequest("a seed is a track_id or an artist, exactly one of them")
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    vectors: list[list[float]]
+    track_ids: set[str]
+    artist_keys: set[str]
+
+
+def _resolve(store: Store, seeds: Sequence[Seed]) -> _Resolved:
+    """Each seed's vector (a track's, an artist's centroid); 404 for an unknown one."""
+    vectors: list[list[float]] = []
+    track_ids: set[str] = set()
+    artist_keys: set[str] = set()
+    for seed in seeds:
+        if seed.track_id is not None:
+            track = require_track(store, seed.track_id)
+            assert track.vector is not None
+            vectors.append(track.vector)
+            track_ids.add(track.track_id)
+        else:
+            assert seed.artist is not None
+            artist = resolve_artist(store, seed.artist, with_centroid=True)
+            assert artist.centroid is not None
+            vectors.append(artist.centroid)
+            artist_keys.add(artist.artist_key)
+    return _Resolved(vectors, track_ids, artist_keys)
+
+
+def radio(
+    store: Store,
+    like: Sequence[Seed],
+    unlike: Sequence[Seed] = (),
+    *,
+    limit: int = 20,
+    max_per_artist: int | None = 2,
+    exclude_track_ids: Iterable[str] = (),
+    filters: dict[str, Any] | None = None,
+) -> list[TrackHit]:
+    """Tracks best matching the seeds, best first, with score = cosine to Σliked − Σunliked.
+
+    Never a seed track nor one of `exclude_track_ids`; never a track of an unliked artist; at
+    most `max_per_artist` tracks per artist (None: no cap; a catalogue of few artists may then
+    give fewer than `limit`, as at most MAX_CANDIDATES tracks are read)."""
+    if not 1 <= len(like) <= MAX_SEEDS:
+        raise InvalidRequest(f"give between 1 and {MAX_SEEDS} liked seeds, got {len(like)}")
+    if len(unlike) > MAX_SEEDS:
+        raise InvalidRequest(f"give at most {MAX_SEEDS} unliked seeds, got {len(unlike)}")
+    if not 1 <= limit <= MAX_RADIO_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_RADIO_LIMIT}, got {limit}")
+    if max_per_artist is not None and max_per_artist < 1:
+        raise InvalidRequest(f"max_per_artist must be >= 1, got {max_per_artist}")
+    liked, unliked = _resolve(store, like), _resolve(store, unlike)
+    both = liked.artist_keys & unliked.artist_keys
+    if both or liked.track_ids & unliked.track_ids:
+        raise InvalidRequest("the same seed is both liked and unliked")
+    query = np.sum(liked.vectors, axis=0) - (
+        np.sum(unliked.vectors, axis=0) if unliked.vectors else 0.0
+    )
+    norm = float(np.linalg.norm(query))
+    if norm < MIN_QUERY_NORM:
+        raise InvalidRequest("the liked and unliked seeds cancel out: nothing to move towards")
+    excluded = liked.track_ids | unliked.track_ids | set(exclude_track_ids)
+    fetch = limit if max_per_artist is None else min(limit * OVERFETCH, MAX_CANDIDATES)
+    while True:
+        hits = store.recommend_tracks(
+            liked.vectors,
+            unliked.vectors,
+            limit=fetch,
+            exclude_ids=excluded,
+            exclude_artist_keys=unliked.artist_keys,
+            filters=filters,
+        )
+        page = _capped(hits, max_per_artist, limit)
+        if len(page) >= limit or len(hits) < fetch or fetch >= MAX_CANDIDATES:
+            break
+        fetch = MAX_CANDIDATES  # one wider read: two reads at most per request
+    # Sum of cosines = |query| × cosine to the query, for unit track vectors.
+    return [TrackHit(hit.track, min(1.0, max(-1.0, hit.score / norm))) for hit in page]
+
+
+def _capped(hits: list[TrackHit], max_per_artist: int | None, limit: int) -> list[TrackHit]:
+    if max_per_artist is None:
+        return hits[:limit]
+    per_artist: dict[str, int] = {}
+    page: list[TrackHit] = []
+    for hit in hits:
+        count = per_artist.get(hit.track.artist_key, 0)
+        if count < max_per_artist:
+            per_artist[hit.track.artist_key] = count + 1
+            page.append(hit)
+            if len(page) == limit:
+                break
+    return page
