@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -306,26 +307,81 @@ def embed_batch(
             failed += lost
         return embedded, failed
     pairs = zip(batch, vectors, strict=True)
-    return [(item, to_track(item, audio, vector)) for (item, audio), vector in pairs], []
+    return [
+        (item, to_track(item, vector, audio.duration_seconds)) for (item, audio), vector in pairs
+    ], []
 
 
-def to_track(item: PendingTrack, audio: DecodedAudio, vector: np.ndarray) -> Track:
+def to_track(
+    item: PendingTrack, vector: np.ndarray | list[float], duration_seconds: float | None
+) -> Track:
+    """The track to store for a listed file and its vector (embedded now, or reused from a
+    stored copy of the same audio)."""
     listed = item.track
     return Track(
         track_id=item.track_id,
         artist=listed.artist,
         artist_key=item.artist_key,
-        vector=vector.astype(np.float32).tolist(),
+        vector=np.asarray(vector, dtype=np.float32).tolist(),
         title=listed.title or Path(listed.location).stem,
         album=listed.album,
         genre=listed.genre,
         year=listed.year,
         path=listed.location,
-        duration_seconds=round(audio.duration_seconds, 3),
+        duration_seconds=None if duration_seconds is None else round(duration_seconds, 3),
         content_hash=item.identity,
         extra=dict(listed.extra),
         item_id=listed.item_id,
     )
+
+
+def decode_embed_write(
+    source: CatalogueSource,
+    todo: list[PendingTrack],
+    engine: VectorEngine,
+    writer: Writer,
+    fail: Callable[[PendingTrack, str], None],
+    workers: int,
+    stop: threading.Event | None = None,
+) -> bool:
+    """decode → embed → write for `todo`: decoded files are embedded in batches of the
+    embedder's size and handed to `writer`; a file that cannot become a track goes to `fail`
+    with the reason. True when `stop` was set before the end (the rest is left for a rerun)."""
+    batch: list[tuple[PendingTrack, DecodedAudio]] = []
+    windows_in_batch = 0
+
+    def embed_and_write() -> None:
+        nonlocal windows_in_batch
+        if not batch:
+            return
+        embedded, failed = embed_batch(engine, batch)
+        for item, reason in failed:
+            fail(item, reason)
+        if embedded:
+            writer.write([item for item, _ in embedded], [track for _, track in embedded])
+        batch.clear()
+        windows_in_batch = 0
+
+    decoded = decode(source, todo, engine.decoding, engine.sample_rate, workers)
+    try:
+        for item, result in decoded:
+            if stop is not None and stop.is_set():
+                return True
+            if isinstance(result, AudioError):
+                fail(item, result.detail)
+                continue
+            changed = changed_since_identified(source, item)
+            if changed is not None:
+                fail(item, changed)
+                continue
+            batch.append((item, result))
+            windows_in_batch += len(result.windows)
+            if windows_in_batch >= engine.embedder.batch_size:
+                embed_and_write()
+        embed_and_write()
+    finally:
+        decoded.close()  # stops the decoding processes, also when stopped early
+    return False
 
 
 class Writer:
@@ -374,6 +430,29 @@ def retire_superseded(store: Store, current_ids: dict[str, str]) -> set[str]:
     # before its recompute would otherwise leave the old centroid for good.
     store.mark_centroids_pending(losers)
     store.delete_tracks(track.track_id for track in superseded)
+    return losers
+
+
+def retire_missing(
+    store: Store, source: CatalogueSource, current_ids: Iterable[str], shard: Shard | None
+) -> set[str]:
+    """For a source that lists everything it owns (a music server: `lists_everything`),
+    deletes the stored tracks it no longer lists; returns their artists, whose centroids need
+    recomputing. Folders and manifests are left alone: a manifest lists a subset of its folder,
+    and a folder of an unmounted disk lists nothing."""
+    if not getattr(source, "lists_everything", False):
+        return set()
+    stored = [t for t in store.track_summaries() if t.path is not None]
+    gone = source.missing(t.path for t in stored if t.path is not None)
+    keep = set(current_ids)
+    doomed = [
+        t
+        for t in stored
+        if t.path in gone and t.track_id not in keep and (shard is None or shard.owns(t.artist_key))
+    ]
+    losers = {t.artist_key for t in doomed}
+    store.mark_centroids_pending(losers)  # before the delete, as in retire_superseded
+    store.delete_tracks(t.track_id for t in doomed)
     return losers
 
 
@@ -479,8 +558,6 @@ def ingest(
             bar.advance()
 
     writer = Writer(store, count_durable)
-    batch: list[tuple[PendingTrack, DecodedAudio]] = []
-    windows_in_batch = 0
 
     def fail(item: PendingTrack, reason: str) -> None:
         failure = Failure(item.track.location, reason)
@@ -490,33 +567,19 @@ def ingest(
         )
         bar.advance(failed=True)
 
-    def embed_and_write() -> None:
-        nonlocal windows_in_batch
-        if not batch:
-            return
-        embedded, failed = embed_batch(engine, batch)
-        for item, reason in failed:
-            fail(item, reason)
-        if embedded:
-            writer.write([item for item, _ in embedded], [track for _, track in embedded])
-        batch.clear()
-        windows_in_batch = 0
-
+    # A remote source is told what it will be asked for, in order, and which excerpt is
+    # decoded: it can download ahead and fetch only the excerpt (HTTP Range).
+    prepare_fetch = getattr(source, "prepare_fetch", None)
+    if prepare_fetch is not None:
+        decoding = engine.decoding
+        prepare_fetch(
+            [item.track for item in todo],
+            decoding.excerpt,
+            decoding.window_seconds,
+            engine.sample_rate,
+        )
     try:
-        decoded = decode(source, todo, engine.decoding, engine.sample_rate, options.workers)
-        for item, result in decoded:
-            if isinstance(result, AudioError):
-                fail(item, result.detail)
-                continue
-            changed = changed_since_identified(source, item)
-            if changed is not None:
-                fail(item, changed)
-                continue
-            batch.append((item, result))
-            windows_in_batch += len(result.windows)
-            if windows_in_batch >= engine.embedder.batch_size:
-                embed_and_write()
-        embed_and_write()
+        decode_embed_write(source, todo, engine, writer, fail, options.workers)
         writer.flush()
     finally:
         bar.close()
@@ -526,6 +589,8 @@ def ingest(
     current = {item.track.location: item.track_id for item in skipped}
     current.update(durable_ids)
     touched |= retire_superseded(store, current)
+    # A song the server no longer lists leaves the store (only after a complete listing).
+    touched |= retire_missing(store, source, current.values(), options.shard)
 
     every_artist = store.artist_keys_in_tracks() | set(store.artist_names())
     if options.shard is not None:
