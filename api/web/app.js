@@ -1,53 +1,125 @@
-const out = document.getElementById("out");
-function headers() {
-  const key = document.getElementById("key").value;
-  return key ? {"Authorization": "Bearer " + key} : {};
+// soundalike's front end: a hash router over the views, the API-key dialog and the banner for
+// errors. Plain JavaScript modules, no build step, nothing loaded from elsewhere.
+
+import {apiKey, getJSON, onUnauthorized, setApiKey} from "./api.js";
+import {artistView, trackView} from "./artist.js";
+import {clipView} from "./clip.js";
+import {libraryView, stopLibrary} from "./library.js";
+import {mapView} from "./map.js";
+import {onProblem} from "./player.js";
+import {radioView} from "./radio.js";
+import {close as closeSuggestions, searchView} from "./search.js";
+import {artistHref, describe, el, errorBox} from "./ui.js";
+
+const view = document.getElementById("view");
+const banner = document.getElementById("banner");
+const keyDialog = document.getElementById("key-dialog");
+const keyInput = document.getElementById("key");
+const keyReason = document.getElementById("key-reason");
+
+function showBanner(text) {
+  banner.replaceChildren(el("span", {}, text),
+    el("button", {type: "button", class: "link", "aria-label": "Dismiss",
+                  onclick: () => { banner.hidden = true; }}, "×"));
+  banner.hidden = false;
 }
-function rounded(rows) { return rows.map(r => ({...r, score: r.score.toFixed(3)})); }
-function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
-function table(rows, columns) {
-  const t = document.createElement("table");
-  const head = document.createElement("tr");
-  for (const c of columns) {
-    const th = document.createElement("th"); th.textContent = c; head.append(th);
-  }
-  t.append(head);
-  for (const r of rows) {
-    const tr = document.createElement("tr");
-    for (const c of columns) tr.append(cell(r[c] ?? ""));
-    t.append(tr);
-  }
-  return t;
-}
-async function show(response, render) {
-  out.replaceChildren();
-  const body = await response.json();
-  if (!response.ok) {
-    const p = document.createElement("p"); p.className = "error";
-    p.textContent = body.detail;
-    out.append(p); return;
-  }
-  render(body);
-}
-document.getElementById("by-name").addEventListener("submit", async (event) => {
+
+onProblem(showBanner);
+window.addEventListener("error", (event) => showBanner("Something went wrong: " + event.message));
+window.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
-  const name = document.getElementById("artist").value;
-  const url = "/artists/" + encodeURIComponent(name) + "/similar?limit=20";
-  const response = await fetch(url, {headers: headers()});
-  await show(response, (body) => {
-    const h = document.createElement("h2"); h.textContent = "Artists like " + body.artist;
-    out.append(h, table(rounded(body.results), ["artist", "score", "track_count"]));
-  });
+  showBanner(describe(event.reason));
 });
-document.getElementById("by-audio").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = new FormData();
-  form.append("file", document.getElementById("clip").files[0]);
-  const response = await fetch("/search/audio", {method: "POST", body: form, headers: headers()});
-  await show(response, (body) => {
-    const a = document.createElement("h2"); a.textContent = "Artists";
-    const t = document.createElement("h2"); t.textContent = "Tracks";
-    out.append(a, table(rounded(body.artists), ["artist", "score", "track_count"]),
-               t, table(rounded(body.tracks), ["title", "artist", "score"]));
-  });
+
+// --- the API key --------------------------------------------------------------------------
+
+function askForKey(reason) {
+  keyReason.textContent = reason;
+  keyInput.value = apiKey();
+  if (!keyDialog.open) keyDialog.showModal();
+  keyInput.focus();
+}
+
+onUnauthorized((error) => askForKey(error.detail.includes("wrong")
+  ? "That key was refused. Check it and try again."
+  : "This server needs an API key."));
+document.getElementById("key-button").addEventListener("click", () => askForKey(
+  apiKey() ? "A key is set for this tab." : "Only needed when the server has one."));
+document.getElementById("key-form").addEventListener("submit", () => {
+  setApiKey(keyInput.value.trim());
+  render();
 });
+document.getElementById("key-forget").addEventListener("click", () => {
+  setApiKey("");
+  keyDialog.close();
+  render();
+});
+document.getElementById("key-cancel").addEventListener("click", () => keyDialog.close());
+
+// --- routes -------------------------------------------------------------------------------
+
+async function home(target) {
+  target.replaceChildren(
+    el("h1", {}, "Which artists sound like…"),
+    el("p", {class: "lead"}, "Type an artist or a track above, or wander the catalogue by sound:"),
+    el("ul", {class: "cards"},
+      el("li", {}, el("a", {href: "#/map"}, el("strong", {}, "Map")), " every artist placed by sound"),
+      el("li", {}, el("a", {href: "#/clip"}, el("strong", {}, "Clip")), " what does this recording sound like?"),
+      el("li", {}, el("a", {href: "#/radio"}, el("strong", {}, "Radio")), " a playlist from seeds, or a path from one artist to another"),
+      el("li", {}, el("a", {href: "#/library"}, el("strong", {}, "Library")), " scan progress of the watched folders")));
+  try {
+    const first = await getJSON("/artists?limit=24");
+    if (!target.isConnected) return;
+    target.append(el("section", {class: "panel"},
+      el("h2", {}, `Artists (${first.total})`),
+      first.artists.length
+        ? el("ul", {class: "artist-cloud"}, first.artists.map((a) =>
+            el("li", {}, el("a", {href: artistHref(a.artist)}, a.artist))))
+        : el("p", {class: "muted"}, "Nothing ingested yet: run `soundalike ingest PATH`.")));
+  } catch (error) {
+    target.append(errorBox(error));
+  }
+}
+
+const ROUTES = [
+  [/^$/, (target) => home(target)],
+  [/^artist\/(.+)$/, (target, m) => artistView(target, m[1])],
+  [/^track\/(.+)$/, (target, m) => trackView(target, m[1])],
+  [/^search\/(.+)$/, (target, m) => searchView(target, m[1])],
+  [/^map$/, (target) => mapView(target)],
+  [/^clip$/, (target) => clipView(target)],
+  [/^radio$/, (target, m, params) => radioView(target, params)],
+  [/^library$/, (target) => libraryView(target)],
+];
+
+async function render() {
+  closeSuggestions();
+  stopLibrary();
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [path, search = ""] = raw.split("?");
+  let decoded;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    decoded = path;
+  }
+  document.title = "soundalike";
+  for (const [pattern, show] of ROUTES) {
+    const match = decoded.match(pattern);
+    if (!match) continue;
+    try {
+      await show(view, match, new URLSearchParams(search));
+    } catch (error) {
+      view.replaceChildren(errorBox(error));
+    }
+    return;
+  }
+  view.replaceChildren(el("h1", {}, "Not found"),
+    el("p", {}, "Nothing lives at this address. ", el("a", {href: "#/"}, "Start again.")));
+}
+
+window.addEventListener("hashchange", () => {
+  render();
+  view.focus({preventScroll: true});
+});
+render();

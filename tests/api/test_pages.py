@@ -26,7 +26,10 @@ from soundalike.api.routes import pages
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = ROOT / "api" / "web"
-FRONT_END_FILES = ("index.html", "app.css", "app.js")
+FRONT_END_FILES = tuple(
+    sorted(p.name for p in WEB_DIR.iterdir() if p.suffix in (".html", ".css", ".js", ".svg"))
+)
+SCRIPTS = tuple(name for name in FRONT_END_FILES if name.endswith(".js"))
 
 
 class PageOutline(HTMLParser):
@@ -101,14 +104,26 @@ def test_page_has_no_inline_script_or_style_for_a_strict_csp() -> None:
     assert outline(html).inline_code == []
 
 
-def test_script_only_looks_up_elements_the_page_has() -> None:
-    script = (WEB_DIR / "app.js").read_text(encoding="utf-8")
-    looked_up = set(re.findall(r"getElementById\(\"([^\"]+)\"\)", script))
+def test_scripts_only_look_up_elements_the_page_has() -> None:
+    looked_up = {
+        found
+        for name in SCRIPTS
+        for found in re.findall(r"getElementById\(\"([^\"]+)\"\)", (WEB_DIR / name).read_text())
+    }
     page_ids = outline((WEB_DIR / "index.html").read_text(encoding="utf-8")).element_ids
-    # The search box, the upload form and the key box must all still be wired.
-    assert {"by-name", "artist", "by-audio", "clip", "key", "out"} <= looked_up
+    # The search box, the view, the player and the key dialog must all still be wired.
+    assert {"q", "suggestions", "view", "audio", "key", "key-dialog", "banner"} <= looked_up
     missing = looked_up - page_ids
-    assert not missing, f"app.js looks up ids that index.html lacks: {missing}"
+    assert not missing, f"the scripts look up ids that index.html lacks: {missing}"
+
+
+def test_every_imported_module_is_shipped() -> None:
+    for name in SCRIPTS:
+        for imported in re.findall(
+            r"^import .* from \"([^\"]+)\";", (WEB_DIR / name).read_text(), re.M
+        ):
+            assert imported.startswith("./"), f"{name} imports {imported} from elsewhere"
+            assert (WEB_DIR / imported[2:]).is_file(), f"{name} imports a missing {imported}"
 
 
 def test_front_end_is_self_contained() -> None:
@@ -116,7 +131,9 @@ def test_front_end_is_self_contained() -> None:
         text = (WEB_DIR / name).read_text(encoding="utf-8")
         assert not re.search(r"(?:src|href)=\"(?:https?:)?//", text), f"{name} loads a remote file"
         assert not re.search(r"(?:import|fetch)\s*\(\s*[\"'](?:https?:)?//", text), name
+        assert not re.search(r"from\s+[\"'](?:https?:)?//", text), name
         assert "@import" not in text, name
+        assert "url(" not in text or name != "app.css", "the stylesheet loads nothing"
 
 
 def test_served_files_revalidate_cheaply_with_an_etag(pages_client: TestClient) -> None:
@@ -185,9 +202,36 @@ def test_the_app_serves_the_page_and_its_script_uses_the_apps_json_routes(
     paths = client.get("/openapi.json").json()["paths"]
     assert "get" in paths["/artists/{artist}/similar"] and "post" in paths["/search/audio"]
     assert not any(path == "/" or path.startswith("/assets") for path in paths)
-    assert '"/artists/" + encodeURIComponent(name) + "/similar' in script.text
-    assert 'fetch("/search/audio"' in script.text
-    assert '{"Authorization": "Bearer " + key}' in script.text
+    scripts = {name: client.get(f"/assets/{name}") for name in SCRIPTS}
+    assert all(r.status_code == 200 for r in scripts.values())
+    text = "\n".join(r.text for r in scripts.values())
+    # The JSON routes the scripts call are routes of this app.
+    for route in (
+        "/artists/{artist}",
+        "/artists/{artist}/similar",
+        "/tracks",
+        "/tracks/{track_id}",
+        "/tracks/{track_id}/similar",
+        "/tracks/{track_id}/audio",
+        "/search/audio",
+        "/map",
+        "/radio",
+        "/paths",
+    ):
+        assert route in paths, route
+    for called in (
+        '"/artists"',
+        "/similar",
+        '"/tracks"',
+        "/audio",
+        '"/search/audio',
+        '"/map"',
+        '"/radio"',
+        '"/paths"',
+    ):
+        assert called in text, called
+    assert '{"Authorization": "Bearer " + key}' in text
+    assert "sessionStorage" in text and "localStorage" not in text
 
 
 def test_no_python_source_holds_an_html_document() -> None:

@@ -1,0 +1,215 @@
+"""Browser tests: the front end in Debian's Chromium, driven by Playwright, against a real
+server (uvicorn in a thread) over a generated catalogue ingested through the public path.
+
+One browser for the whole session; each test gets a fresh context (no shared storage) whose
+console errors and uncaught exceptions fail the test. Screenshots of the main views go to
+$WEB_SCREENSHOTS_DIR (default: a folder under pytest's tmp dir).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright import sync_api
+
+from soundalike.api.main import create_app
+from soundalike.api.settings import Settings
+from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
+from soundalike.ingest.engine import Decoding, VectorEngine
+from soundalike.ingest.pipeline import IngestOptions, ingest
+from soundalike.ingest.sources import source_for
+from soundalike.search.store import open_store
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# test_front_end.py repeats ARTISTS and API_KEY.
+ARTISTS = 6
+TRACKS_PER_ARTIST = 3
+TRACK_SECONDS = 8.0
+API_KEY = "browser-test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def web_catalogue(tmp_path_factory: pytest.TempPathFactory) -> list[WrittenTrack]:
+    """6 artists x 3 tracks of 8 s, in formats browsers play and one they do not (AIFF)."""
+    return write_catalogue(
+        tmp_path_factory.mktemp("web-catalogue"),
+        artists=ARTISTS,
+        tracks_per_artist=TRACKS_PER_ARTIST,
+        seconds=TRACK_SECONDS,
+        formats=("flac", "mp3", "ogg", "wav", "aiff"),
+    )
+
+
+@pytest.fixture(scope="session")
+def web_ingested(
+    web_catalogue: list[WrittenTrack], tiny_embedder: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    data_dir = tmp_path_factory.mktemp("web-ingested") / "data"
+    with open_store(data_dir=data_dir) as store:
+        summary = ingest(
+            source_for(web_catalogue[0].path.parent.parent),
+            store=store,
+            engine=VectorEngine(tiny_embedder, Decoding()),
+            options=IngestOptions(workers=1),
+        )
+    assert summary.ingested == len(web_catalogue), summary.to_dict()
+    return data_dir
+
+
+@contextmanager
+def _serving(app: FastAPI) -> Iterator[str]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        host, port = listener.getsockname()
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        listener.close()
+
+
+def _settings(data_dir: Path, tiny_mert_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "model": str(tiny_mert_dir),
+        "device": "cpu",
+        "api_key": None,
+        "cors_origins": [],
+        "load_model": "lazy",
+        "qdrant_url": None,
+        "collection_prefix": "",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def server(
+    web_ingested: Path, tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base URL of a server over the catalogue, without an API key."""
+    data_dir = tmp_path_factory.mktemp("web-open") / "data"
+    shutil.copytree(web_ingested, data_dir)
+    with _serving(create_app(_settings(data_dir, tiny_mert_dir))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def keyed_server(
+    web_ingested: Path, tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base URL of a server over the catalogue that needs API_KEY."""
+    data_dir = tmp_path_factory.mktemp("web-keyed") / "data"
+    shutil.copytree(web_ingested, data_dir)
+    with _serving(create_app(_settings(data_dir, tiny_mert_dir, api_key=API_KEY))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def library_server(
+    tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """(base URL, library folder) of a server with an empty store that scans and watches a
+    library of 2 artists x 2 tracks plus one file that is not audio."""
+    home = tmp_path_factory.mktemp("web-library")
+    library = home / "music"
+    write_catalogue(library, artists=2, tracks_per_artist=2, seconds=5.0, formats=("flac",))
+    (library / "Éclair Ensemble" / "broken.mp3").write_bytes(b"not audio at all" * 100)
+    settings = _settings(home / "data", tiny_mert_dir, library=[library])
+    with _serving(create_app(settings)) as url:
+        yield url, library
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--autoplay-policy=no-user-gesture-required",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+            ],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = os.environ.get("WEB_SCREENSHOTS_DIR")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class Console:
+    """What the page said: console errors and uncaught exceptions. `expected_statuses` are
+    HTTP statuses the scenario provokes on purpose (a 404 with suggestions, a 401), whose
+    "Failed to load resource" lines Chromium logs as console errors."""
+
+    errors: list[str] = field(default_factory=list)
+    expected_statuses: set[int] = field(default_factory=set)
+
+    def unexpected(self) -> list[str]:
+        allowed = tuple(
+            f"the server responded with a status of {status}" for status in self.expected_statuses
+        )
+        return [e for e in self.errors if not any(a in e for a in allowed)]
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+def open_page(browser: Any, console: Console) -> Iterator[Callable[..., Any]]:
+    """open_page(url, width=1280, height=860) -> a page in a fresh context; console errors and
+    page exceptions are collected and fail the test at the end."""
+    contexts: list[Any] = []
+
+    def make(url: str, *, width: int = 1280, height: int = 860) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda message: (
+                console.errors.append(message.text) if message.type == "error" else None
+            ),
+        )
+        page.on("pageerror", lambda error: console.errors.append(f"uncaught: {error}"))
+        page.set_default_timeout(15_000)
+        page.goto(url)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert console.unexpected() == [], "the page logged errors"
