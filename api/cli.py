@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from soundalike.api import cli_radio
 from soundalike.api.benchmarks.engine import add_bench_flags
 from soundalike.api.services import Services, open_patient_store_for
 from soundalike.api.settings import Settings
@@ -61,10 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ingest = commands.add_parser(
-        "ingest", help="embed a catalogue folder or manifest into the store"
+        "ingest", help="embed a catalogue folder, manifest or Subsonic server into the store"
     )
     ingest.add_argument(
-        "source", metavar="PATH", help="a folder (artist = first level) or a .csv/.jsonl manifest"
+        "source",
+        metavar="PATH",
+        help="a folder (artist = first level), a .csv/.jsonl manifest, or a Subsonic server "
+        "subsonic+http(s)://USER@HOST:PORT[/base] (password: SOUNDALIKE_SUBSONIC_PASSWORD)",
     )
     ingest.add_argument("--artist-from", choices=["folders", "tags"], default="folders")
     ingest.add_argument("--workers", type=int, help="decoding processes (default 2)")
@@ -75,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--shard", help="i/N: only artists whose key hashes to i of N")
     ingest.add_argument("--report", type=Path, help="append one JSON line per file to FILE")
+    ingest.add_argument(
+        "--server",
+        metavar="URL",
+        help="hand the folder to the running `soundalike serve` at URL (its library scans it)",
+    )
     ingest.add_argument(
         "--rebuild-centroids",
         action="store_true",
@@ -107,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_flags(delete)
     _add_json_flag(delete)
 
+    cli_radio.add_commands(commands, _add_store_flags, _add_json_flag)
+
     neighbours = commands.add_parser(
         "neighbours",
         help="state of the precomputed 'artists like X' lists; --rebuild recomputes them",
@@ -129,8 +140,29 @@ def build_parser() -> argparse.ArgumentParser:
         dest="http_workers",
         help="uvicorn worker processes (more than 1 needs a Qdrant server: --qdrant-url)",
     )
+    serve.add_argument(
+        "--library",
+        action="append",
+        metavar="DIR",
+        help="a music folder to scan and keep in sync (repeatable; SOUNDALIKE_LIBRARY)",
+    )
+    serve.add_argument(
+        "--artist-from",
+        choices=["folders", "tags"],
+        dest="library_artist_from",
+        help="artist of a library file: first folder level (default) or tags",
+    )
     _add_model_flags(serve)
     _add_store_flags(serve)
+
+    library = commands.add_parser("library", help="a running server's library")
+    library_commands = library.add_subparsers(dest="library_command", required=True)
+    library_status = library_commands.add_parser("status", help="print the library's state")
+    library_status.add_argument(
+        "--server", metavar="URL", help="the server (default: the one owning the data dir)"
+    )
+    library_status.add_argument("--data-dir", dest="data_dir", help="embedded store folder")
+    _add_json_flag(library_status)
 
     demo = commands.add_parser("demo", help="generate a small catalogue, ingest it, show results")
     _add_out_flag(demo, "soundalike-demo", "folder for the catalogue and its store")
@@ -182,6 +214,8 @@ SETTINGS_FLAGS = (
     "collection_prefix",
     "host",
     "port",
+    "library",
+    "library_artist_from",
 )
 
 
@@ -202,6 +236,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(f"invalid settings: {problems}") from None
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 def emit(document: dict[str, Any]) -> None:
     print(json.dumps(document, ensure_ascii=False))
 
@@ -210,12 +248,19 @@ def emit(document: dict[str, Any]) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.server:
+        return _ingest_via_server(args)
     from soundalike.ingest.pipeline import IngestOptions, Shard, ingest
     from soundalike.ingest.sources import source_for
 
     settings = settings_from(args)
     try:
-        source = source_for(args.source, artist_from=args.artist_from)
+        source = source_for(
+            args.source,
+            artist_from=args.artist_from,
+            subsonic_password=_secret(settings.subsonic_password),
+            subsonic_api_key=_secret(settings.subsonic_api_key),
+        )
         shard = Shard.parse(args.shard) if args.shard else None
     except InvalidRequest as error:
         raise UsageError(error.message) from None
@@ -226,6 +271,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         rebuild_centroids=args.rebuild_centroids,
         filterable_columns=tuple(settings.filterable_columns),
     )
+    # A remote source checks that it answers (and takes the credentials) before the model
+    # loads: a wrong password fails in a second, not after minutes.
+    check = getattr(source, "check", None)
+    if check is not None:
+        check()
     with Services(settings, store_opener=open_patient_store_for) as services:
         summary = ingest(
             source,
@@ -248,6 +298,42 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"  failed: {failure.path}: {failure.reason}")
     nothing_usable = summary.ingested == 0 and summary.skipped == 0
     return EXIT_FAILED if nothing_usable else EXIT_OK
+
+
+def _ingest_via_server(args: argparse.Namespace) -> int:
+    """`ingest DIR --server URL`: the running server's library scans the folder instead."""
+    from soundalike.ingest.library import client
+
+    if not Path(args.source).is_dir():
+        raise UsageError(f"{args.source}: --server hands over a folder, not a file or URL")
+    settings = settings_from(args)
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    state = client.hand_over(args.server, args.source, key)
+    if args.json:
+        emit(state)
+    else:
+        print(f"handed {os.path.abspath(args.source)} to {args.server}")
+        print(client.describe(state))
+    return EXIT_OK
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    from soundalike.ingest.library import client
+    from soundalike.search.edge_store import read_owner_note
+
+    settings = settings_from(args)
+    url = args.server
+    if url is None:
+        lock_name = f"{settings.collection_prefix}soundalike.lock"
+        note = read_owner_note(settings.data_dir.absolute(), lock_name)
+        url = note["url"] if note else f"http://{settings.host}:{settings.port}"
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    state = client.status(url, key)
+    if args.json:
+        emit(state)
+    else:
+        print(client.describe(state))
+    return EXIT_OK
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
@@ -366,6 +452,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.http_workers < 1:
         raise UsageError("--http-workers must be >= 1")
+    if settings.library and args.http_workers > 1:
+        raise UsageError("a library is followed by one process: --library needs --http-workers 1")
     # The JSON access log is soundalike's own (api/errors.py): uvicorn's is off.
     server = {
         "host": settings.host,
@@ -493,7 +581,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "artists": cmd_artists,
     "delete": cmd_delete,
     "neighbours": cmd_neighbours,
+    "path": cli_radio.cmd_path,
+    "radio": cli_radio.cmd_radio,
     "serve": cmd_serve,
+    "library": cmd_library,
     "bench": cmd_bench,
     "demo": cmd_demo,
     "eval": cmd_eval,

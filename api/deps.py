@@ -24,6 +24,7 @@ from soundalike.api.errors import NothingIngested, Unauthorized
 from soundalike.api.services import Services
 from soundalike.api.settings import Settings
 from soundalike.ingest.decode_pool import DecodeFunction, DecodePool, decode_job
+from soundalike.ingest.library import Library
 from soundalike.search.errors import AudioError, CapacityExhausted
 from soundalike.search.store import Store
 from soundalike.search.types import EmbeddingSpec
@@ -165,6 +166,10 @@ def get_store(request: Request) -> Store:
     return request.app.state.services.store()
 
 
+def get_library(request: Request) -> Library:
+    return request.app.state.library
+
+
 def get_upload_embedder(request: Request) -> UploadEmbedder:
     return request.app.state.upload_embedder
 
@@ -210,3 +215,4 @@ def require_api_key(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 UploadEmbedderDep = Annotated[UploadEmbedder, Depends(get_upload_embedder)]
+LibraryDep = Annotated[Library, Depends(get_library)]

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from soundalike.api.schemas import ArtistNotFoundBody, ErrorBody
+from soundalike.ingest.library.library import LibraryOff
 from soundalike.search.errors import (
     ArtistNotFound,
     AudioError,
@@ -65,6 +66,7 @@ STATUS_BY_ERROR: dict[type[SoundalikeError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     NothingIngested: 409,
+    LibraryOff: 409,
     SpecMismatch: 409,
     UploadTooLarge: 413,
     UndecodableAudio: 415,
@@ -96,6 +98,7 @@ def error_responses(
 
 
 _DESCRIPTIONS = {
+    400: "A request body that cannot be parsed (not JSON, not UTF-8).",
     401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
     404: "Unknown artist (with `suggestions`) or track.",
     409: "Nothing ingested yet, or the server's model differs from the catalogue's.",

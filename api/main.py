@@ -19,9 +19,22 @@ from soundalike.api.errors import (
     RequestContextMiddleware,
     install_error_handlers,
 )
-from soundalike.api.routes import artists, health, pages, search, similarity, tracks
-from soundalike.api.services import Services
+from soundalike.api.routes import (
+    artists,
+    audio,
+    audiomuse,
+    health,
+    library,
+    pages,
+    radio,
+    search,
+    similarity,
+    tracks,
+)
+from soundalike.api.routes import map as catalogue_map
+from soundalike.api.services import Services, library_for, note_server_owner
 from soundalike.api.settings import Settings
+from soundalike.search.errors import SoundalikeError
 
 log = logging.getLogger("soundalike.api")
 
@@ -50,9 +63,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await run_in_threadpool(running.open_store_now)
         if settings.load_model == "startup":
             await run_in_threadpool(_load_model_now, running)
+        await run_in_threadpool(_note_owner, running)
+        # The library scans in the background: the server answers at once.
+        await run_in_threadpool(app.state.library.start)
         try:
             yield
         finally:
+            await run_in_threadpool(app.state.library.close)  # stops after the current file
             await run_in_threadpool(app.state.upload_embedder.close)  # the decoder processes
             if owned:
                 await run_in_threadpool(running.close)
@@ -65,15 +82,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     app.state.upload_embedder = UploadEmbedder(services)
+    app.state.library = library_for(services)
 
     install_error_handlers(app)
     app.include_router(health.router)
     # Without a key nothing is enforced, so the schema must declare no security either.
     protected = [Depends(require_api_key)] if settings.api_key is not None else []
-    for module in (artists, tracks, search, similarity):
+    for module in (artists, tracks, audio, search, similarity, catalogue_map):
         app.include_router(module.router, dependencies=protected)
+    app.include_router(radio.router, dependencies=protected)
+    app.include_router(library.router, dependencies=protected)
     app.include_router(pages.router)
+    # AudioMuse-AI's contract (media-server plugins): its own error shape, same API key.
+    app.include_router(audiomuse.open_router)
+    app.include_router(audiomuse.router, dependencies=protected)
     _document_column_filters(app, settings.filterable_columns)
+    audiomuse.document_errors(app)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -125,6 +149,16 @@ def _document_column_filters(app: FastAPI, columns: list[str]) -> None:
 def _regex_literal(text: str) -> str:
     """`text` as an ECMA-262 regex literal (JSON Schema patterns)."""
     return "".join("\\" + ch if ch in "\\^$.|?*+()[]{}/-" else ch for ch in text)
+
+
+def _note_owner(services: Services) -> None:
+    """Names this server in its embedded data dir (see `note_server_owner`); never fatal."""
+    if services.settings.qdrant_url is not None:
+        return
+    try:
+        note_server_owner(services)
+    except SoundalikeError as error:
+        log.warning("cannot record the server in the data dir: %s", error)
 
 
 def _load_model_now(services: Services) -> None:

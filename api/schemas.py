@@ -226,3 +226,25 @@ class SimilarityMatrix(BaseModel):
     matrix: list[list[float]] = Field(
         description="matrix[i][j]: cosine similarity of the centroids of artists i and j."
     )
+
+
+# --- the front end: track search and the catalogue map -------------------------------------
+
+
+class TrackList(BaseModel):
+    tracks: list[TrackInfo] = Field(description="One page of matching tracks.")
+    limit: int
+    offset: int
+
+
+class MapArtist(BaseModel):
+    artist: str = Field(description="Display name.")
+    x: float = Field(description="Horizontal position, -1..1.")
+    y: float = Field(description="Vertical position, -1..1.")
+    track_count: int
+    genre: str | None = Field(description="The artist's first genre, when its tracks have one.")
+
+
+class CatalogueMapBody(BaseModel):
+    artists: list[MapArtist] = Field(description="Every stored artist, by name key.")
+    projection: str = Field(description="How centroids were projected to 2-D (`pca`).")

@@ -27,6 +27,7 @@ from soundalike.search.types import EmbeddingSpec
 
 if TYPE_CHECKING:
     from soundalike.ingest.embed import MertEmbedder
+    from soundalike.ingest.library import Library
     from soundalike.ingest.model import LoadedMert
 
 log = logging.getLogger("soundalike.api")
@@ -172,3 +173,39 @@ def warm_up(store: Store) -> None:
         store.count_tracks()
         store.count_artists()
     store.artist_names()
+
+
+def library_for(services: Services) -> Library:
+    """The live library the settings describe (`state: off` when they name no folders); the
+    app's lifespan starts and closes it."""
+    from soundalike.ingest.library import Library, LibraryConfig
+
+    settings = services.settings
+    config = LibraryConfig(
+        roots=tuple(settings.library),
+        artist_from=settings.library_artist_from,
+        exclude=tuple(settings.library_exclude),
+        follow_symlinks=settings.library_follow_symlinks,
+        watch=settings.library_watch,
+        rescan_seconds=settings.library_rescan_seconds,
+        debounce_seconds=settings.library_debounce_seconds,
+        allow_new_roots=settings.library_allow_new_roots,
+        workers=settings.workers,
+    )
+    return Library(config, store=services.store, engine=services.engine)
+
+
+def note_server_owner(services: Services) -> None:
+    """An embedded store served over HTTP records the server's pid and URL in its data dir, so
+    `soundalike ingest` refused the dir can name the server and hand it the folder instead."""
+    import os
+
+    from soundalike.search.edge_store import EdgeBackend
+
+    backend = services.store().backend
+    if isinstance(backend, EdgeBackend):
+        settings = services.settings
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        if ":" in host:
+            host = f"[{host}]"
+        backend.note_owner({"pid": os.getpid(), "url": f"http://{host}:{settings.port}"})

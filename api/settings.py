@@ -96,6 +96,55 @@ class Settings(BaseSettings):
         "the live HNSW search.",
     )
 
+    # --- music servers -----------------------------------------------------------------
+    subsonic_password: SecretStr | None = Field(
+        None,
+        description="Password of the user in a `subsonic+http://USER@HOST` ingest URL (and "
+        "for streaming its tracks); never put it in the URL.",
+    )
+    subsonic_api_key: SecretStr | None = Field(
+        None,
+        description="OpenSubsonic API key of that server; used instead of user and password.",
+    )
+
+    # --- live library (`soundalike serve --library DIR`) ----------------------------------
+    library: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Music folders `soundalike serve` scans and keeps in sync (comma-separated).",
+    )
+    library_artist_from: Literal["folders", "tags"] = Field(
+        "folders", description="Artist of a library file: its first folder level, or its tags."
+    )
+    library_exclude: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Globs of library paths (relative to their folder) or names to skip "
+        "(comma-separated), e.g. `Podcasts,*.part`.",
+    )
+    library_follow_symlinks: bool = Field(
+        False,
+        description="Follow symlinks inside the library folders (one leading outside them is "
+        "always refused and reported).",
+    )
+    library_watch: bool = Field(
+        True, description="Follow file-system events; `false` relies on the periodic rescan."
+    )
+    library_rescan_seconds: float = Field(
+        3600.0,
+        ge=0.5,
+        description="Full rescan interval (mounts without events: NFS, SMB).",
+    )
+    library_debounce_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=600,
+        description="Quiet time before changes are ingested; files modified more recently wait.",
+    )
+    library_allow_new_roots: bool = Field(
+        False,
+        description="`POST /library/scan` (and `soundalike ingest --server`) may add a folder "
+        "outside the library folders.",
+    )
+
     # --- HTTP API ----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `soundalike serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `soundalike serve` binds.")
@@ -155,7 +204,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("cors_origins", "filterable_columns", mode="before")
+    @field_validator(
+        "cors_origins", "filterable_columns", "library", "library_exclude", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -25,6 +25,7 @@ import qdrant_edge as qe
 
 from soundalike.search.backend import (
     IndexKind,
+    Recommendation,
     Scalar,
     Scan,
     StoredPoint,
@@ -58,7 +59,31 @@ class EdgeIndexSettings:
     quantize_int8: bool = False
 
 
-def locked_message(data_dir: Path) -> str:
+def owner_note_path(data_dir: Path, lock_name: str = "soundalike.lock") -> Path:
+    """Where the process holding the lock says who it is (a server: its pid and URL)."""
+    return data_dir / f"{lock_name.removesuffix('.lock')}.owner.json"
+
+
+def read_owner_note(data_dir: Path, lock_name: str = "soundalike.lock") -> dict[str, Any] | None:
+    """The lock holder's note, when there is one and its process still runs."""
+    try:
+        note = json.loads(owner_note_path(data_dir, lock_name).read_text(encoding="utf-8"))
+        pid = int(note["pid"])
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return dict(note)
+
+
+def locked_message(data_dir: Path, lock_name: str = "soundalike.lock") -> str:
+    note = read_owner_note(data_dir, lock_name)
+    if note is not None and note.get("url"):
+        url = note["url"]
+        return (
+            f"the data dir {data_dir} is in use by `soundalike serve` (pid {note['pid']}) at "
+            f"{url}: hand it the folder with `soundalike ingest DIR --server {url}`, see its "
+            f"library with `soundalike library status --server {url}`, or stop it"
+        )
     return (
         f"the data dir {data_dir} is in use by another soundalike process (an ingest or serve "
         "running?): stop it, or point SOUNDALIKE_DATA_DIR elsewhere"
@@ -86,6 +111,7 @@ class EdgeBackend:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the data dir {self.data_dir}: {exc}") from exc
+        self._lock_name = lock_name
         self._lock_file = self._acquire_lock(self.data_dir / lock_name)
         self._shards: dict[str, qe.EdgeShard] = {}
         # Shards open lazily on first use, from whichever request thread comes first; two
@@ -93,6 +119,10 @@ class EdgeBackend:
         self._shards_lock = threading.RLock()
         self._index = index or EdgeIndexSettings()
         self._metadata_lock = threading.Lock()
+        # Metadata as last written or read, by collection: the lock above makes this backend
+        # the data dir's only writer, so the files change only through it, and hot paths (the
+        # catalogue version checked per "artists like X") skip a file read.
+        self._metadata_text: dict[str, str | None] = {}
         self._closed = False
 
     def _acquire_lock(self, path: Path) -> IO[bytes]:
@@ -104,8 +134,21 @@ class EdgeBackend:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise StoreLocked(locked_message(self.data_dir)) from None
+            raise StoreLocked(locked_message(self.data_dir, path.name)) from None
         return handle
+
+    def note_owner(self, note: dict[str, Any]) -> None:
+        """Records who holds the lock (`{"pid", "url"}`), so a process refused the data dir can
+        say which server owns it; removed on close."""
+        path = owner_note_path(self.data_dir, self._lock_name)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=self.data_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(note, out)
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path}: {exc}") from exc
 
     # --- collections -------------------------------------------------------------------
 
@@ -143,7 +186,7 @@ class EdgeBackend:
             raise
         except Exception as exc:
             if "WouldBlock" in str(exc):
-                raise StoreLocked(locked_message(self.data_dir)) from exc
+                raise StoreLocked(locked_message(self.data_dir, self._lock_name)) from exc
             raise StoreError(f"Qdrant Edge could not {doing} in {self.data_dir}: {exc}") from exc
 
     def collection_exists(self, name: str) -> bool:
@@ -195,29 +238,43 @@ class EdgeBackend:
                 with self._errors(f"close the collection {name}"):
                     shard.close()
             self._meta_path(name).unlink(missing_ok=True)
+            self._metadata_text.pop(name, None)
             shutil.rmtree(self._path(name), ignore_errors=True)
 
     def read_metadata(self, name: str) -> dict[str, Any]:
         path = self._meta_path(name)
-        try:
-            return dict(json.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
+        if name in self._metadata_text:
+            text = self._metadata_text[name]
+        else:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                text = None
+            except OSError as exc:
+                raise StoreError(f"cannot read {path}: {exc}") from exc
+        if text is None:
             return {}
-        except (OSError, ValueError, TypeError) as exc:
+        try:
+            metadata = dict(json.loads(text))
+        except (ValueError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
+        self._metadata_text[name] = text
+        return metadata
 
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         path = self._meta_path(name)
+        text = json.dumps(metadata, indent=2, sort_keys=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=self.data_dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(metadata, out, indent=2, sort_keys=True)
+                out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"cannot write {path}: {exc}") from exc
+        self._metadata_text[name] = text
         _fsync_dir(self.data_dir)
 
     def update_metadata(self, name: str, changes: dict[str, Any]) -> None:
@@ -311,6 +368,27 @@ class EdgeBackend:
             hits = shard.query(request)
         return [(point_from_record(h, query.with_vectors), float(h.score)) for h in hits]
 
+    def recommend(self, name: str, query: Recommendation) -> list[tuple[StoredPoint, float]]:
+        shard = self._shard(name)
+        params = (
+            qe.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
+            if query.search_ef is not None or query.exact
+            else None
+        )
+        request = qe.QueryRequest(
+            limit=query.limit,
+            query=qe.Query.RecommendSumScores(
+                qe.RecommendQuery(positives=query.positives, negatives=query.negatives)
+            ),
+            filter=_edge_filter(query.where),
+            with_payload=True,
+            with_vector=query.with_vectors,
+            params=params,
+        )
+        with self._errors(f"recommend from {name}"):
+            hits = shard.query(request)
+        return [(point_from_record(h, query.with_vectors), float(h.score)) for h in hits]
+
     def value_counts(
         self, name: str, field_name: str, where: Where | None, *, limit: int
     ) -> dict[Scalar, int]:
@@ -355,6 +433,7 @@ class EdgeBackend:
                 shard.close()
             except Exception as exc:  # close every shard even when one fails
                 errors.append(f"{name}: {exc}")
+        owner_note_path(self.data_dir, self._lock_name).unlink(missing_ok=True)
         fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
         self._lock_file.close()
         if errors:

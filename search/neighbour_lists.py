@@ -195,19 +195,33 @@ class NeighbourLists:
     # --- serving ----------------------------------------------------------------------------
 
     def neighbours_of(
-        self, artist_key: str, limit: int, min_tracks: int, only_keys: Iterable[str] | None
+        self,
+        artist_key: str,
+        limit: int,
+        min_tracks: int,
+        only_keys: Iterable[str] | None,
+        *,
+        centroid: Sequence[float] | None = None,
     ) -> list[ArtistHit] | None:
         """The first `limit` listed artists with at least `min_tracks` tracks (and among
-        `only_keys`, when given), best first; None when no valid list answers that fully."""
+        `only_keys`, when given), best first; None when no valid list answers that fully.
+        `centroid`: the artist's stored centroid, when the caller read it already."""
         if self.valid_version() is None:
             return None
         points = self._backend.retrieve(
-            self._artists, [artist_point_id(artist_key)], with_payload=True, with_vectors=True
+            self._artists,
+            [artist_point_id(artist_key)],
+            with_payload=True,
+            with_vectors=centroid is None,
         )
-        if not points or points[0].vector is None:
+        if not points:
+            return None
+        if centroid is None:
+            centroid = points[0].vector
+        if centroid is None:
             return None
         stored = decode_list(points[0].payload.get(F_NEIGHBOURS))
-        if stored is None or stored.fingerprint != fingerprint(points[0].vector):
+        if stored is None or stored.fingerprint != fingerprint(centroid):
             return None
         ids, scores = stored.ids, stored.scores
         if only_keys is not None:

@@ -113,7 +113,11 @@ def artists_like(
     assert artist.centroid is not None
     hits = (
         store.neighbours_of(
-            artist.artist_key, limit=limit, min_tracks=min_tracks, only_keys=only_keys
+            artist.artist_key,
+            limit=limit,
+            min_tracks=min_tracks,
+            only_keys=only_keys,
+            centroid=artist.centroid,
         )
         if lookup
         else None

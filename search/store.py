@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.search.backend import Backend, Scalar, Scan, StoredPoint, VectorQuery, Where
+from soundalike.search.backend import (
+    Backend,
+    Recommendation,
+    Scalar,
+    Scan,
+    StoredPoint,
+    VectorQuery,
+    Where,
+)
 from soundalike.search.closing import Closing
 from soundalike.search.collections import SPEC_RECHECK_S, Collections
 from soundalike.search.errors import InvalidRequest
@@ -38,6 +46,7 @@ from soundalike.search.schema import (
     F_ALBUM,
     F_ARTIST,
     F_ARTIST_KEY,
+    F_CONTENT_HASH,
     F_GENRE,
     F_ITEM_ID,
     F_PATH,
@@ -225,6 +234,42 @@ class Store(Collections, Closing):
                 if track.item_id is not None:
                     found.setdefault(track.item_id, track)
         return found
+
+    def get_tracks(self, track_ids: Iterable[str], *, with_vectors: bool = False) -> list[Track]:
+        """The stored tracks among `track_ids`, in the order asked (unknown ids left out)."""
+        ids = [i for i in dict.fromkeys(track_ids) if is_uuid(i)]
+        if not ids or not self._ready():
+            return []
+        by_id: dict[str, Track] = {}
+        for batch in _batches(ids, RETRIEVE_BATCH):
+            for point in self._backend.retrieve(
+                self.tracks_collection, batch, with_payload=True, with_vectors=with_vectors
+            ):
+                by_id[point.id] = track_from(point, with_vector=with_vectors)
+        return [by_id[i] for i in ids if i in by_id]
+
+    def scan_track_fields(self, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(track id, those payload fields) of every stored track, no vectors: one scroll."""
+        if not self._ready():
+            return
+        scan = Scan(fields=list(fields), batch_size=NAME_SCROLL_BATCH)
+        for point in self._backend.scroll(self.tracks_collection, scan):
+            yield point.id, point.payload
+
+    def catalogue_version(self) -> str | None:
+        """A token that changes whenever a centroid does (every ingest, delete and recompute):
+        what caches of catalogue-wide facts are keyed on. None on an empty store."""
+        return self._neighbour_lists.catalogue_version() if self._ready() else None
+
+    def track_summaries(self) -> list[Track]:
+        """Every stored track without vector: id, artist, path and content hash only (a live
+        library compares them with what its folders hold)."""
+        if not self._ready():
+            return []
+        fields = [F_ARTIST, F_ARTIST_KEY, F_PATH, F_CONTENT_HASH]
+        scan = Scan(fields=fields, batch_size=SCROLL_BATCH)
+        points = self._backend.scroll(self.tracks_collection, scan)
+        return [track_from(p, with_vector=False) for p in points]
 
     def artist_track_page(self, artist_key: str, *, limit: int, offset: int = 0) -> list[Track]:
         """One page of the artist's tracks, ordered by album, title, path. Only the sort fields
@@ -445,13 +490,17 @@ class Store(Collections, Closing):
         limit: int,
         min_tracks: int = 1,
         only_keys: Iterable[str] | None = None,
+        centroid: Sequence[float] | None = None,
     ) -> list[ArtistHit] | None:
         """The artist's nearest artists from its stored list, best first (scores within
         1.5e-5 of exact), restricted to `only_keys` and `min_tracks`; None when no valid list
-        fills `limit` (the caller searches live)."""
+        fills `limit` (the caller searches live). `centroid`: the artist's stored centroid
+        when the caller has just read it (saves reading it again)."""
         if not self._ready() or limit <= 0:
             return None
-        return self._neighbour_lists.neighbours_of(artist_key, limit, min_tracks, only_keys)
+        return self._neighbour_lists.neighbours_of(
+            artist_key, limit, min_tracks, only_keys, centroid=centroid
+        )
 
     # --- search ------------------------------------------------------------------------
 
@@ -523,6 +572,41 @@ class Store(Collections, Closing):
             TrackHit(track=track_from(p, with_vector=with_vectors), score=score)
             for p, score in hits
         ]
+
+    def recommend_tracks(
+        self,
+        positives: Sequence[Sequence[float] | np.ndarray],
+        negatives: Sequence[Sequence[float] | np.ndarray] = (),
+        *,
+        limit: int,
+        exclude_ids: Iterable[str] = (),
+        exclude_artist_keys: Iterable[str] = (),
+        filters: Mapping[str, Any] | None = None,
+    ) -> list[TrackHit]:
+        """Qdrant's recommendation query over the tracks: closest to the `positives` and
+        farthest from the `negatives` (example vectors), best first, passing every filter.
+        Scores are Qdrant's sum of cosines to positives minus those to negatives."""
+        spec = self.spec()
+        if spec is None or limit <= 0:
+            return []
+        if not positives:
+            raise InvalidRequest("a recommendation needs at least one positive example")
+        excluded_artists = tuple(dict.fromkeys(exclude_artist_keys))
+        where = Where(
+            equals=equality_conditions(filters or {}),
+            not_equals={F_ARTIST_KEY: excluded_artists} if excluded_artists else {},
+            exclude_ids=frozenset(exclude_ids),
+        )
+        request = Recommendation(
+            [as_vector(v, spec.dim, "positive example") for v in positives],
+            [as_vector(v, spec.dim, "negative example") for v in negatives],
+            limit,
+            where,
+            search_ef=self.search_ef,
+            exact=self.exact_search,
+        )
+        hits = self._backend.recommend(self.tracks_collection, request)
+        return [TrackHit(track=track_from(p, with_vector=False), score=s) for p, s in hits]
 
     def _search(
         self,

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, Query
 from soundalike.api.deps import SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.routes.artists import ColumnFilters, track_filters
-from soundalike.api.schemas import ErrorBody, SimilarTracks, TrackInfo, TrackScore
+from soundalike.api.schemas import ErrorBody, SimilarTracks, TrackInfo, TrackList, TrackScore
 from soundalike.search.queries import MAX_LIMIT, require_track, tracks_like
+from soundalike.search.text_search import MAX_SEARCH_LIMIT, find_tracks
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
 
@@ -19,6 +20,24 @@ TrackId = Annotated[UUID, Path(description="A track id, as listed by /artists/{a
 TrackGenre = Annotated[str | None, Query(max_length=200, description="Only tracks of this genre.")]
 TrackAlbum = Annotated[str | None, Query(max_length=500, description="Only tracks on this album.")]
 TrackYear = Annotated[int | None, Query(ge=0, le=9999, description="Only tracks of this year.")]
+
+
+@router.get(
+    "",
+    summary="Tracks by title, artist or album (a substring, any case or accents)",
+    responses=error_responses(401, 422, 503),
+)
+def search_tracks_by_text(
+    store: StoreDep,
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=200, description="Text in the title, artist or album."),
+    ],
+    limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Tracks skipped.")] = 0,
+) -> TrackList:
+    found = find_tracks(store, q, limit=limit, offset=offset)
+    return TrackList(tracks=[TrackInfo.from_track(t) for t in found], limit=limit, offset=offset)
 
 
 @router.get(

@@ -73,9 +73,7 @@ def copy_data_dir(
     return copier(ingested_dir, tmp_path_factory, "api-data")
 
 
-def copier(
-    source: Path, tmp_path_factory: pytest.TempPathFactory, name: str
-) -> Callable[[], Path]:
+def copier(source: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> Callable[[], Path]:
     """A function giving a fresh copy of the closed store in `source` per call: an embedded
     store has one owner at a time, so every app gets its own."""
 
