@@ -26,7 +26,7 @@ export async function mapView(view) {
   const canvas = el("canvas", {id: "map-canvas", tabindex: "0", "aria-label":
     `Map of ${artists.length} artists; arrow keys pan, + and − zoom, Enter opens the highlighted artist`});
   const tooltip = el("div", {class: "map-tooltip", role: "status", hidden: true});
-  const locateInput = el("input", {id: "locate", type: "search", placeholder: "Find an artist on the map",
+  const locateInput = el("input", {id: "locate", type: "search", placeholder: "Find an artist",
     "aria-label": "Find an artist on the map", list: "map-names"});
   const names = el("datalist", {id: "map-names"}, artists.slice(0, 5000).map((a) => el("option", {value: a.artist})));
   const locateMessage = el("span", {class: "muted", role: "status"});

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -47,6 +48,30 @@ RECENT_FAILURES = 20
 TICK_SECONDS = 0.25
 # After an unexpected error a batch is retried this much later (a store that went away).
 RETRY_SECONDS = 30.0
+# The library's work (decoding, embedding, writing) yields the CPU to queries: nice 10 weighs
+# about a tenth of a default-priority thread in Linux's scheduler.
+LIBRARY_NICENESS = 10
+# Niceness does not reach the GIL: a query thread waits for the library's Python code up to the
+# interpreter's switch interval (5 ms by default) each time it gives the GIL up (a store call),
+# which set the p99 during a scan. 0.2 ms bounds that wait (docs/benchmarks.md, "Live library").
+LIBRARY_SWITCH_INTERVAL_S = 0.0002
+
+
+def lower_this_threads_priority(niceness: int | None = None) -> bool:
+    """Queries come first: the calling thread runs at a lower CPU priority, and so do the
+    decoder processes and torch worker threads it starts afterwards (Linux gives a new thread
+    or process its creator's niceness). Linux only, where niceness is per thread; elsewhere it
+    would slow the whole server down, so nothing changes there. True when it was lowered."""
+    if sys.platform != "linux":
+        return False
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, max(current, niceness or LIBRARY_NICENESS))
+    except OSError as exc:
+        log.debug("library: could not lower its CPU priority: %s", exc)
+        return False
+    return True
 
 
 class LibraryOff(SoundalikeError):
@@ -131,6 +156,7 @@ class Library:
     def start(self) -> None:
         if not self.enabled or self._threads:
             return
+        sys.setswitchinterval(min(sys.getswitchinterval(), LIBRARY_SWITCH_INTERVAL_S))
         self._spawn(self._work, "soundalike-library")
         if self.config.watch:
             self._spawn(self._watch, "soundalike-library-watch")
@@ -251,6 +277,7 @@ class Library:
     # --- the worker --------------------------------------------------------------------------
 
     def _work(self) -> None:
+        lower_this_threads_priority()
         while not self._stop.is_set():
             try:
                 self._step()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +18,11 @@ import pytest
 
 from soundalike.ingest.devtools.synth import synth_track, write_audio
 from soundalike.ingest.library import Library, LibraryConfig
+from soundalike.ingest.library.library import (
+    LIBRARY_NICENESS,
+    LIBRARY_SWITCH_INTERVAL_S,
+    lower_this_threads_priority,
+)
 from soundalike.search.store import Store, open_store
 
 SECONDS = 4.0
@@ -364,3 +372,43 @@ def test_an_empty_mount_point_keeps_its_tracks(
     shutil.move(tmp_path / "Ana Ruiz", root / "Ana Ruiz")
     converge(lambda: not library.status().failures, "mounted again")
     assert catalogue(store) == {"Ana Ruiz": 1}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="niceness is per thread on Linux only")
+def test_the_library_thread_yields_the_cpu_and_the_rest_of_the_server_does_not() -> None:
+    seen: dict[str, int] = {}
+
+    def library_thread() -> None:
+        assert lower_this_threads_priority()
+        seen["library"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        # What the library starts (decoders, torch's workers) inherits it.
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seen["decoder"] = int(child.stdout)
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = threading.Thread(target=library_thread)
+    worker.start()
+    worker.join()
+    assert seen["library"] >= LIBRARY_NICENESS > before
+    assert seen["decoder"] >= LIBRARY_NICENESS
+    # The queries' threads keep their priority.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_a_running_library_bounds_how_long_a_query_waits_for_the_interpreter(
+    make_library: Callable[..., tuple[Library, CountingEngine]], tmp_path: Path
+) -> None:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's default
+    try:
+        root = tmp_path / "music"
+        root.mkdir()
+        make_library(root)
+        assert sys.getswitchinterval() <= LIBRARY_SWITCH_INTERVAL_S
+    finally:
+        sys.setswitchinterval(previous)
