@@ -11,13 +11,14 @@ import contextlib
 import hmac
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import numpy as np
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from soundalike.api.errors import NothingIngested, Unauthorized
@@ -210,6 +211,20 @@ def require_api_key(
             if _authorization(request) is None
             else "wrong API key"
         )
+
+
+class KeyFirstRoute(APIRoute):
+    """The API key is checked before a JSON body is parsed: without the key a client gets 401
+    whatever it sent, never a 400 or 422 about a body it may not send."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            require_api_key(request, None)
+            return await handler(request)
+
+        return answer
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -200,13 +200,14 @@ def _capped_track_search(
             exclude_artist_key=exclude_artist_key,
             filters=filters,
         )
-        page = _cap_per_artist(hits, max_per_artist, limit)
+        page = cap_per_artist(hits, max_per_artist, limit)
         if len(page) >= limit or len(hits) < fetch or fetch >= ceiling:
             return page
         fetch = ceiling  # one more, wider read: two reads at most per request
 
 
-def _cap_per_artist(hits: list[TrackHit], max_per_artist: int | None, limit: int) -> list[TrackHit]:
+def cap_per_artist(hits: list[TrackHit], max_per_artist: int | None, limit: int) -> list[TrackHit]:
+    """The first `limit` hits, at most `max_per_artist` of any one artist (None: no cap)."""
     if max_per_artist is None:
         return hits[:limit]
     per_artist: dict[str, int] = {}

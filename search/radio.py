@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from soundalike.search.errors import InvalidRequest
-from soundalike.search.queries import require_track, resolve_artist
+from soundalike.search.queries import cap_per_artist, require_track, resolve_artist
 from soundalike.search.store import Store
 from soundalike.search.types import TrackHit
 
@@ -110,24 +110,9 @@ def radio(
             exclude_artist_keys=unliked.artist_keys,
             filters=filters,
         )
-        page = _capped(hits, max_per_artist, limit)
+        page = cap_per_artist(hits, max_per_artist, limit)
         if len(page) >= limit or len(hits) < fetch or fetch >= MAX_CANDIDATES:
             break
         fetch = MAX_CANDIDATES  # one wider read: two reads at most per request
     # Sum of cosines = |query| × cosine to the query, for unit track vectors.
     return [TrackHit(hit.track, min(1.0, max(-1.0, hit.score / norm))) for hit in page]
-
-
-def _capped(hits: list[TrackHit], max_per_artist: int | None, limit: int) -> list[TrackHit]:
-    if max_per_artist is None:
-        return hits[:limit]
-    per_artist: dict[str, int] = {}
-    page: list[TrackHit] = []
-    for hit in hits:
-        count = per_artist.get(hit.track.artist_key, 0)
-        if count < max_per_artist:
-            per_artist[hit.track.artist_key] = count + 1
-            page.append(hit)
-            if len(page) == limit:
-                break
-    return page

@@ -46,7 +46,7 @@ from soundalike.search.media_ids import (
 )
 from soundalike.search.names import key_prefix
 from soundalike.search.paths import MAX_STEPS, MIN_STEPS, sonic_path
-from soundalike.search.queries import artists_like
+from soundalike.search.queries import artists_like, cap_per_artist
 from soundalike.search.radio import MAX_RADIO_LIMIT, MAX_SEEDS, Seed, radio
 from soundalike.search.store import Store
 from soundalike.search.text_search import MAX_SEARCH_LIMIT, find_tracks
@@ -243,18 +243,7 @@ def _similar_hits(store: Store, seed: Track, n: int, cap: int | None) -> list[Tr
     assert seed.vector is not None
     fetch = n if cap is None else min(n * 4, MAX_SIMILAR_CANDIDATES)
     hits = store.search_tracks(seed.vector, limit=fetch, exclude_ids=[seed.track_id])
-    if cap is None:
-        return hits[:n]
-    per_artist: dict[str, int] = {}
-    page: list[TrackHit] = []
-    for hit in hits:
-        count = per_artist.get(hit.track.artist_key, 0)
-        if count < cap:
-            per_artist[hit.track.artist_key] = count + 1
-            page.append(hit)
-            if len(page) == n:
-                break
-    return page
+    return cap_per_artist(hits, cap, n)
 
 
 @router.get(

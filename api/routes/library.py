@@ -6,32 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from soundalike.api.deps import LibraryDep, require_api_key
+from soundalike.api.deps import KeyFirstRoute, LibraryDep
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import ErrorBody
-
-
-class KeyFirstRoute(APIRoute):
-    """The API key is checked before a JSON body is parsed: without the key a client gets 401
-    whatever it sent, never a 400 about a body it may not send."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            require_api_key(request, None)
-            return await handler(request)
-
-        return answer
-
 
 router = APIRouter(tags=["library"], route_class=KeyFirstRoute)
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
 
-from soundalike.api.deps import SettingsDep, StoreDep, require_api_key
+from soundalike.api.deps import KeyFirstRoute, SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.routes.artists import track_filters
 from soundalike.api.schemas import ErrorBody, TrackInfo, TrackScore
@@ -24,21 +21,6 @@ from soundalike.search.paths import (
     sonic_path,
 )
 from soundalike.search.radio import MAX_RADIO_LIMIT, MAX_SEEDS, Seed, radio
-
-
-class KeyFirstRoute(APIRoute):
-    """The API key is checked before the JSON body is parsed: without the key a client gets
-    401 whatever it sent (never a 400 or 422 about a body it may not send)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            require_api_key(request, None)
-            return await handler(request)
-
-        return answer
-
 
 router = APIRouter(tags=["radio and paths"], route_class=KeyFirstRoute)
 
