@@ -108,7 +108,7 @@ def capped_unbounded(store: Store, seed: Track, limit: int) -> list[Any]:
     fetch, total = limit * queries.OVERFETCH, store.count_tracks()
     while True:
         hits = store.search_tracks(seed.vector or [], limit=fetch, exclude_ids={seed.track_id})
-        page = queries._cap_per_artist(hits, 1, limit)  # noqa: SLF001 - the same cap, unbounded
+        page = queries.cap_per_artist(hits, 1, limit)  # the same cap, unbounded
         if len(page) >= limit or len(hits) < fetch or fetch >= total:
             return page
         fetch *= 2
