@@ -20,6 +20,7 @@ import numpy as np
 from fastapi import Depends, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from soundalike.api.errors import NothingIngested, Unauthorized
 from soundalike.api.services import Services
@@ -163,8 +164,14 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.services.settings
 
 
-def get_store(request: Request) -> Store:
-    return request.app.state.services.store()
+async def get_store(request: Request) -> Store:
+    # Async: a sync dependency costs every request a threadpool hop. Only opening the store
+    # (once, or retried while a Qdrant server is down) blocks, and that goes to a thread.
+    services = request.app.state.services
+    store = services.opened_store()
+    if store is not None:
+        return store
+    return await run_in_threadpool(services.store)
 
 
 def get_library(request: Request) -> Library:

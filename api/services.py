@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -94,8 +95,14 @@ class Services(Closing):
         self._store_lock = threading.Lock()
         self._embedder: MertEmbedder | None = None
         self._embedder_lock = threading.Lock()
+        self._memory_loader: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # --- the store -----------------------------------------------------------------------
+
+    def opened_store(self) -> Store | None:
+        """The store when it is open already (never blocks); None before the first open."""
+        return self._store
 
     def store(self) -> Store:
         """The store, opened on first call. A server that cannot be reached is retried on the
@@ -126,9 +133,34 @@ class Services(Closing):
         """Opens the store at start-up when it can be reached; a server that is down yet is
         retried per request (readiness says 503 meanwhile), a locked data dir stops the start."""
         try:
-            self.store()
+            store = self.store()
         except StoreUnavailable as error:
             log.warning("store not reachable at start-up, will retry per request: %s", error)
+            return
+        if self.settings.artists_in_memory and not store.backend.shared:
+            # In the background: requests are answered from the store until it is read.
+            self._memory_loader = threading.Thread(
+                target=self._load_in_memory, args=(store,), name="soundalike-artists-in-memory"
+            )
+            self._memory_loader.start()
+
+    def wait_until_in_memory(self, timeout: float | None = None) -> None:
+        """Blocks until the start-up read of the artists into memory is over (if one runs)."""
+        if self._memory_loader is not None:
+            self._memory_loader.join(timeout)
+
+    def _load_in_memory(self, store: Store) -> None:
+        started = time.monotonic()
+        try:
+            if store.load_in_memory(self._closing):
+                log.info(
+                    "artists in memory: %d, read in %.1f s",
+                    store.count_artists(),
+                    time.monotonic() - started,
+                )
+        except Exception:  # the store keeps answering from disk; say why once
+            if not self._closing.is_set():
+                log.exception("reading the artists into memory failed; answering from the store")
 
     # --- the model -----------------------------------------------------------------------
 
@@ -160,6 +192,9 @@ class Services(Closing):
     # --- lifetime ------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._closing.set()
+        if self._memory_loader is not None:
+            self._memory_loader.join()
         with self._store_lock:
             store, self._store = self._store, None
         if store is not None:

@@ -35,6 +35,9 @@ class Collections:
     _spec_lock: threading.Lock
     _names: CachedNameIndex
 
+    def _collections_dropped(self) -> None:
+        """Called after both collections were dropped (what was cached of them is void)."""
+
     def spec(self) -> EmbeddingSpec | None:
         """The embedding spec of the stored vectors; None on an empty store.
 
@@ -92,6 +95,7 @@ class Collections:
             for name in (self.tracks_collection, self.artists_collection):
                 if self._backend.collection_exists(name):
                     self._backend.drop_collection(name)
+            self._collections_dropped()
             self._create_collections(spec)
         else:
             # Decided on what is stored now, not on what this Store saw a moment ago.

@@ -121,8 +121,9 @@ class EdgeBackend:
         self._metadata_lock = threading.Lock()
         # Metadata as last written or read, by collection: the lock above makes this backend
         # the data dir's only writer, so the files change only through it, and hot paths (the
-        # catalogue version checked per "artists like X") skip a file read.
-        self._metadata_text: dict[str, str | None] = {}
+        # catalogue version checked per "artists like X") skip a file read and a JSON parse.
+        # Callers get a shallow copy and never mutate the nested values.
+        self._metadata: dict[str, dict[str, Any]] = {}
         self._closed = False
 
     def _acquire_lock(self, path: Path) -> IO[bytes]:
@@ -238,28 +239,26 @@ class EdgeBackend:
                 with self._errors(f"close the collection {name}"):
                     shard.close()
             self._meta_path(name).unlink(missing_ok=True)
-            self._metadata_text.pop(name, None)
+            self._metadata.pop(name, None)
             shutil.rmtree(self._path(name), ignore_errors=True)
 
     def read_metadata(self, name: str) -> dict[str, Any]:
+        known = self._metadata.get(name)
+        if known is not None:
+            return dict(known)
         path = self._meta_path(name)
-        if name in self._metadata_text:
-            text = self._metadata_text[name]
-        else:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                text = None
-            except OSError as exc:
-                raise StoreError(f"cannot read {path}: {exc}") from exc
-        if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return {}
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
         try:
             metadata = dict(json.loads(text))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
-        self._metadata_text[name] = text
-        return metadata
+        self._metadata[name] = metadata
+        return dict(metadata)
 
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         path = self._meta_path(name)
@@ -274,7 +273,7 @@ class EdgeBackend:
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"cannot write {path}: {exc}") from exc
-        self._metadata_text[name] = text
+        self._metadata[name] = json.loads(text)  # as a later read would give it
         _fsync_dir(self.data_dir)
 
     def update_metadata(self, name: str, changes: dict[str, Any]) -> None:

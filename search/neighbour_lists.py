@@ -6,7 +6,8 @@ the fingerprint of the artist's centroid the list was computed from (8 bytes), a
 the best score of an artist not listed (rounded up), then the neighbours' id64s (8 bytes each)
 and their scores. Scores are 16-bit fixed point over the cosine's range [-1, 1] (a step of
 3.1e-5, so at most 1.5e-5 off: finer than float16, whose step near 1.0 is 4.9e-4, for the
-same two bytes). K = 100 neighbours: 1,011 bytes, 1,348 in base64.
+same two bytes). K = 100 neighbours served and up to 16 spare ones (neighbours.py, "Spare
+entries"): at most 1,171 bytes, 1,564 in base64.
 
 When a list may be served. The tracks collection's metadata holds the catalogue version, a
 fresh token written before and after every centroid write (`bump_catalogue_version`), and the
@@ -25,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -34,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from soundalike.search import neighbours
-from soundalike.search.backend import Backend, Scan, Where
-from soundalike.search.errors import StoreError
+from soundalike.search.artist_mirror import ArtistMirror, ServedLists
+from soundalike.search.backend import Backend, Scan, StoredPoint, Where
 from soundalike.search.identity import artist_id64, artist_point_id
 from soundalike.search.points import artist_from
 from soundalike.search.schema import (
@@ -102,16 +104,29 @@ def _scores_of(raw: bytes) -> np.ndarray:
 
 def _bound_code(next_score: float) -> bytes:
     """The unlisted-score bound, rounded up (a bound must not round down); code 0 is kept for
-    -inf, "every other artist is listed"."""
+    -inf, "every other artist is listed". A decoded bound encodes to the same code again, so
+    rewriting an unchanged list gives the same bytes."""
     if next_score == -np.inf:
         return np.asarray([0], dtype="<u2").tobytes()
-    code = np.frombuffer(_score_codes(np.asarray([next_score]), round_up=True), dtype="<u2")
-    return np.maximum(code, 1).astype("<u2").tobytes()
+    scaled = (min(max(float(next_score), -1.0), 1.0) + 1.0) * SCORE_SCALE
+    code = min(max(int(np.ceil(scaled - 0.01)), 1), 65535)
+    while code < 65535 and _bound_value(code) < next_score:
+        code += 1
+    return np.asarray([code], dtype="<u2").tobytes()
+
+
+def _bound_value(code: int) -> float:
+    """The code's bound as float32, rounded up (float32 is what tables hold)."""
+    exact = code / SCORE_SCALE - 1.0
+    value = np.float32(exact)
+    if float(value) < exact:
+        value = np.nextafter(value, np.float32(np.inf))
+    return float(value)
 
 
 def _bound_of(raw: bytes) -> float:
     code = int(np.frombuffer(raw, dtype="<u2")[0])
-    return -np.inf if code == 0 else float(_scores_of(raw)[0])
+    return -np.inf if code == 0 else _bound_value(code)
 
 
 def encode_list(fp: bytes, ids: np.ndarray, scores: np.ndarray, next_score: float) -> str:
@@ -142,24 +157,29 @@ def decode_list(text: Any) -> StoredList | None:
     )
 
 
-@dataclass
-class _Catalogue:
-    """Every stored artist in key order: the matrix rows, their id64s and stored lists."""
-
-    keys: list[str]
-    point_ids: list[str]
-    id64s: np.ndarray
-    matrix: np.ndarray
-    lists: list[StoredList | None]
-
-
 class NeighbourLists:
-    """The stored neighbour lists of one store's artists."""
+    """The stored neighbour lists of one store's artists.
 
-    def __init__(self, backend: Backend, tracks_collection: str, artists_collection: str) -> None:
+    `keep_in_memory` (a store this process alone writes): the artists and their table stay in
+    an ArtistMirror, kept current through `artists_changed`, for lookups without a store read
+    and upkeep without reading the catalogue back. Otherwise every upkeep reads it once."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        tracks_collection: str,
+        artists_collection: str,
+        *,
+        keep_in_memory: bool = False,
+    ) -> None:
         self._backend = backend
         self._tracks = tracks_collection
         self._artists = artists_collection
+        self._keep_in_memory = keep_in_memory
+        self._mirror: ArtistMirror | None = None
+        # While a mirror loads: the artists written meanwhile, read again once it is in place.
+        self._written_while_loading: set[str] | None = None
+        self._mirror_guard = threading.Lock()
 
     # --- versions ---------------------------------------------------------------------------
 
@@ -206,8 +226,13 @@ class NeighbourLists:
         """The first `limit` listed artists with at least `min_tracks` tracks (and among
         `only_keys`, when given), best first; None when no valid list answers that fully.
         `centroid`: the artist's stored centroid, when the caller read it already."""
-        if self.valid_version() is None:
+        version = self.valid_version()
+        if version is None:
             return None
+        served = self.served(version)
+        if served is not None:
+            allowed = set(only_keys) if only_keys is not None else None
+            return served.neighbours_of(artist_key, limit, min_tracks, allowed)
         points = self._backend.retrieve(
             self._artists,
             [artist_point_id(artist_key)],
@@ -225,8 +250,8 @@ class NeighbourLists:
             return None
         ids, scores = stored.ids, stored.scores
         if only_keys is not None:
-            allowed = np.fromiter((artist_id64(k) for k in only_keys), dtype=np.int64)
-            keep = np.isin(ids, allowed)
+            allowed_ids = np.fromiter((artist_id64(k) for k in only_keys), dtype=np.int64)
+            keep = np.isin(ids, allowed_ids)
             ids, scores = ids[keep], scores[keep]
         if min_tracks <= 1:
             ids, scores = ids[:limit], scores[:limit]
@@ -255,6 +280,98 @@ class NeighbourLists:
         # Short: exact only when the list holds every other artist.
         return hits if stored.next_score == -np.inf else None
 
+    def served(self, version: str | None = None) -> ServedLists | None:
+        """The in-memory lists when they are exact for the catalogue now (`version`: the
+        valid version, when the caller just read it)."""
+        mirror = self._mirror
+        served = mirror.served if mirror is not None else None
+        if served is None:
+            return None
+        if version is None:
+            version = self.valid_version()
+        return served if served.version == version else None
+
+    # --- the in-memory copy -----------------------------------------------------------------
+
+    def load_in_memory(self, stop: threading.Event | None = None) -> bool:
+        """Reads the artists and their lists into memory (a store this process alone writes),
+        publishing the lists for lookups when they are valid. Returns whether a copy is (now)
+        kept. Safe while the store is written: artists written meanwhile are read again.
+        `stop`: abandons the read when set (the store is closing)."""
+        if not self._keep_in_memory:
+            return False
+        with self._mirror_guard:
+            if self._mirror is not None or self._written_while_loading is not None:
+                return self._mirror is not None
+            self._written_while_loading = set()
+        mirror: ArtistMirror | None = None
+        try:
+            version = self.valid_version()
+            mirror = self._read_mirror(stop)
+        finally:
+            with self._mirror_guard:
+                written = self._written_while_loading or set()
+                self._written_while_loading = None
+                self._mirror = mirror
+        if mirror is not None:
+            mirror.refresh_keys(self._backend, self._artists, written)
+            if self.valid_version() == version:
+                mirror.publish(version)
+        return mirror is not None
+
+    def artists_changed(self, artist_keys: Iterable[str]) -> None:
+        """Artists just written or removed (the store has them as they are now)."""
+        if not self._keep_in_memory:
+            return
+        keys = list(artist_keys)
+        with self._mirror_guard:
+            if self._written_while_loading is not None:
+                self._written_while_loading.update(keys)
+                return
+            mirror = self._mirror
+        if mirror is not None:
+            mirror.refresh_keys(self._backend, self._artists, keys)
+
+    def forget_in_memory(self) -> None:
+        """The collections were dropped: the copy is read again when next needed."""
+        with self._mirror_guard:
+            self._mirror = None
+
+    def name_entries(self) -> list[tuple[str, str, int]] | None:
+        """(key, name, track count) of every artist, from memory; None without a copy."""
+        mirror = self._mirror
+        if mirror is None:
+            return None
+        with mirror.lock:
+            return [
+                (mirror.keys[row], mirror.names[row], mirror.track_counts[row])
+                for row in range(mirror.size)
+                if mirror.alive[row]
+            ]
+
+    def _read_mirror(self, stop: threading.Event | None = None) -> ArtistMirror | None:
+        scan = Scan(
+            with_vectors=True,
+            fields=[F_ARTIST, F_ARTIST_KEY, F_TRACK_COUNT, F_GENRES, F_NEIGHBOURS],
+            batch_size=SCROLL_BATCH,
+        )
+        points: list[StoredPoint] = []
+        for point in self._backend.scroll(self._artists, scan):
+            points.append(point)
+            if stop is not None and stop.is_set():
+                return None
+        dim = len(points[0].vector or []) if points else self._backend.vector_size(self._artists)
+        mirror = ArtistMirror.from_points(points, dim)
+        by_key = {str(p.payload[F_ARTIST_KEY]): p.payload.get(F_NEIGHBOURS) for p in points}
+        lists: list[StoredList | None] = []
+        for row, key in enumerate(mirror.keys):
+            stored = decode_list(by_key[key])
+            if stored is not None and stored.fingerprint != fingerprint(mirror.matrix[row]):
+                stored = None  # computed for another centroid
+            lists.append(stored)
+        mirror.set_stored_lists(lists)
+        return mirror
+
     # --- upkeep -----------------------------------------------------------------------------
 
     def rebuild(self, progress: Progress | None = None) -> NeighbourListsUpdate:
@@ -281,106 +398,75 @@ class NeighbourLists:
         if not force_full and basis_ok and record["version"] == version and not hinted:
             return NeighbourListsUpdate(False, 0, 0, 0, time.monotonic() - started)
         self._backend.create_index(self._artists, F_ID64, "integer")
-        catalogue = self._load()
-        n = len(catalogue.keys)
-        full = force_full or not basis_ok
-        changed: list[int] = []
-        old: neighbours.NeighbourTable | None = None
-        if not full:
-            old, changed = self._old_table(catalogue, hinted)
-            full = len(changed) > max(1.0, FULL_REBUILD_SHARE * n)
-        if full or old is None:
-            table = neighbours.build(catalogue.matrix, k=neighbours.K, progress=progress)
-            rows = np.arange(n)
-            changed = list(range(n))
-        else:
-            table, rows = neighbours.update(catalogue.matrix, None, old, changed, k=neighbours.K)
-        writes = [
-            (catalogue.point_ids[row], self._payload(catalogue, table, row))
-            for row in rows.tolist()
-        ]
-        if not full:
-            writes = [
-                (pid, payload)
-                for (pid, payload), row in zip(writes, rows.tolist(), strict=True)
-                if catalogue.lists[row] is None
-                or payload[F_NEIGHBOURS] != _encoded(catalogue.lists[row])
-            ]
-        # Invalid while lists are written: a crash in between leaves nothing to serve.
-        self._write_record(None)
-        for start in range(0, len(writes), UPSERT_BATCH):
-            self._backend.set_payloads(self._artists, writes[start : start + UPSERT_BATCH])
-        self._backend.flush()
-        # Exact for the centroids read; served only while that is the catalogue's version.
-        self._write_record(version)
+        kept = self.load_in_memory()
+        mirror = self._mirror if kept and self._mirror is not None else self._read_mirror()
+        assert mirror is not None  # only a stop event abandons a read
+        with mirror.lock:
+            mirror.compact()
+            n = mirror.size
+            matrix, ranks, old = mirror.matrix, mirror.ranks(), mirror.table
+            changed = mirror.changed_rows(hinted)
+            full = (
+                force_full
+                or not basis_ok
+                or old is None
+                or len(changed) > max(1.0, FULL_REBUILD_SHARE * n)
+            )
+            if full or old is None:
+                table = neighbours.build(
+                    matrix, ranks, k=neighbours.K, spare=neighbours.SPARE, progress=progress
+                )
+                rows = np.arange(n)
+                changed = list(range(n))
+            else:
+                table, rows = neighbours.update(matrix, ranks, old, changed, k=neighbours.K)
+            _round_as_stored(table, rows)
+            is_changed = np.zeros(n, dtype=bool)
+            is_changed[changed] = True
+            writes: list[tuple[str, dict[str, Any]]] = []
+            for row in rows.tolist():
+                blob = _blob(matrix, mirror.id64s, table, row)
+                if (
+                    full
+                    or is_changed[row]
+                    or old is None
+                    or blob != _blob(matrix, mirror.id64s, old, row)
+                ):
+                    point_id = artist_point_id(mirror.keys[row])
+                    writes.append((point_id, {F_NEIGHBOURS: blob, F_ID64: int(mirror.id64s[row])}))
+            # Invalid while lists are written: a crash in between leaves nothing to serve.
+            self._write_record(None)
+            for start in range(0, len(writes), UPSERT_BATCH):
+                self._backend.set_payloads(self._artists, writes[start : start + UPSERT_BATCH])
+            self._backend.flush()
+            # Exact for the centroids read; served only while that is the catalogue's version.
+            self._write_record(version)
+            mirror.adopt(table, version)
         return NeighbourListsUpdate(full, n, len(changed), len(writes), time.monotonic() - started)
 
-    def _payload(
-        self, catalogue: _Catalogue, table: neighbours.NeighbourTable, row: int
-    ) -> dict[str, Any]:
-        listed, scores = table.list_of(row)
-        blob = encode_list(
-            fingerprint(catalogue.matrix[row]),
-            catalogue.id64s[listed],
-            scores,
-            float(table.next_scores[row]),
-        )
-        return {F_NEIGHBOURS: blob, F_ID64: int(catalogue.id64s[row])}
 
-    def _load(self) -> _Catalogue:
-        scan = Scan(with_vectors=True, fields=[F_ARTIST_KEY, F_NEIGHBOURS], batch_size=SCROLL_BATCH)
-        rows = sorted(
-            (
-                (str(p.payload[F_ARTIST_KEY]), p.id, p.vector, p.payload.get(F_NEIGHBOURS))
-                for p in self._backend.scroll(self._artists, scan)
-            ),
-            key=lambda row: row[0],
-        )
-        keys = [row[0] for row in rows]
-        id64s = np.fromiter((artist_id64(k) for k in keys), dtype=np.int64, count=len(keys))
-        if np.unique(id64s).size != id64s.size:
-            raise StoreError(
-                "two artists share the first 8 bytes of their point ids: neighbour lists "
-                "cannot name them apart"
-            )
-        dim = len(rows[0][2]) if rows else 0
-        matrix = np.asarray([row[2] for row in rows], dtype=np.float32).reshape(len(rows), dim)
-        return _Catalogue(
-            keys=keys,
-            point_ids=[row[1] for row in rows],
-            id64s=id64s,
-            matrix=matrix,
-            lists=[decode_list(row[3]) for row in rows],
-        )
-
-    def _old_table(
-        self, catalogue: _Catalogue, hinted: set[str]
-    ) -> tuple[neighbours.NeighbourTable | None, list[int]]:
-        """The stored lists as row indices (gone artists DELETED), and the changed rows."""
-        n = len(catalogue.keys)
-        k = neighbours.K
-        table = neighbours.NeighbourTable.empty(n, k)
-        order = np.argsort(catalogue.id64s)
-        sorted_ids = catalogue.id64s[order]
-        changed: list[int] = []
-        for row, stored in enumerate(catalogue.lists):
-            if (
-                stored is None
-                or catalogue.keys[row] in hinted
-                or stored.fingerprint != fingerprint(catalogue.matrix[row])
-                or stored.ids.size > k
-            ):
-                changed.append(row)
-                continue
-            position = np.searchsorted(sorted_ids, stored.ids).clip(0, max(n - 1, 0))
-            exists = sorted_ids[position] == stored.ids if n else np.zeros(0, bool)
-            table.neighbours[row, : stored.ids.size] = np.where(
-                exists, order[position], neighbours.DELETED
-            )
-            table.scores[row, : stored.ids.size] = stored.scores
-            table.next_scores[row] = stored.next_score
-        return table, changed
+def _round_as_stored(table: neighbours.NeighbourTable, rows: np.ndarray) -> None:
+    """The rows' scores and bounds as their stored form decodes: what lookups serve is then the
+    same from memory, from the store and after a restart."""
+    if rows.size == 0:
+        return
+    scores = table.scores[rows]
+    listed = np.isfinite(scores)
+    codes = np.frombuffer(_score_codes(np.where(listed, scores, 0.0)), dtype="<u2")
+    rounded = _scores_of(codes.tobytes()).reshape(scores.shape)
+    table.scores[rows] = np.where(listed, rounded, scores)
+    bounds = table.next_scores[rows]
+    table.next_scores[rows] = [_bound_of(_bound_code(float(b))) for b in bounds]
 
 
-def _encoded(stored: StoredList) -> str:
-    return encode_list(stored.fingerprint, stored.ids, stored.scores, stored.next_score)
+def _blob(
+    matrix: np.ndarray, id64s: np.ndarray, table: neighbours.NeighbourTable, row: int
+) -> str | None:
+    """The stored form of a row's list; None when it names an artist no longer stored."""
+    members = table.neighbours[row]
+    if (members == neighbours.DELETED).any():
+        return None
+    listed, scores = table.list_of(row)
+    return encode_list(
+        fingerprint(matrix[row]), id64s[listed], scores, float(table.next_scores[row])
+    )

@@ -16,6 +16,12 @@ or whose changed members stay above the bound, is re-sorted from the known candi
 list that lost a member it cannot refill from them (a deleted artist, a member that moved away)
 is recomputed against every artist. The result equals a full `build` (lists and scores; the
 bounds may be looser, never lower).
+
+Spare entries. A table may hold more than the k entries served (`spare`): the next best
+artists, exact in rank too. A list that loses members (deleted artists, members that moved
+away) refills from them instead of being recomputed against every artist, which is what a
+deletion otherwise costs (a list holds an artist about as often as the artist holds lists).
+A list keeps at least k entries, and up to k + spare.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 K = 100
+# Entries kept beyond K in every list (see "Spare entries" above).
+SPARE = 16
 # Rows scored per matrix product: at most BLOCK_ROWS, fewer when the block's scores
 # (rows x artists, float32) would exceed BLOCK_BYTES.
 BLOCK_ROWS = 2048
@@ -102,14 +110,15 @@ def build(
     ranks: np.ndarray | None = None,
     *,
     k: int = K,
+    spare: int = 0,
     progress: Progress | None = None,
 ) -> NeighbourTable:
-    """Every row's exact top-k other rows, by blocked matrix products."""
+    """Every row's exact top k + spare other rows, by blocked matrix products."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     n = matrix.shape[0]
     ranks = _ranks(ranks, n)
-    table = NeighbourTable.empty(n, k)
-    _compute_rows(matrix, ranks, np.arange(n), table, k, progress)
+    table = NeighbourTable.empty(n, k + spare)
+    _compute_rows(matrix, ranks, np.arange(n), table, k + spare, progress)
     return table
 
 
@@ -121,12 +130,16 @@ def update(
     *,
     k: int = K,
 ) -> tuple[NeighbourTable, np.ndarray]:
-    """The table `build(matrix)` would give, from `old`: the lists of the same rows before the
+    """A table whose lists' first k entries are those `build(matrix)` gives (every entry exact
+    in rank, up to the table's width), from `old`: the lists of the same rows before the
     `changed` rows (new or moved centroids) changed. In `old`, a neighbour that no longer exists
-    is DELETED; the lists of changed rows are ignored. Returns the table and the rows whose
-    lists were rewritten."""
+    is DELETED; the lists of changed rows are ignored. `old` is k + spare wide (spare >= 0).
+    Returns the table and the rows whose lists were rewritten."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     n = matrix.shape[0]
+    width = old.neighbours.shape[1]
+    if width < k:
+        raise ValueError(f"the table holds {width} entries per list, fewer than k = {k}")
     ranks = _ranks(ranks, n)
     changed_rows = np.unique(np.fromiter(changed, dtype=np.int64))
     table = NeighbourTable(old.neighbours.copy(), old.scores.copy(), old.next_scores.copy())
@@ -144,7 +157,7 @@ def update(
     for start in range(0, changed_rows.size, _block_rows(n)):
         rows = changed_rows[start : start + _block_rows(n)]
         scores = _score_block(matrix, rows)
-        _store_top(table, rows, *_select(matrix, ranks, rows, scores, k + 1, margin), k)
+        _store_top(table, rows, *_select(matrix, ranks, rows, scores, width + 1, margin), width)
         climbs = scores >= (bounds - margin)[None, :]
         climbs[:, changed_rows] = False
         changed_idx, others = np.nonzero(climbs)
@@ -173,14 +186,18 @@ def update(
         bound = float(bounds[row])
         if bound == -np.inf:
             # Every other artist was listed, and every new one is a changed row: all known.
-            next_score = float(scores[k]) if known.size > k else -np.inf
+            keep = min(width, known.size)
+            next_score = float(scores[keep]) if known.size > keep else -np.inf
         elif known.size >= k and scores[k - 1] > bound:
-            next_score = max(bound, float(scores[k])) if known.size > k else bound
+            # Known entries above the bound are exact in rank; an unknown artist may come
+            # between those below it, so they are dropped (the bound still covers them).
+            keep = min(width, int(np.count_nonzero(scores > bound)))
+            next_score = max(bound, float(scores[keep])) if known.size > keep else bound
         else:
             recompute.append(row)  # an unknown artist may belong: score it against all
             continue
-        _store_list(table, row, known[:k], scores[:k], next_score, k)
-    _compute_rows(matrix, ranks, np.asarray(recompute, dtype=np.int64), table, k, None)
+        _store_list(table, row, known[:keep], scores[:keep], next_score, width)
+    _compute_rows(matrix, ranks, np.asarray(recompute, dtype=np.int64), table, width, None)
     rewritten = np.union1d(changed_rows, np.nonzero(touched)[0])
     return table, rewritten
 

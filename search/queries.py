@@ -104,13 +104,14 @@ def artists_like(
     _check_limit(limit)
     if min_tracks < 1:
         raise InvalidRequest(f"min_tracks must be >= 1, got {min_tracks}")
-    artist = resolve_artist(store, name, with_centroid=True)
+    # Answered from memory: no centroid needed (read only if the live search must run).
+    from_memory = lookup and not explain and store.answers_from_memory()
+    artist = resolve_artist(store, name, with_centroid=not from_memory)
     only_keys = store.artist_keys_with(filters) if filters else None
     if only_keys is not None:
         only_keys.discard(artist.artist_key)
         if not only_keys:
             return ArtistNeighbours(artist, [])
-    assert artist.centroid is not None
     hits = (
         store.neighbours_of(
             artist.artist_key,
@@ -123,6 +124,9 @@ def artists_like(
         else None
     )
     if hits is None:
+        if artist.centroid is None:
+            artist = resolve_artist(store, name, with_centroid=True)
+        assert artist.centroid is not None
         hits = store.search_artists(
             artist.centroid,
             limit=limit,

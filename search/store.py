@@ -83,6 +83,7 @@ def open_store(
     in_memory: bool = False,
     search_ef: int | None = DEFAULT_SEARCH_EF,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
+    artists_in_memory: bool = True,
 ) -> Store:
     """Opens the store: a server when `url` is given, qdrant-client `:memory:` when
     `in_memory`, else Qdrant Edge under `data_dir` (default ./soundalike-data).
@@ -90,7 +91,7 @@ def open_store(
     `search_ef`: HNSW candidates per vector search (recall against latency; None: Qdrant's
     default, the index's ef_construct). `retry_seconds`: server only, how long to keep
     retrying a server that does not answer (connection errors, 429, 5xx) before
-    StoreUnavailable."""
+    StoreUnavailable. `artists_in_memory`: see `Store.load_in_memory`."""
     if url is not None and in_memory:
         raise InvalidRequest("give either a Qdrant url or in_memory=True, not both")
     if retry_seconds < 0:
@@ -117,7 +118,12 @@ def open_store(
             Path(data_dir) if data_dir is not None else Path("soundalike-data"),
             lock_name=f"{collection_prefix}soundalike.lock",
         )
-    return Store(backend, collection_prefix=collection_prefix, search_ef=search_ef)
+    return Store(
+        backend,
+        collection_prefix=collection_prefix,
+        search_ef=search_ef,
+        artists_in_memory=artists_in_memory,
+    )
 
 
 class Store(Collections, Closing):
@@ -131,10 +137,13 @@ class Store(Collections, Closing):
         search_ef: int | None = DEFAULT_SEARCH_EF,
         exact_search: bool = False,
         spec_recheck_seconds: float = SPEC_RECHECK_S,
+        artists_in_memory: bool = True,
     ) -> None:
         """`search_ef`: HNSW candidates per vector search (None: Qdrant's default);
         `exact_search`: scan every vector instead (exact, slow at scale; for measuring);
-        `spec_recheck_seconds`: how long a known spec is trusted before it is read again."""
+        `spec_recheck_seconds`: how long a known spec is trusted before it is read again;
+        `artists_in_memory`: an embedded store keeps its artists in memory once read (see
+        `load_in_memory`)."""
         if search_ef is not None and not 1 <= search_ef <= MAX_SEARCH_EF:
             raise InvalidRequest(
                 f"search_ef must be between 1 and {MAX_SEARCH_EF}, got {search_ef}"
@@ -153,9 +162,15 @@ class Store(Collections, Closing):
             max_age_seconds=SHARED_NAME_INDEX_TTL_S if backend.shared else None,
         )
         self._neighbour_lists = NeighbourLists(
-            backend, self.tracks_collection, self.artists_collection
+            backend,
+            self.tracks_collection,
+            self.artists_collection,
+            keep_in_memory=artists_in_memory and not backend.shared,
         )
         self._closed = False
+
+    def _collections_dropped(self) -> None:
+        self._neighbour_lists.forget_in_memory()
 
     @property
     def backend(self) -> Backend:
@@ -316,6 +331,7 @@ class Store(Collections, Closing):
             if deleted:
                 self._backend.delete_where(self.tracks_collection, where)
             self._backend.delete_ids(self.artists_collection, [artist_point_id(artist_key)])
+        self._neighbour_lists.artists_changed([artist_key])
         self._names.invalidate()
         return deleted
 
@@ -333,6 +349,7 @@ class Store(Collections, Closing):
         points = [artist_point(artist, spec.dim) for artist in artists]
         for batch in _batches(points, UPSERT_BATCH):
             self._backend.upsert(self.artists_collection, batch)
+        self._neighbour_lists.artists_changed(a.artist_key for a in artists)
         self._names.invalidate()
 
     @contextlib.contextmanager
@@ -346,6 +363,10 @@ class Store(Collections, Closing):
     def get_artist(self, artist_key: str, *, with_centroid: bool = False) -> Artist | None:
         if not self._ready():
             return None
+        served = None if with_centroid else self._neighbour_lists.served()
+        if served is not None:
+            row = served.row_of.get(artist_key)
+            return served.artist(row) if row is not None else None
         points = self._backend.retrieve(
             self.artists_collection,
             [artist_point_id(artist_key)],
@@ -401,6 +422,9 @@ class Store(Collections, Closing):
         # lock while holding the names lock.
         if self._known_spec is None:
             return []
+        in_memory = self._neighbour_lists.name_entries()
+        if in_memory is not None:
+            return [NameEntry(key=k, name=n, track_count=c) for k, n, c in in_memory]
         scan = Scan(fields=[F_ARTIST, F_ARTIST_KEY, F_TRACK_COUNT], batch_size=NAME_SCROLL_BATCH)
         return [
             NameEntry(
@@ -454,6 +478,7 @@ class Store(Collections, Closing):
             self._write_artists(artists)
         if gone:
             self._backend.delete_ids(self.artists_collection, gone)
+            self._neighbour_lists.artists_changed(k for k in keys if k not in by_artist)
             self._names.invalidate()
         return len(artists) + len(gone)
 
@@ -463,6 +488,19 @@ class Store(Collections, Closing):
         """The catalogue version the stored neighbour lists are exact for, when it is the
         current one; None when there are no lists to serve (absent, stale, being written)."""
         return self._neighbour_lists.valid_version() if self._ready() else None
+
+    def load_in_memory(self, stop: threading.Event | None = None) -> bool:
+        """Embedded store: reads the artists (centroids, names, counts, exact neighbour lists)
+        into memory, where this process's own writes keep them current, so "artists like X"
+        answers without a store read and list upkeep costs what changed, not the catalogue
+        (100,000 artists: about 300 MB for the centroids). False (nothing read) for a Qdrant
+        server, which others write too, or when the store was opened without
+        `artists_in_memory`. `stop`: abandons the read when set."""
+        return self._ready() and self._neighbour_lists.load_in_memory(stop)
+
+    def answers_from_memory(self) -> bool:
+        """Whether "artists like X" is answered from the in-memory lists now."""
+        return self._ready() and self._neighbour_lists.served() is not None
 
     def rebuild_neighbour_lists(
         self, progress: Callable[[int, int], None] | None = None

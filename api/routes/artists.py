@@ -7,8 +7,6 @@ Artist names travel in the path (`{artist:path}` so names with a slash, like AC/
 from __future__ import annotations
 
 import functools
-import time
-import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -187,35 +185,12 @@ async def similar_artists(
 def answers_on_the_event_loop(
     store: Store, settings: Settings, filters: dict[str, Any], explain: bool
 ) -> bool:
-    """Whether artists-like-X will be a neighbour-list lookup in this process's memory (an
-    embedded store), cheaper on the event loop than the threadpool hop it would otherwise
-    take. A live HNSW search (lookups off, filters, explain, lists not valid now) or any call
-    to a Qdrant server over the network stays in the threadpool, so it never blocks the other
-    requests."""
-    return (
-        settings.similar_lookup
-        and not filters
-        and not explain
-        and not store.backend.shared
-        and _lists_valid(store)
-    )
-
-
-# How long a store's "lists valid" answer is trusted. It only decides where a query runs
-# (artists_like checks validity again itself), so a stale answer costs speed, never
-# correctness; reading it per request would cost ~40 us of metadata read.
-LISTS_VALIDITY_TTL_S = 1.0
-_lists_validity: weakref.WeakKeyDictionary[Store, tuple[bool, float]] = weakref.WeakKeyDictionary()
-
-
-def _lists_valid(store: Store) -> bool:
-    now = time.monotonic()
-    known = _lists_validity.get(store)
-    if known is not None and now - known[1] < LISTS_VALIDITY_TTL_S:
-        return known[0]
-    valid = store.neighbour_lists_version() is not None
-    _lists_validity[store] = (valid, now)
-    return valid
+    """Whether artists-like-X will be answered from the lists in this process's memory (an
+    embedded store, `SOUNDALIKE_ARTISTS_IN_MEMORY`): microseconds, cheaper on the event loop
+    than the threadpool hop it would otherwise take. A live HNSW search (lookups off, filters,
+    explain, lists not current) or a Qdrant server over the network stays in the threadpool,
+    so it never blocks the other requests."""
+    return settings.similar_lookup and not filters and not explain and store.answers_from_memory()
 
 
 def similar_artists_body(answer: ArtistNeighbours, explain: bool) -> SimilarArtists:

@@ -85,8 +85,9 @@ def test_only_a_valid_in_process_lookup_runs_on_the_event_loop(
     make_client: ClientFactory, calls: list[dict[str, Any]]
 ) -> None:
     with make_client() as client:
-        store = client.app.state.services.store()  # type: ignore[attr-defined]
-        assert store.neighbour_lists_version() is not None
+        services = client.app.state.services  # type: ignore[attr-defined]
+        services.wait_until_in_memory()
+        assert services.store().answers_from_memory()
         for query in ("", "?genre=none-such", "?explain=true"):
             assert client.get(SIMILAR + query).status_code == 200
         loop_thread = calls[0]["thread"]
@@ -99,30 +100,40 @@ def test_only_a_valid_in_process_lookup_runs_on_the_event_loop(
 
 
 def test_stale_lists_send_the_query_to_the_threadpool(
-    make_client: ClientFactory, calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    make_client: ClientFactory, calls: list[dict[str, Any]]
 ) -> None:
     with make_client() as client:
-        store = client.app.state.services.store()  # type: ignore[attr-defined]
-        monkeypatch.setattr(artists_routes, "LISTS_VALIDITY_TTL_S", 0.0)
-        assert client.get(SIMILAR).status_code == 200
-        monkeypatch.setattr(type(store), "neighbour_lists_version", lambda self: None)
-        assert client.get(SIMILAR).status_code == 200
+        services = client.app.state.services  # type: ignore[attr-defined]
+        services.wait_until_in_memory()
+        store = services.store()
+        first = client.get(SIMILAR).json()
+        # The same artist written again: the catalogue version moves on, the lists are stale
+        # until their upkeep, and the live search answers (the same artists) off the loop.
+        artist = store.get_artist("eclair ensemble", with_centroid=True)
+        store.upsert_artists([artist])
+        assert not store.answers_from_memory()
+        second = client.get(SIMILAR).json()
+        store.update_neighbour_lists()
+        assert store.answers_from_memory()
+        assert client.get(SIMILAR).json()["results"] == first["results"]
     assert calls[0]["thread"] != calls[1]["thread"]
+    assert calls[0]["thread"] == calls[2]["thread"]
+    assert [r["artist"] for r in second["results"]] == [r["artist"] for r in first["results"]]
 
 
-def test_a_qdrant_server_store_never_runs_on_the_event_loop() -> None:
-    class Shared:
-        shared = True
-
-    class StoreOnAServer:
-        backend = Shared()
-
-        def neighbour_lists_version(self) -> str:
-            return "v1"
+def test_a_qdrant_server_store_never_runs_on_the_event_loop(
+    make_client: ClientFactory, calls: list[dict[str, Any]]
+) -> None:
+    from soundalike.search.store import open_store
 
     settings = Settings(similar_lookup=True)
-    decide = artists_routes.answers_on_the_event_loop
-    assert not decide(StoreOnAServer(), settings, {}, False)  # type: ignore[arg-type]
+    on_a_server = open_store(in_memory=True)  # qdrant-client: shared by design, no copy kept
+    try:
+        assert not on_a_server.load_in_memory()
+        decide = artists_routes.answers_on_the_event_loop
+        assert not decide(on_a_server, settings, {}, False)
+    finally:
+        on_a_server.close()
 
 
 def test_similar_lookup_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,6 +130,76 @@ def test_incremental_update_when_every_list_holds_every_artist() -> None:
     assert_same(updated, brute_force(grown, np.arange(7), 10))
 
 
+def assert_exact_prefixes(
+    table: neighbours.NeighbourTable, expected: tuple[np.ndarray, np.ndarray], k: int
+) -> None:
+    """Every list holds at least k entries (or every other row), each exact in rank."""
+    n = table.neighbours.shape[0]
+    for row in range(n):
+        listed, scores = table.list_of(row)
+        assert listed.size >= min(k, n - 1), row
+        np.testing.assert_array_equal(listed, expected[0][row][: listed.size])
+        np.testing.assert_array_equal(scores, expected[1][row][: listed.size])
+        # The bound covers every row not listed.
+        left_out = expected[1][row][listed.size :]
+        if left_out.size and np.isfinite(left_out[0]):
+            assert table.next_scores[row] >= left_out[0]
+
+
+def test_spare_entries_refill_lists_that_lose_members_without_a_recompute(
+    small_blocks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(21)
+    n, k, spare = 200, 8, 4
+    matrix = unit_rows(rng, n, DIM)
+    ranks = rng.permutation(n)
+    table = neighbours.build(matrix, ranks, k=k, spare=spare)
+    assert_same(table, brute_force(matrix, ranks, k + spare))
+
+    recomputed: list[int] = []
+    real = neighbours._compute_rows
+
+    def counting(matrix: np.ndarray, ranks: np.ndarray, rows: np.ndarray, *rest: object) -> None:
+        recomputed.extend(rows.tolist())
+        real(matrix, ranks, rows, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(neighbours, "_compute_rows", counting)
+    # Three artists deleted: every list that held them refills from its spare entries.
+    doomed = [3, 50, 120]
+    keep = np.setdiff1d(np.arange(n), doomed)
+    shrunk, shrunk_ranks = matrix[keep], ranks[keep]
+    after, rewritten = neighbours.update(shrunk, shrunk_ranks, table.without_rows(keep), [], k=k)
+    assert rewritten.size > 0 and recomputed == []
+    assert_exact_prefixes(after, brute_force(shrunk, shrunk_ranks, k + spare), k)
+
+    # More deletions than a list has spare entries: those lists are recomputed, in full.
+    hub = int(np.argmax(np.bincount(after.neighbours[after.neighbours >= 0], minlength=len(keep))))
+    holder = int(np.flatnonzero((after.neighbours == hub).any(axis=1))[0])
+    members = after.list_of(holder)[0][: spare + 1]
+    keep2 = np.setdiff1d(np.arange(len(keep)), members)
+    again, _ = neighbours.update(
+        shrunk[keep2], shrunk_ranks[keep2], after.without_rows(keep2), [], k=k
+    )
+    assert recomputed, "a list that lost more than its spare entries is recomputed"
+    expected = brute_force(shrunk[keep2], shrunk_ranks[keep2], k + spare)
+    assert_exact_prefixes(again, expected, k)
+    refilled = int(np.searchsorted(keep2, holder))
+    assert again.list_of(refilled)[0].size == k + spare
+
+
+def test_changed_rows_against_spare_entries_equal_brute_force(small_blocks: None) -> None:
+    rng = np.random.default_rng(22)
+    n, k, spare = 250, 6, 5
+    matrix = unit_rows(rng, n, DIM)
+    table = neighbours.build(matrix, k=k, spare=spare)
+    moved = matrix.copy()
+    for row in (7, 8, 99):
+        moved[row] = moved[row] + 0.3 * unit_rows(rng, 1, DIM)[0]
+        moved[row] /= np.linalg.norm(moved[row])
+    updated, _ = neighbours.update(moved, None, table, [7, 8, 99], k=k)
+    assert_exact_prefixes(updated, brute_force(moved, np.arange(n), k + spare), k)
+
+
 def test_a_list_round_trips_within_1_5e_5_in_1011_bytes() -> None:
     ids = np.arange(-50, 50, dtype=np.int64) * 123_456_789_012
     scores = np.linspace(0.9, 0.5, 100, dtype=np.float32)
@@ -169,9 +239,11 @@ def stored_centroids(store: Store) -> tuple[list[str], np.ndarray]:
 
 
 def assert_stored_lists_exact(store: Store, k: int) -> None:
-    """Every stored list equals brute force over the stored centroids (ties by artist key)."""
+    """Every stored list is the start of brute force over the stored centroids (ties by artist
+    key): the k served entries at least, up to k + SPARE."""
     keys, matrix = stored_centroids(store)
-    expected, expected_scores = brute_force(matrix, np.arange(len(keys)), k)
+    width = k + neighbours.SPARE
+    expected, expected_scores = brute_force(matrix, np.arange(len(keys)), width)
     artists = store.backend.retrieve(
         store.artists_collection,
         [artist_point_id(key) for key in keys],
@@ -184,6 +256,8 @@ def assert_stored_lists_exact(store: Store, k: int) -> None:
         assert stored is not None, key
         assert stored.fingerprint == fingerprint(matrix[row])
         listed = expected[row][expected[row] >= 0]
+        assert min(k, len(keys) - 1) <= stored.ids.size <= width, key
+        listed = listed[: stored.ids.size]
         assert stored.ids.tolist() == [artist_id64(keys[j]) for j in listed], key
         np.testing.assert_allclose(
             stored.scores, expected_scores[row][: listed.size], rtol=0, atol=1.6e-5
