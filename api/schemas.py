@@ -78,6 +78,11 @@ class Readiness(BaseModel):
     tracks: int | None = Field(
         None, description="Tracks in the store (only with the API key, when one is set)."
     )
+    lookups_in_memory: bool | None = Field(
+        None,
+        description="Whether artists-like-X is answered from the lists in memory now (false "
+        "while they are read at start-up or brought up to date; only with the API key).",
+    )
 
 
 # --- artists and tracks ------------------------------------------------------------------

@@ -168,6 +168,8 @@ class Store(Collections, Closing):
             keep_in_memory=artists_in_memory and not backend.shared,
         )
         self._closed = False
+        # Points written since the last optimize (this process): when an index rebuild is due.
+        self._writes_since_optimize = 0
 
     def _collections_dropped(self) -> None:
         self._neighbour_lists.forget_in_memory()
@@ -197,6 +199,7 @@ class Store(Collections, Closing):
         points = [track_point(t, spec) for t in tracks]
         for batch in _batches(points, UPSERT_BATCH):
             self._backend.upsert(self.tracks_collection, batch)
+        self._writes_since_optimize += len(points)
 
     def get_track(self, track_id: str, *, with_vector: bool = True) -> Track | None:
         if not self._ready() or not is_uuid(track_id):
@@ -320,6 +323,7 @@ class Store(Collections, Closing):
         if ids and self._ready():
             for batch in _batches(ids, RETRIEVE_BATCH):
                 self._backend.delete_ids(self.tracks_collection, list(batch))
+            self._writes_since_optimize += len(ids)
 
     def delete_artist(self, artist_key: str) -> int:
         """Removes an artist's tracks and its artist point; returns the tracks deleted."""
@@ -686,8 +690,15 @@ class Store(Collections, Closing):
         self._backend.flush()
 
     def optimize(self) -> None:
-        """Builds the vector indexes after bulk writes (Edge: HNSW in-process)."""
+        """Builds the vector indexes after bulk writes (Edge: HNSW in-process; Qdrant Edge
+        holds the GIL meanwhile, so the process's other threads wait)."""
         self._backend.optimize()
+        self._writes_since_optimize = 0
+
+    def writes_since_optimize(self) -> int:
+        """Tracks written or deleted through this Store since its last `optimize` (what an
+        index rebuild would take in; artist points are a small share and not counted)."""
+        return self._writes_since_optimize
 
     def ping(self) -> bool:
         return not self._closed and self._backend.ping()

@@ -34,4 +34,9 @@ def readyz(request: Request, store: StoreDep) -> Readiness:
         raise StoreUnavailable("the store does not answer")
     if not has_api_key(request):
         return Readiness(status="ready")
-    return Readiness(status="ready", artists=store.count_artists(), tracks=store.count_tracks())
+    return Readiness(
+        status="ready",
+        artists=store.count_artists(),
+        tracks=store.count_tracks(),
+        lookups_in_memory=store.answers_from_memory(),
+    )

@@ -49,7 +49,10 @@ from soundalike.search.types import Track
 log = logging.getLogger("soundalike.library")
 
 # Writes after which the vector indexes are rebuilt (Edge: HNSW); fewer new points are searched
-# exactly in their small appendable segment, which costs queries nothing measurable.
+# exactly in their small appendable segment, which costs queries nothing measurable. Counted
+# across batches (`Store.writes_since_optimize`), not per batch: Qdrant Edge holds Python's
+# GIL while it builds an index, so every query of the process waits for it (seconds at 100k
+# points), and a small scan should never pay that.
 OPTIMIZE_AFTER_WRITES = 2_000
 
 
@@ -208,7 +211,7 @@ def sync_batch(
         store.flush()
         store.clear_centroids_pending(to_recompute)
         update_neighbour_lists(store, to_recompute, False)
-        if len(result.ingested) + len(result.removed) >= OPTIMIZE_AFTER_WRITES or full_scan:
+        if store.writes_since_optimize() >= OPTIMIZE_AFTER_WRITES:
             store.optimize()
         store.artist_names()  # rebuild the name index here, not inside the next request
     return result

@@ -47,7 +47,17 @@ def server(
 
 def test_lookups_over_http(server: str) -> None:
     with httpx.Client(base_url=server, timeout=30) as http:
-        assert http.get("/readyz").json() == {"status": "ready", "artists": 4, "tracks": 12}
+        # The artists are read into memory in the background after start-up.
+        deadline = time.monotonic() + 30
+        while not http.get("/readyz").json()["lookups_in_memory"]:
+            assert time.monotonic() < deadline, "the lists never reached memory"
+            time.sleep(0.05)
+        assert http.get("/readyz").json() == {
+            "status": "ready",
+            "artists": 4,
+            "tracks": 12,
+            "lookups_in_memory": True,
+        }
         similar = http.get("/artists/eclair ensemble/similar", headers={"X-Request-ID": "e2e-1"})
         assert similar.status_code == 200 and similar.headers["x-request-id"] == "e2e-1"
         assert similar.json()["artist"] == "Éclair Ensemble"

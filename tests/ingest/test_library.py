@@ -412,3 +412,38 @@ def test_a_running_library_bounds_how_long_a_query_waits_for_the_interpreter(
         assert sys.getswitchinterval() <= LIBRARY_SWITCH_INTERVAL_S
     finally:
         sys.setswitchinterval(previous)
+
+
+def test_the_index_is_rebuilt_once_enough_writes_accumulate_across_batches(
+    tmp_path: Path,
+    store: Store,
+    make_library: Callable[..., tuple[Library, CountingEngine]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Qdrant Edge holds the interpreter while it builds an index (every query waits), so a
+    small batch never optimizes; the writes of many small batches add up to one rebuild."""
+    from soundalike.ingest.library import sync
+
+    monkeypatch.setattr(sync, "OPTIMIZE_AFTER_WRITES", 3)
+    optimized: list[int] = []
+    real = store.optimize
+
+    def counting() -> None:
+        optimized.append(store.writes_since_optimize())
+        real()
+
+    monkeypatch.setattr(store, "optimize", counting)
+    root = tmp_path / "music"
+    write_song(root / "Ana Ruiz" / "one.flac", 0, 0)
+    library, _ = make_library(root)
+    converge(lambda: catalogue(store) == {"Ana Ruiz": 1}, "the first scan")
+    converge(settled(library), "idle")
+    assert optimized == []  # one write, a full first scan: no rebuild
+    write_song(root / "Bo Lind" / "one.flac", 1, 0)
+    converge(lambda: catalogue(store).get("Bo Lind") == 1, "a second batch")
+    converge(settled(library), "idle")
+    assert optimized == []
+    write_song(root / "Cy Moor" / "one.flac", 2, 0)
+    converge(lambda: catalogue(store).get("Cy Moor") == 1, "a third batch")
+    converge(lambda: bool(optimized), "a rebuild once three writes accumulated")
+    assert optimized == [3] and store.writes_since_optimize() == 0
