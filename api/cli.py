@@ -431,6 +431,9 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
             shown = not args.json and sys.stderr.isatty()
             with counted_progress("artist", "neighbour lists", shown) as advance:
                 done = store.rebuild_neighbour_lists(advance)
+            # Every artist point was rewritten, and so left the vector index: the live search
+            # (filters, lookups off) would scan every centroid until it is rebuilt.
+            store.optimize()
             document["rebuilt"] = {"artists": done.artists, "seconds": round(done.seconds, 3)}
         version = store.neighbour_lists_version()
     document["valid"] = version is not None

@@ -512,7 +512,7 @@ class Store(Collections, Closing):
         """Recomputes and stores every artist's neighbour list; `progress(done, total)`."""
         if not self._ready():
             return NeighbourListsUpdate(True, 0, 0, 0, 0.0)
-        return self._neighbour_lists.rebuild(progress)
+        return self._counted(self._neighbour_lists.rebuild(progress))
 
     def update_neighbour_lists(
         self,
@@ -523,7 +523,12 @@ class Store(Collections, Closing):
         changed (`changed_keys`, plus any the lists show changed), else by a rebuild."""
         if not self._ready():
             return NeighbourListsUpdate(False, 0, 0, 0, 0.0)
-        return self._neighbour_lists.update(changed_keys, progress)
+        return self._counted(self._neighbour_lists.update(changed_keys, progress))
+
+    def _counted(self, update: NeighbourListsUpdate) -> NeighbourListsUpdate:
+        # A rewritten payload moves its point out of the indexed segment (copy on write).
+        self._writes_since_optimize += update.written
+        return update
 
     def neighbours_of(
         self,
@@ -696,8 +701,9 @@ class Store(Collections, Closing):
         self._writes_since_optimize = 0
 
     def writes_since_optimize(self) -> int:
-        """Tracks written or deleted through this Store since its last `optimize` (what an
-        index rebuild would take in; artist points are a small share and not counted)."""
+        """Points written through this Store since its last `optimize`, which then sit outside
+        the vector index: tracks written or deleted, and artists whose neighbour list was
+        rewritten (a payload update moves a point out of its indexed segment)."""
         return self._writes_since_optimize
 
     def ping(self) -> bool:
