@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     _document_column_filters(app, settings.filterable_columns)
     audiomuse.document_errors(app)
 
+    # Innermost: CORS, the request id, the access log and the deadline wrap it as the routes.
+    app.add_middleware(artists.SimilarLookupFastPath, services=services)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from soundalike.api.deps import StoreDep
+from soundalike.api.deps import StoreDep, has_api_key
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import (
     ArtistDetail,
@@ -24,8 +25,9 @@ from soundalike.api.schemas import (
     SimilarArtists,
     TrackInfo,
 )
+from soundalike.api.services import Services
 from soundalike.api.settings import Settings
-from soundalike.search.errors import InvalidRequest
+from soundalike.search.errors import InvalidRequest, SoundalikeError
 from soundalike.search.queries import MAX_LIMIT, ArtistNeighbours, artists_like, resolve_artist
 from soundalike.search.store import Store
 
@@ -191,6 +193,82 @@ def answers_on_the_event_loop(
     explain, lists not current) or a Qdrant server over the network stays in the threadpool,
     so it never blocks the other requests."""
     return settings.similar_lookup and not filters and not explain and store.answers_from_memory()
+
+
+class SimilarLookupFastPath:
+    """ASGI middleware answering the commonest artists-like-X request, `GET
+    /artists/{artist}/similar` with at most `limit` and `min_tracks`, straight from the lists in
+    memory, without FastAPI's per-request parameter and dependency machinery (which costs
+    several times the lookup itself: `docs/benchmarks.md`, "HTTP search").
+
+    It answers only what it can answer exactly as the route would (same query, same body);
+    anything else goes to the route unchanged: other parameters, values the route would
+    validate differently, a missing or wrong API key, an unknown artist, lists not in memory.
+    The outer middleware (request id, access log, deadline, CORS) wraps both alike."""
+
+    PREFIX = "/artists/"
+    SUFFIX = "/similar"
+    PARAMETERS = {"limit": (1, MAX_LIMIT), "min_tracks": (1, 1_000_000)}
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = self._answer(scope) if scope["type"] == "http" else None
+        if response is None:
+            await self.app(scope, receive, send)
+        else:
+            await response(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> Response | None:
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]  # as the router matches it
+        if (
+            scope["method"] != "GET"
+            or not path.startswith(self.PREFIX)
+            or not path.endswith(self.SUFFIX)
+        ):
+            return None
+        if getattr(scope.get("app"), "dependency_overrides", None):
+            return None  # dependencies replaced (tests): only the route honours that
+        name = path[len(self.PREFIX) : -len(self.SUFFIX)]
+        settings = self.services.settings
+        store = self.services.opened_store()
+        if not 1 <= len(name) <= MAX_NAME_CHARS or store is None or not settings.similar_lookup:
+            return None
+        values = self._parameters(scope["query_string"])
+        if values is None or not store.answers_from_memory():
+            return None
+        if settings.api_key is not None and not has_api_key(Request(scope)):
+            return None
+        try:
+            answer = artists_like(store, name, lookup=True, **values)
+        except SoundalikeError:
+            return None  # the route answers it, through the one error handler
+        return ModelResponse(similar_artists_body(answer, False), exclude_unset=True)
+
+    def _parameters(self, query: bytes) -> dict[str, int] | None:
+        """`limit` and `min_tracks` as plain decimal integers in range, each at most once;
+        None for anything else (the route validates and answers it)."""
+        values: dict[str, int] = {}
+        if not query:
+            return values
+        for pair in query.split(b"&"):
+            key, separator, raw = pair.partition(b"=")
+            name = key.decode("latin-1")
+            bounds = self.PARAMETERS.get(name)
+            if bounds is None or not separator or name in values:
+                return None
+            if not raw.isdigit() or len(raw) > 7:
+                return None
+            value = int(raw)
+            if not bounds[0] <= value <= bounds[1]:
+                return None
+            values[name] = value
+        return values
 
 
 def similar_artists_body(answer: ArtistNeighbours, explain: bool) -> SimilarArtists:

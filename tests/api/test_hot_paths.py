@@ -163,3 +163,74 @@ def test_access_line_is_what_json_dumps_writes(
     line = access_line(request_id, method, path, status, latency)
     assert line == json.dumps(expected, ensure_ascii=False)
     assert json.loads(line) == expected
+
+
+@pytest.fixture
+def fast_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each request reaching the artists-like-X fast path was answered there."""
+    answered: list[bool] = []
+    real = artists_routes.SimilarLookupFastPath._answer
+
+    def spy(self: Any, scope: Any) -> Any:
+        response = real(self, scope)
+        answered.append(response is not None)
+        return response
+
+    monkeypatch.setattr(artists_routes.SimilarLookupFastPath, "_answer", spy)
+    return answered
+
+
+def test_the_fast_path_answers_the_plain_lookup_byte_for_byte_as_the_route(
+    make_client: ClientFactory, fast_answers: list[bool]
+) -> None:
+    with make_client() as client:
+        client.app.state.services.wait_until_in_memory()  # type: ignore[attr-defined]
+        for query in ("", "?limit=2", "?min_tracks=3&limit=1", "?limit=100"):
+            fast_answers.clear()
+            fast = client.get(SIMILAR + query)
+            # `explain=false` changes nothing in the answer but is not the fast path's.
+            routed = client.get(SIMILAR + (query + "&" if query else "?") + "explain=false")
+            assert fast_answers == [True, False], query
+            assert fast.status_code == routed.status_code == 200
+            assert fast.content == routed.content
+            assert fast.headers["content-type"] == routed.headers["content-type"]
+            assert fast.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/artists/eclair%20ensembel/similar", 404),  # unknown: suggestions, from the route
+        (SIMILAR + "?limit=0", 422),
+        (SIMILAR + "?limit=101", 422),
+        (SIMILAR + "?limit=ten", 422),
+        (SIMILAR + "?limit=%35", 200),  # "5", percent-encoded: the route decodes it
+        (SIMILAR + "?limit=2&limit=3", 200),
+        (SIMILAR + "?genre=none-such", 200),
+        (SIMILAR + "?min_tracks=1000001", 422),
+        ("/artists/" + "x" * 501 + "/similar", 422),
+    ],
+)
+def test_what_the_fast_path_cannot_answer_exactly_goes_to_the_route(
+    client: TestClient, fast_answers: list[bool], path: str, status: int
+) -> None:
+    client.app.state.services.wait_until_in_memory()  # type: ignore[attr-defined]
+    response = client.get(path)
+    assert response.status_code == status, response.text
+    assert fast_answers == [False]
+    if status == 404:
+        assert response.json()["suggestions"] == ["Éclair Ensemble"]
+
+
+def test_the_fast_path_needs_the_key_as_the_route_does(
+    make_client: ClientFactory, fast_answers: list[bool]
+) -> None:
+    key = "k" * 32
+    with make_client(api_key=key) as client:
+        client.app.state.services.wait_until_in_memory()  # type: ignore[attr-defined]
+        assert client.get(SIMILAR).status_code == 401
+        wrong = client.get(SIMILAR, headers={"Authorization": "Bearer " + "w" * 32})
+        assert wrong.status_code == 401
+        right = client.get(SIMILAR, headers={"Authorization": f"Bearer {key}"})
+        assert right.status_code == 200 and len(right.json()["results"]) == 3
+    assert fast_answers == [False, False, True]

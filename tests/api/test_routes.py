@@ -22,9 +22,15 @@ ECLAIR = "Éclair Ensemble"
 
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
+    client.app.state.services.wait_until_in_memory()  # type: ignore[attr-defined]
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "artists": 4, "tracks": 12}
+    assert ready.json() == {
+        "status": "ready",
+        "artists": 4,
+        "tracks": 12,
+        "lookups_in_memory": True,
+    }
 
 
 def test_readiness_is_503_when_the_store_is_down(client: TestClient) -> None:
