@@ -248,7 +248,8 @@ class ArtistMirror:
 
     def compact(self) -> None:
         """Drops dead rows; the table's lists then mark the dropped artists DELETED (for
-        `neighbours.update` to replace) and gain empty rows for artists added since."""
+        `neighbours.update` to replace) and gain empty rows for artists added since. Live rows
+        from the end move into the holes, so the cost follows the deletions, not the size."""
         with self.lock:
             n = self.size
             table = self.table
@@ -260,21 +261,38 @@ class ArtistMirror:
                     np.vstack([table.scores, grown.scores]),
                     np.concatenate([table.next_scores, grown.next_scores]),
                 )
-            if self.alive[:n].all():
+            dead = np.flatnonzero(~self.alive[:n])
+            if dead.size == 0:
                 self.table = table
                 return
-            keep = np.flatnonzero(self.alive[:n])
-            self._matrix = self._matrix[keep]
-            self.id64s = self.id64s[keep]
-            self.alive = np.ones(keep.size, dtype=bool)
-            self.keys = [self.keys[row] for row in keep.tolist()]
-            self.names = [self.names[row] for row in keep.tolist()]
-            self.track_counts = [self.track_counts[row] for row in keep.tolist()]
-            self.genres = [self.genres[row] for row in keep.tolist()]
-            self.row_of = {key: row for row, key in enumerate(self.keys)}
-            self.size = keep.size
-            self.table = table.without_rows(keep) if table is not None else None
+            size = n - dead.size
+            holes = dead[dead < size]
+            movers = np.flatnonzero(self.alive[size:n]) + size
+            self._matrix[holes] = self._matrix[movers]
+            self.id64s[holes] = self.id64s[movers]
+            for hole, mover in zip(holes.tolist(), movers.tolist(), strict=True):
+                key = self.keys[mover]
+                self.keys[hole] = key
+                self.names[hole] = self.names[mover]
+                self.track_counts[hole] = self.track_counts[mover]
+                self.genres[hole] = self.genres[mover]
+                self.row_of[key] = hole
+            del self.keys[size:], self.names[size:], self.track_counts[size:], self.genres[size:]
+            self.alive[:size] = True
+            self.alive[size:] = False
+            self.size = size
             self._ranks = None
+            if table is not None:
+                renumber = np.arange(n, dtype=neighbours.ROW)
+                renumber[dead] = neighbours.DELETED
+                renumber[movers] = holes
+                rows = np.arange(size)
+                rows[holes] = movers
+                self.table = neighbours.NeighbourTable(
+                    neighbours.renumbered(table.neighbours[rows], renumber),
+                    table.scores[rows],
+                    table.next_scores[rows],
+                )
 
     def ranks(self) -> np.ndarray:
         """Each row's position in artist-key order (how ties are broken). Call after

@@ -46,6 +46,8 @@ EXACT_ROWS = 64
 # Markers in `NeighbourTable.neighbours`.
 NONE = -1
 DELETED = -2
+# Row indices are int32: half the memory and copying of int64 (2**31 artists is far off).
+ROW = np.int32
 
 Progress = Callable[[int, int], None]
 
@@ -64,7 +66,7 @@ class NeighbourTable:
     @classmethod
     def empty(cls, n: int, k: int = K) -> NeighbourTable:
         return cls(
-            neighbours=np.full((n, k), NONE, dtype=np.int64),
+            neighbours=np.full((n, k), NONE, dtype=ROW),
             scores=np.full((n, k), -np.inf, dtype=np.float32),
             next_scores=np.full(n, -np.inf, dtype=np.float32),
         )
@@ -72,13 +74,10 @@ class NeighbourTable:
     def without_rows(self, keep: np.ndarray) -> NeighbourTable:
         """The table of the rows in `keep` (sorted) after the others were deleted: survivors
         renumbered, deleted artists still listed marked DELETED (for `update` to replace)."""
-        renumber = np.full(self.neighbours.shape[0], DELETED)
+        renumber = np.full(self.neighbours.shape[0], DELETED, dtype=ROW)
         renumber[keep] = np.arange(keep.size)
-        survivors = self.neighbours[keep]
         return NeighbourTable(
-            np.where(survivors >= 0, renumber[np.maximum(survivors, 0)], survivors),
-            self.scores[keep],
-            self.next_scores[keep],
+            renumbered(self.neighbours[keep], renumber), self.scores[keep], self.next_scores[keep]
         )
 
     def list_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,14 +86,22 @@ class NeighbourTable:
         return self.neighbours[row][listed], self.scores[row][listed]
 
 
+def renumbered(members: np.ndarray, renumber: np.ndarray) -> np.ndarray:
+    """`members` (row indices and markers) with every row index r replaced by renumber[r];
+    markers kept. One gather over the table."""
+    lookup = np.concatenate([np.asarray([DELETED, NONE], dtype=ROW), renumber.astype(ROW)])
+    return lookup[members + 2]
+
+
 def error_margin(matrix: np.ndarray) -> float:
     """Twice the worst float32 error of one row's dot product with another (any summation
     order: d products of at most max|row|^2 in all, each rounding by at most 2^-24, plus the
-    final rounding): candidate windows this wide cannot lose a neighbour."""
+    final rounding): candidate windows this wide cannot lose a neighbour. The squared norms are
+    summed in float32 (off by at most d * 2^-24 of themselves) and scaled up past that."""
     if matrix.size == 0:
         return 0.0
     d = matrix.shape[1]
-    norm2 = float(np.max(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)))
+    norm2 = float(np.max(np.einsum("ij,ij->i", matrix, matrix))) * (1.0 + (d + 2) * 2.0**-23)
     unit = 2.0**-24
     return 2.0 * ((d + 2) * unit * max(norm2, 1.0) * 1.01 + unit)
 
@@ -142,12 +149,17 @@ def update(
         raise ValueError(f"the table holds {width} entries per list, fewer than k = {k}")
     ranks = _ranks(ranks, n)
     changed_rows = np.unique(np.fromiter(changed, dtype=np.int64))
-    table = NeighbourTable(old.neighbours.copy(), old.scores.copy(), old.next_scores.copy())
-    if changed_rows.size == 0 and not (old.neighbours == DELETED).any():
-        return table, changed_rows
-    margin = error_margin(matrix)
+    members = old.neighbours
+    # Lists holding a changed or deleted artist: one gather over the table (markers shifted by
+    # 2: DELETED counts, NONE does not).
     is_changed = np.zeros(n, dtype=bool)
     is_changed[changed_rows] = True
+    hit = np.concatenate([[True, False], is_changed])
+    touched = hit[members + 2].any(axis=1)
+    table = NeighbourTable(old.neighbours.copy(), old.scores.copy(), old.next_scores.copy())
+    if changed_rows.size == 0 and not touched.any():
+        return table, changed_rows
+    margin = error_margin(matrix)
     bounds = old.next_scores
 
     # One product scores every changed row against everything: its own list, and its score
@@ -168,16 +180,12 @@ def update(
     for other, row in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
         entering.setdefault(other, []).append(row)
 
-    members = old.neighbours
-    listed = members >= 0
-    touched = (members == DELETED).any(axis=1)
-    touched |= (listed & is_changed[np.where(listed, members, 0)]).any(axis=1)
     touched[list(entering)] = True
     touched[changed_rows] = False
 
     recompute: list[int] = []
     for row in np.nonzero(touched)[0].tolist():
-        kept = members[row][listed[row]]
+        kept = members[row][members[row] >= 0]
         kept = kept[~is_changed[kept]]
         known = np.concatenate([kept, np.asarray(entering.get(row, []), dtype=np.int64)])
         scores = exact_scores(matrix, row, known)
@@ -197,7 +205,9 @@ def update(
             recompute.append(row)  # an unknown artist may belong: score it against all
             continue
         _store_list(table, row, known[:keep], scores[:keep], next_score, width)
-    _compute_rows(matrix, ranks, np.asarray(recompute, dtype=np.int64), table, width, None)
+    _compute_rows(
+        matrix, ranks, np.asarray(recompute, dtype=np.int64), table, width, None, margin=margin
+    )
     rewritten = np.union1d(changed_rows, np.nonzero(touched)[0])
     return table, rewritten
 
@@ -232,8 +242,12 @@ def _compute_rows(
     table: NeighbourTable,
     k: int,
     progress: Progress | None,
+    *,
+    margin: float | None = None,
 ) -> None:
-    margin = error_margin(matrix)
+    if rows.size == 0:
+        return
+    margin = error_margin(matrix) if margin is None else margin
     step = _block_rows(matrix.shape[0])
     for start in range(0, rows.size, step):
         block = rows[start : start + step]

@@ -1,7 +1,7 @@
 """Neighbour lists benchmark: exact "artists like X" lists at N artists.
 
     python -m soundalike.api.benchmarks.neighbours [--artists 100000] [--changes 10]
-        [--store] [--dir DIR]
+        [--store [--no-index]] [--dir DIR]
 
 Clustered 768-d centroids shaped like MERT's (`clustered_centroids`). Measures, in NumPy: the
 full rebuild (every artist's exact top 100), and the incremental update per changed artist for
@@ -112,7 +112,9 @@ def measure_numpy(matrix: np.ndarray, changes: int, rng: np.random.Generator) ->
     return result
 
 
-def measure_store(matrix: np.ndarray, changes: int, folder: Path) -> dict[str, Any]:
+def measure_store(
+    matrix: np.ndarray, changes: int, folder: Path, *, index: bool = True
+) -> dict[str, Any]:
     n = matrix.shape[0]
     data_dir = folder / "data"
     store = open_store(data_dir=data_dir)
@@ -131,12 +133,14 @@ def measure_store(matrix: np.ndarray, changes: int, folder: Path) -> dict[str, A
                 ]
             )
         store.flush()
-        store.optimize()
+        if index:
+            store.optimize()
         size_before = _size(data_dir)
         log("store: rebuild")
         rebuild = store.rebuild_neighbour_lists()
         store.flush()
-        store.optimize()
+        if index:
+            store.optimize()
         size_after = _size(data_dir)
         point = store.backend.retrieve(
             store.artists_collection,
@@ -163,7 +167,9 @@ def measure_store(matrix: np.ndarray, changes: int, folder: Path) -> dict[str, A
         "rebuild_s": round(rebuild.seconds, 2),
         "updates": updates,
         "list_base64_bytes_per_artist": len(blob),
-        "data_dir_growth_bytes_per_artist": round((size_after - size_before) / n),
+        "data_dir_growth_bytes_per_artist": (
+            round((size_after - size_before) / n) if index else None
+        ),
         "lookups": lookups,
         "load_in_memory_s": round(load_s, 2),
         "served_from_memory_after_restart": served_after_restart,
@@ -254,6 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--artists", type=int, default=100_000)
     parser.add_argument("--changes", type=int, default=10, help="changed artists per update")
     parser.add_argument("--store", action="store_true", help="also through an Edge store")
+    parser.add_argument(
+        "--no-index",
+        action="store_false",
+        dest="index",
+        help="skip building the store's HNSW (minutes at 100k; only the data dir growth needs it)",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
     args = parser.parse_args(argv)
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
@@ -265,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document["numpy"] = measure_numpy(matrix, args.changes, rng)
     if args.store:
         with work_dir(args.dir, "neighbours") as folder:
-            document["store"] = measure_store(matrix, args.changes, folder)
+            document["store"] = measure_store(matrix, args.changes, folder, index=args.index)
     print_document(document)
     return 0
 

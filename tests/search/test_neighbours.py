@@ -159,9 +159,11 @@ def test_spare_entries_refill_lists_that_lose_members_without_a_recompute(
     recomputed: list[int] = []
     real = neighbours._compute_rows
 
-    def counting(matrix: np.ndarray, ranks: np.ndarray, rows: np.ndarray, *rest: object) -> None:
+    def counting(
+        matrix: np.ndarray, ranks: np.ndarray, rows: np.ndarray, *rest: object, **kw: object
+    ) -> None:
         recomputed.extend(rows.tolist())
-        real(matrix, ranks, rows, *rest)  # type: ignore[arg-type]
+        real(matrix, ranks, rows, *rest, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(neighbours, "_compute_rows", counting)
     # Three artists deleted: every list that held them refills from its spare entries.
