@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         True,
         description="Embedded store: keep the artists (centroids, names, neighbour lists) in "
         "memory, read in the background at start-up, so artists-like-X needs no store read "
-        "and list upkeep costs what changed (about 3.2 KB per artist: 320 MB at 100k).",
+        "and list upkeep costs what changed (about 4 KB per artist: 400 MB at 100k).",
     )
 
     # --- music servers -----------------------------------------------------------------

@@ -338,16 +338,20 @@ class NeighbourLists:
             self._mirror = None
 
     def name_entries(self) -> list[tuple[str, str, int]] | None:
-        """(key, name, track count) of every artist, from memory; None without a copy."""
+        """(key, name, track count) of every artist, from memory; None without a copy or
+        while an upkeep holds it."""
         mirror = self._mirror
-        if mirror is None:
+        # Never wait for an upkeep holding the copy (a rebuild takes minutes): read the store.
+        if mirror is None or not mirror.lock.acquire(blocking=False):
             return None
-        with mirror.lock:
+        try:
             return [
                 (mirror.keys[row], mirror.names[row], mirror.track_counts[row])
                 for row in range(mirror.size)
                 if mirror.alive[row]
             ]
+        finally:
+            mirror.lock.release()
 
     def _read_mirror(self, stop: threading.Event | None = None) -> ArtistMirror | None:
         scan = Scan(

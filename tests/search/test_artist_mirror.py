@@ -185,3 +185,34 @@ def test_a_forced_respec_forgets_the_copy(edge: Store, spec: EmbeddingSpec, k5: 
     assert not edge.answers_from_memory()
     assert edge.list_artists()[1] == 0
     assert edge.neighbours_of("artist 001", limit=3) is None
+
+
+def test_names_do_not_wait_for_an_upkeep_holding_the_copy(edge: Store, k5: int) -> None:
+    import threading
+    import time
+
+    keys = add_artists(edge, unit_rows(np.random.default_rng(16), 12, DIM))
+    edge.rebuild_neighbour_lists()
+    zed = Artist(name="Zed", artist_key="zed", track_count=1, centroid=[1.0] + [0.0] * (DIM - 1))
+    edge.upsert_artists([zed])  # the name index must be rebuilt on next use
+    mirror = edge._neighbour_lists._mirror  # the copy an upkeep locks while it runs
+    assert mirror is not None
+    held, release = threading.Event(), threading.Event()
+
+    def long_upkeep() -> None:
+        with mirror.lock:
+            held.set()
+            release.wait(10)
+
+    upkeep = threading.Thread(target=long_upkeep)
+    upkeep.start()
+    try:
+        assert held.wait(5)
+        started = time.monotonic()
+        artists, total = edge.list_artists()  # rebuilt from the store, not from the copy
+        assert time.monotonic() - started < 5
+        assert total == 13 and "zed" in {a.artist_key for a in artists}
+    finally:
+        release.set()
+        upkeep.join()
+    assert set(keys) <= set(edge.artist_names())
