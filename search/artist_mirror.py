@@ -43,6 +43,9 @@ from soundalike.search.schema import (
 )
 from soundalike.search.types import Artist, ArtistHit
 
+# Centroids converted from Python lists at once (see `_append`).
+CONVERT_ROWS = 512
+
 
 class StoredRow(Protocol):
     """A stored list, decoded (neighbour_lists.StoredList)."""
@@ -224,9 +227,13 @@ class ArtistMirror:
                 [self.id64s, np.zeros(capacity - self.id64s.size, np.int64)]
             )
         rows = range(self.size, needed)
-        self._matrix[self.size : needed] = np.asarray(centroids, dtype=np.float32).reshape(
-            count, self.dim
-        )
+        # In slices: one conversion of 100,000 centroids holds the GIL for seconds.
+        for start in range(0, count, CONVERT_ROWS):
+            part = centroids[start : start + CONVERT_ROWS]
+            at = self.size + start
+            self._matrix[at : at + len(part)] = np.asarray(part, dtype=np.float32).reshape(
+                len(part), self.dim
+            )
         for row, artist in zip(rows, artists, strict=True):
             self.keys.append(artist.artist_key)
             self.row_of[artist.artist_key] = row
