@@ -449,15 +449,19 @@ class Store(Collections, Closing):
         """Stored tracks per artist key, counted from the tracks themselves (not the artists)."""
         if not self._ready():
             return {}
+        return self._tracks_per_artist(None)
+
+    def _tracks_per_artist(self, where: Where | None) -> dict[str, int]:
+        """Tracks passing `where` per artist key."""
         if not self._backend.shared:
             # Qdrant Edge holds the GIL through a whole facet (3.5 s over 100,000 tracks, every
             # other thread stopped); a paged scroll of one field lets queries in between pages.
-            scan = Scan(fields=[F_ARTIST_KEY], batch_size=NAME_SCROLL_BATCH)
+            scan = Scan(where=where, fields=[F_ARTIST_KEY], batch_size=NAME_SCROLL_BATCH)
             counted: dict[str, int] = defaultdict(int)
             for point in self._backend.scroll(self.tracks_collection, scan):
                 counted[str(point.payload[F_ARTIST_KEY])] += 1
             return dict(counted)
-        counts = self._value_counts(self.tracks_collection, F_ARTIST_KEY, None)
+        counts = self._value_counts(self.tracks_collection, F_ARTIST_KEY, where)
         return {str(key): int(count) for key, count in counts.items()}
 
     def recompute_centroids(self, artist_keys: Iterable[str]) -> int:
@@ -686,7 +690,7 @@ class Store(Collections, Closing):
         if not self._ready():
             return set()
         where = Where(equals=equality_conditions(filters))
-        return {str(key) for key in self._value_counts(self.tracks_collection, F_ARTIST_KEY, where)}
+        return set(self._tracks_per_artist(where))
 
     def _value_counts(
         self, collection: str, field_name: str, where: Where | None
