@@ -158,7 +158,12 @@ def test_empty_store_is_409(
         assert response.status_code == 409
         assert response.json()["detail"].startswith("nothing ingested yet")
         assert empty.get("/artists").json()["total"] == 0
-        assert empty.get("/readyz").json() == {"status": "ready", "artists": 0, "tracks": 0}
+        assert empty.get("/readyz").json() == {
+            "status": "ready",
+            "artists": 0,
+            "tracks": 0,
+            "lookups_in_memory": False,  # nothing to look up yet
+        }
 
 
 def test_model_that_differs_from_the_catalogue_is_refused(
