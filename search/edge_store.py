@@ -349,25 +349,18 @@ class EdgeBackend:
             return int(shard.count(qe.CountRequest(exact=True, filter=edge_filter)))
 
     def search(self, name: str, query: VectorQuery) -> list[tuple[StoredPoint, float]]:
-        shard = self._shard(name)
-        params = (
-            qe.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
-            if query.search_ef is not None or query.exact
-            else None
-        )
-        request = qe.QueryRequest(
-            limit=query.limit,
-            query=qe.Query.Nearest(query.vector),
-            filter=_edge_filter(query.where),
-            with_payload=True,
-            with_vector=query.with_vectors,
-            params=params,
-        )
-        with self._errors(f"search {name}"):
-            hits = shard.query(request)
-        return [(point_from_record(h, query.with_vectors), float(h.score)) for h in hits]
+        return self._query(name, f"search {name}", qe.Query.Nearest(query.vector), query)
 
     def recommend(self, name: str, query: Recommendation) -> list[tuple[StoredPoint, float]]:
+        scored = qe.Query.RecommendSumScores(
+            qe.RecommendQuery(positives=query.positives, negatives=query.negatives)
+        )
+        return self._query(name, f"recommend from {name}", scored, query)
+
+    def _query(
+        self, name: str, doing: str, scored: Any, query: VectorQuery | Recommendation
+    ) -> list[tuple[StoredPoint, float]]:
+        """The `limit` best points for `scored` passing `query.where`, with its search params."""
         shard = self._shard(name)
         params = (
             qe.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
@@ -376,15 +369,13 @@ class EdgeBackend:
         )
         request = qe.QueryRequest(
             limit=query.limit,
-            query=qe.Query.RecommendSumScores(
-                qe.RecommendQuery(positives=query.positives, negatives=query.negatives)
-            ),
+            query=scored,
             filter=_edge_filter(query.where),
             with_payload=True,
             with_vector=query.with_vectors,
             params=params,
         )
-        with self._errors(f"recommend from {name}"):
+        with self._errors(doing):
             hits = shard.query(request)
         return [(point_from_record(h, query.with_vectors), float(h.score)) for h in hits]
 

@@ -351,33 +351,9 @@ class ServerBackend:
         return int(result.count)
 
     def search(self, name: str, query: VectorQuery) -> list[tuple[StoredPoint, float]]:
-        query_filter = _server_filter(query.where)
-        # Local mode always scans every vector (and warns that search params do nothing).
-        params = (
-            qm.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
-            if (query.search_ef is not None or query.exact) and not self._local
-            else None
-        )
-        response = self._call(
-            f"search {name}",
-            lambda: self._client.query_points(
-                name,
-                query=query.vector,
-                query_filter=query_filter,
-                search_params=params,
-                limit=query.limit,
-                with_payload=True,
-                with_vectors=query.with_vectors,
-            ),
-        )
-        return [(point_from_record(p, query.with_vectors), float(p.score)) for p in response.points]
+        return self._query(name, f"search {name}", query.vector, query)
 
     def recommend(self, name: str, query: Recommendation) -> list[tuple[StoredPoint, float]]:
-        params = (
-            qm.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
-            if (query.search_ef is not None or query.exact) and not self._local
-            else None
-        )
         recommendation = qm.RecommendQuery(
             recommend=qm.RecommendInput(
                 positive=query.positives,
@@ -385,12 +361,25 @@ class ServerBackend:
                 strategy=qm.RecommendStrategy.SUM_SCORES,
             )
         )
+        return self._query(name, f"recommend from {name}", recommendation, query)
+
+    def _query(
+        self, name: str, doing: str, scored: Any, query: VectorQuery | Recommendation
+    ) -> list[tuple[StoredPoint, float]]:
+        """The `limit` best points for `scored` passing `query.where`, with its search params."""
+        # Local mode always scans every vector (and warns that search params do nothing).
+        params = (
+            qm.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
+            if (query.search_ef is not None or query.exact) and not self._local
+            else None
+        )
+        query_filter = _server_filter(query.where)
         response = self._call(
-            f"recommend from {name}",
+            doing,
             lambda: self._client.query_points(
                 name,
-                query=recommendation,
-                query_filter=_server_filter(query.where),
+                query=scored,
+                query_filter=query_filter,
                 search_params=params,
                 limit=query.limit,
                 with_payload=True,
