@@ -46,21 +46,13 @@ MODULE = "soundalike.api.benchmarks.library"
 WRITE_BATCH = 2000
 FILES_PER_ARTIST = 10
 RATE = 24_000
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "conv_dim": [32] * 7,
-    "num_conv_pos_embedding_groups": 4,
-}
 
 
 def load_engine(model: str, scratch: Path) -> VectorEngine:
-    from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
+    from soundalike.ingest.devtools.checkpoint import TINY_MERT_OVERRIDES, write_mert_checkpoint
     from soundalike.ingest.embed import load_embedder
 
-    overrides = TINY if model == "tiny" else None
+    overrides = TINY_MERT_OVERRIDES if model == "tiny" else None
     checkpoint = write_mert_checkpoint(scratch / f"mert-{model}", config_overrides=overrides)
     embedder = load_embedder(str(checkpoint), layer=11, device="cpu", batch_size=4)
     return VectorEngine(embedder, Decoding())

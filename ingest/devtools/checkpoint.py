@@ -74,6 +74,17 @@ MERT_V1_95M_CONFIG: dict[str, Any] = {
     "vocab_size": 32,
 }
 
+# Same conv strides and kernels as MERT-v1-95M (so 75 frames per second holds), everything else
+# tiny so that a 30 s window embeds in a few tens of milliseconds on a CPU.
+TINY_MERT_OVERRIDES: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "conv_dim": [32] * 7,
+    "num_conv_pos_embedding_groups": 4,
+}
+
 # The preprocessor_config.json published with m-a-p/MERT-v1-95M.
 MERT_PREPROCESSOR_CONFIG: dict[str, Any] = {
     "do_normalize": True,
