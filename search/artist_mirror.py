@@ -34,13 +34,8 @@ from soundalike.search import neighbours
 from soundalike.search.backend import Backend, StoredPoint
 from soundalike.search.errors import StoreError
 from soundalike.search.identity import artist_id64, artist_point_id
-from soundalike.search.schema import (
-    F_ARTIST,
-    F_ARTIST_KEY,
-    F_GENRES,
-    F_TRACK_COUNT,
-    RETRIEVE_BATCH,
-)
+from soundalike.search.points import artist_from
+from soundalike.search.schema import F_ARTIST_KEY, RETRIEVE_BATCH
 from soundalike.search.types import Artist, ArtistHit
 
 # Centroids converted from Python lists at once (see `_append`).
@@ -131,7 +126,7 @@ class ArtistMirror:
         """The artists of these points (with vectors), in key order; no table yet."""
         ordered = sorted(points, key=lambda p: str(p.payload[F_ARTIST_KEY]))
         mirror = cls(dim)
-        mirror._append([_artist_of(p) for p in ordered], [p.vector for p in ordered])
+        mirror._append([artist_from(p) for p in ordered], [p.vector for p in ordered])
         if np.unique(mirror.id64s[: mirror.size]).size != mirror.size:
             raise StoreError(
                 "two artists share the first 8 bytes of their point ids: neighbour lists "
@@ -174,7 +169,7 @@ class ArtistMirror:
                 ):
                     found[str(point.payload[F_ARTIST_KEY])] = point
             present = [found[k] for k in wanted if k in found]
-            self.put([_artist_of(p) for p in present], [p.vector for p in present])
+            self.put([artist_from(p) for p in present], [p.vector for p in present])
             self.remove(k for k in wanted if k not in found)
 
     # --- following the store's writes -----------------------------------------------------
@@ -353,13 +348,3 @@ class ArtistMirror:
                 if ready and table is not None and version is not None
                 else None
             )
-
-
-def _artist_of(point: StoredPoint) -> Artist:
-    p = point.payload
-    return Artist(
-        name=str(p.get(F_ARTIST) or p[F_ARTIST_KEY]),
-        artist_key=str(p[F_ARTIST_KEY]),
-        track_count=int(p.get(F_TRACK_COUNT) or 0),
-        genres=[str(g) for g in p.get(F_GENRES) or []],
-    )

@@ -346,7 +346,7 @@ class NeighbourLists:
             return None
         try:
             return [
-                (mirror.keys[row], mirror.names[row], mirror.track_counts[row])
+                (mirror.keys[row], mirror.names[row] or mirror.keys[row], mirror.track_counts[row])
                 for row in range(mirror.size)
                 if mirror.alive[row]
             ]
