@@ -53,6 +53,7 @@ register_url_convertor("artist_name", ArtistNameConvertor())
 MAX_PAGE = 1000
 DEFAULT_TRACK_PAGE = 100
 MAX_NAME_CHARS = 500
+MAX_MIN_TRACKS = 1_000_000
 ArtistName = Annotated[
     str,
     Path(
@@ -154,7 +155,8 @@ async def similar_artists(
     artist: ArtistName,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results.")] = 10,
     min_tracks: Annotated[
-        int, Query(ge=1, le=1_000_000, description="Only artists with at least this many tracks.")
+        int,
+        Query(ge=1, le=MAX_MIN_TRACKS, description="Only artists with at least this many tracks."),
     ] = 1,
     genre: Genre = None,
     album: Album = None,
@@ -208,7 +210,7 @@ class SimilarLookupFastPath:
 
     PREFIX = "/artists/"
     SUFFIX = "/similar"
-    PARAMETERS = {"limit": (1, MAX_LIMIT), "min_tracks": (1, 1_000_000)}
+    PARAMETERS = {"limit": (1, MAX_LIMIT), "min_tracks": (1, MAX_MIN_TRACKS)}
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -237,10 +239,10 @@ class SimilarLookupFastPath:
         name = path[len(self.PREFIX) : -len(self.SUFFIX)]
         settings = self.services.settings
         store = self.services.opened_store()
-        if not 1 <= len(name) <= MAX_NAME_CHARS or store is None or not settings.similar_lookup:
+        if not 1 <= len(name) <= MAX_NAME_CHARS or store is None:
             return None
         values = self._parameters(scope["query_string"])
-        if values is None or not store.answers_from_memory():
+        if values is None or not answers_on_the_event_loop(store, settings, {}, False):
             return None
         if settings.api_key is not None and not has_api_key(Request(scope)):
             return None
