@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ from soundalike.search.backend import (
     spell_filter,
 )
 from soundalike.search.errors import StoreError, StoreLocked
+
+# Points per page when values are counted (one small payload field each).
+VALUE_COUNT_PAGE = 8192
 
 _INDEX_SCHEMAS: dict[IndexKind, qe.PayloadSchemaType] = {
     "keyword": qe.PayloadSchemaType.Keyword,
@@ -382,13 +386,18 @@ class EdgeBackend:
     def value_counts(
         self, name: str, field_name: str, where: Where | None, *, limit: int
     ) -> dict[Scalar, int]:
-        shard = self._shard(name)
-        edge_filter = _edge_filter(where)
-        with self._errors(f"list the values of {field_name} in {name}"):
-            response = shard.facet(
-                qe.FacetRequest(key=field_name, limit=limit, exact=True, filter=edge_filter)
-            )
-        return {hit.value: int(hit.count) for hit in response.hits}
+        # Counted over a paged scroll of the one field, not by Edge's facet: its binding holds
+        # the GIL through a whole facet (3.5 s over 100,000 tracks, every other thread of the
+        # process stopped), while a scroll lets them run between pages.
+        counted: Counter[Scalar] = Counter()
+        scan = Scan(where=where, fields=[field_name], batch_size=VALUE_COUNT_PAGE)
+        for point in self.scroll(name, scan):
+            value = point.payload.get(field_name)
+            if isinstance(value, list):
+                counted.update(set(value))  # as a facet: a point counts once per value
+            elif value is not None:
+                counted[value] += 1
+        return dict(counted.most_common(limit))
 
     # --- upkeep ------------------------------------------------------------------------
 

@@ -453,14 +453,6 @@ class Store(Collections, Closing):
 
     def _tracks_per_artist(self, where: Where | None) -> dict[str, int]:
         """Tracks passing `where` per artist key."""
-        if not self._backend.shared:
-            # Qdrant Edge holds the GIL through a whole facet (3.5 s over 100,000 tracks, every
-            # other thread stopped); a paged scroll of one field lets queries in between pages.
-            scan = Scan(where=where, fields=[F_ARTIST_KEY], batch_size=NAME_SCROLL_BATCH)
-            counted: dict[str, int] = defaultdict(int)
-            for point in self._backend.scroll(self.tracks_collection, scan):
-                counted[str(point.payload[F_ARTIST_KEY])] += 1
-            return dict(counted)
         counts = self._value_counts(self.tracks_collection, F_ARTIST_KEY, where)
         return {str(key): int(count) for key, count in counts.items()}
 
