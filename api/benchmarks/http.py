@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import shutil
 import sys
@@ -262,8 +263,6 @@ def measure_routes(
 def wait_until_in_memory(port: int, timeout_s: float) -> bool:
     """Waits for the server's start-up read of the artists into memory (`/readyz`), so that
     what is measured is the steady state, not the store path it answers from meanwhile."""
-    import json
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
