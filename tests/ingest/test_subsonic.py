@@ -197,7 +197,10 @@ def test_a_song_the_server_no_longer_lists_leaves_the_store_and_its_artist_is_up
 def test_a_server_that_goes_down_mid_ingest_fails_the_rest_fast_and_a_rerun_resumes(
     supysonic_factory: SupysonicFactory, store: Store, tiny_engine: VectorEngine
 ) -> None:
-    server = supysonic_factory.start("outage", artists=3, tracks_per_artist=2)
+    # Twelve songs: with PARALLEL_DOWNLOADS fetching at once, six could all start before three
+    # failures were counted, and none would ever be refused up front.
+    songs = 12
+    server = supysonic_factory.start("outage", artists=3, tracks_per_artist=4)
 
     def stop_at_third_download(method: str, seen: Counter[str]) -> None:
         if method == "download" and seen["download"] == 3:
@@ -207,22 +210,22 @@ def test_a_server_that_goes_down_mid_ingest_fails_the_rest_fast_and_a_rerun_resu
     summary = run(source_of(server, counting), store, tiny_engine)
     # Downloads run ahead of the decoder: the two before the outage may be cut off too.
     assert summary.ingested <= 2
-    assert summary.ingested + len(summary.failed) == 6
+    assert summary.ingested + len(summary.failed) == songs
     assert all(f.reason.startswith(("download failed", "not downloaded")) for f in summary.failed)
     assert any("rerun to resume" in f.reason for f in summary.failed)
     # After a few songs in a row without a server, the rest are not even tried.
-    assert counting.methods["download"] < 6 * 2
+    assert counting.methods["download"] < songs * 2
 
     server.start()
     rerun = run(source_of(server), store, tiny_engine)
     assert (rerun.ingested, rerun.skipped, rerun.failed) == (
-        6 - summary.ingested,
+        songs - summary.ingested,
         summary.ingested,
         [],
     )
     tracks = stored_tracks(store)
-    assert len(tracks) == len({t.item_id for t in tracks}) == 6
-    assert all(a.track_count == 2 for a in store.list_artists(limit=10)[0])
+    assert len(tracks) == len({t.item_id for t in tracks}) == songs
+    assert all(a.track_count == 4 for a in store.list_artists(limit=10)[0])
 
 
 def test_a_server_down_before_listing_is_a_clear_error_and_nothing_is_removed(
