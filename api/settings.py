@@ -39,7 +39,9 @@ class Settings(BaseSettings):
         DEFAULT_LAYER, ge=0, le=12, description="Transformer layer whose output is pooled (0..12)."
     )
     device: str = Field(
-        "auto", description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`."
+        "auto",
+        description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`: runs the model, "
+        "and the products of a full rebuild of the neighbour lists.",
     )
     batch_size: int = Field(
         4, ge=1, le=512, description="Windows of equal length per forward pass."
@@ -231,6 +233,7 @@ class Settings(BaseSettings):
             "replication_factor": self.replication_factor,
             "search_ef": self.search_ef,
             "artists_in_memory": self.artists_in_memory,
+            "neighbours_device": self.device,
         }
 
     @property

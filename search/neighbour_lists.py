@@ -171,8 +171,10 @@ class NeighbourLists:
         artists_collection: str,
         *,
         keep_in_memory: bool = False,
+        device: str = "cpu",
     ) -> None:
         self._backend = backend
+        self._device = device
         self._tracks = tracks_collection
         self._artists = artists_collection
         self._keep_in_memory = keep_in_memory
@@ -418,7 +420,12 @@ class NeighbourLists:
             )
             if full or old is None:
                 table = neighbours.build(
-                    matrix, ranks, k=neighbours.K, spare=neighbours.SPARE, progress=progress
+                    matrix,
+                    ranks,
+                    k=neighbours.K,
+                    spare=neighbours.SPARE,
+                    progress=progress,
+                    device=self._device,
                 )
                 rows = np.arange(n)
                 changed = list(range(n))

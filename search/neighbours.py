@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,19 @@ BLOCK_BYTES = 256 * 2**20
 # Columns whose k-th best score gives each row a first candidate threshold: about
 # k * artists / SAMPLE_COLUMNS candidates per row survive it, whatever the score distribution.
 SAMPLE_COLUMNS = 16384
-# Rows whose candidates are scored exactly at once (bounds the float64 gather).
-EXACT_ROWS = 64
+# Rows whose candidates are scored exactly at once: their float64 copies stay in cache.
+EXACT_ROWS = 8
+# A full build of more artists than this computes one triangle of the symmetric product
+# (each block of scores serves the lists of its rows and of its columns): half the flops.
+SYMMETRIC_MIN_ROWS = 4 * BLOCK_ROWS
+# Columns per product of the symmetric build (BLOCK_ROWS x this many float32 scores).
+STRIP_COLUMNS = 16384
+# Columns whose best scores give a row its first threshold in the symmetric build; the
+# candidates it lets through then tighten it (see `_Candidates`).
+THRESHOLD_COLUMNS = 2048
+# A block of rows' candidates are narrowed to the tightest thresholds they prove once they
+# exceed this many per row and list entry.
+COMPACT_PER_ENTRY = 4
 # Markers in `NeighbourTable.neighbours`.
 NONE = -1
 DELETED = -2
@@ -119,13 +131,21 @@ def build(
     k: int = K,
     spare: int = 0,
     progress: Progress | None = None,
+    device: str = "cpu",
+    one_sided: bool = False,
 ) -> NeighbourTable:
-    """Every row's exact top k + spare other rows, by blocked matrix products."""
+    """Every row's exact top k + spare other rows, by blocked matrix products; `device` is
+    the device setting (`auto`, `cpu`, `cuda`, `cuda:N`) for the products of a catalogue
+    large enough to take the symmetric path (see `products_device`). `one_sided`: every row
+    against every artist instead, in numpy (twice the products; for measuring)."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     n = matrix.shape[0]
     ranks = _ranks(ranks, n)
     table = NeighbourTable.empty(n, k + spare)
-    _compute_rows(matrix, ranks, np.arange(n), table, k + spare, progress)
+    if one_sided or n < SYMMETRIC_MIN_ROWS or n - 1 <= k + spare + 1:
+        _compute_rows(matrix, ranks, np.arange(n), table, k + spare, progress)
+    else:
+        _build_symmetric(matrix, ranks, table, k + spare + 1, progress, products_device(device))
     return table
 
 
@@ -285,8 +305,15 @@ def _select(
 
 def _compact(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Per row, the columns scoring at least its threshold, NONE-padded to one width."""
-    picked_rows, picked_columns = np.nonzero(scores >= thresholds[:, None])
+    picked_rows, picked_columns = _positions(scores >= thresholds[:, None])
     return _pad(picked_rows, picked_columns, scores.shape[0])
+
+
+def _positions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.nonzero` of a 2-d mask, row-major: the flat search is several times faster on the
+    sparse masks of candidate selection."""
+    rows, columns = np.divmod(np.flatnonzero(mask), mask.shape[1])
+    return rows, columns
 
 
 def _compact_rows(values: np.ndarray, columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -313,24 +340,31 @@ def _exact_top(
     matrix: np.ndarray, ranks: np.ndarray, rows: np.ndarray, candidates: np.ndarray, kk: int
 ) -> tuple[np.ndarray, np.ndarray]:
     width = candidates.shape[1]
+    valid = candidates >= 0
+    columns = np.maximum(candidates, 0)
+    exact = np.where(valid, _exact_block(matrix, rows, columns), -np.inf)
+    tie_ranks = np.where(valid, ranks[columns], np.iinfo(np.int64).max)
+    order = np.lexsort((tie_ranks, -exact), axis=1)[:, :kk]
+    take = min(kk, width)
+    picked = np.take_along_axis(candidates, order, axis=1)[:, :take]
+    picked_scores = np.take_along_axis(exact, order, axis=1)[:, :take]
     best = np.full((rows.size, kk), NONE, dtype=np.int64)
     best_scores = np.full((rows.size, kk), -np.inf, dtype=np.float32)
+    best[:, :take] = np.where(np.isfinite(picked_scores), picked, NONE)
+    best_scores[:, :take] = picked_scores
+    return best, best_scores
+
+
+def _exact_block(matrix: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """float32-rounded float64 scores of each row against its columns, a few rows at a time
+    so that the float64 copies stay in cache."""
+    exact = np.empty(columns.shape, dtype=np.float32)
     for start in range(0, rows.size, EXACT_ROWS):
         part = slice(start, start + EXACT_ROWS)
-        columns = candidates[part]
-        valid = columns >= 0
-        theirs = matrix[np.maximum(columns, 0)].astype(np.float64)
+        theirs = matrix[columns[part]].astype(np.float64)
         mine = matrix[rows[part]].astype(np.float64)
-        exact = np.einsum("rcd,rd->rc", theirs, mine).astype(np.float32)
-        exact = np.where(valid, exact, -np.inf)
-        tie_ranks = np.where(valid, ranks[np.maximum(columns, 0)], np.iinfo(np.int64).max)
-        order = np.lexsort((tie_ranks, -exact), axis=1)[:, :kk]
-        take = min(kk, width)
-        picked = np.take_along_axis(columns, order, axis=1)[:, :take]
-        picked_scores = np.take_along_axis(exact, order, axis=1)[:, :take]
-        best[part, :take] = np.where(np.isfinite(picked_scores), picked, NONE)
-        best_scores[part, :take] = picked_scores
-    return best, best_scores
+        exact[part] = np.matmul(theirs, mine[:, :, None])[:, :, 0]
+    return exact
 
 
 def _store_top(
@@ -354,3 +388,273 @@ def _store_list(
     table.neighbours[row, : neighbours.size] = neighbours
     table.scores[row, : scores.size] = scores
     table.next_scores[row] = next_score
+
+
+# --- the symmetric full build ----------------------------------------------------------------
+
+
+def _build_symmetric(
+    matrix: np.ndarray,
+    ranks: np.ndarray,
+    table: NeighbourTable,
+    kk: int,
+    progress: Progress | None,
+    device: str | None,
+) -> None:
+    """Every row's exact best `kk` (the table's width and the next score), computing each
+    pair's float32 score once. Rows are visited in a fixed shuffled order, so that the first
+    `sample` of them are a fair sample whatever order the catalogue came in:
+
+    1. every row against the sample: each row's first threshold (the kk-th best score among
+       the sample's first columns, a lower bound of its kk-th best overall), its candidates
+       among the sample, and, for the sample's rows, their candidates among every other row;
+    2. the upper triangle of the rest, block by block: a block of scores gives candidates
+       to its rows (scores above their thresholds) and to its columns (above theirs).
+
+    Candidates tighten the thresholds as they accumulate (`_Candidates`), and are scored
+    exactly at the end, as in `_select`. The products run on `device` (a torch device, see
+    `products_device`), or in numpy when it is None."""
+    n = matrix.shape[0]
+    width = table.neighbours.shape[1]
+    shuffle = np.random.default_rng(0).permutation(n)
+    rows_of = matrix[shuffle]
+    products = _products(rows_of, device)
+    block = BLOCK_ROWS
+    sample = min(n, -(-max(SAMPLE_COLUMNS, 4 * kk) // block) * block)
+    first = min(sample, max(THRESHOLD_COLUMNS, 4 * kk))
+    pool = _Candidates(n, block, kk, error_margin(matrix))
+    # Progress: the products (the sample strip, then the triangle) make the first 90 %, the
+    # exact scoring of the candidates the rest (about their shares of the time).
+    work_total = n * sample + sum(
+        (min(n, s + block) - s) * (n - s) for s in range(sample, n, block)
+    )
+    work_done = 0.0
+
+    def advance(products_done: float) -> None:
+        nonlocal work_done
+        work_done += products_done
+        if progress is not None:
+            progress(int(0.9 * n * work_done / work_total), n)
+
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        scores = products.scores(start, stop, 0, sample)
+        pool.thresholds[start:stop] = products.kth_best(scores, first, kk)
+        pool.add(*products.at_least(scores, start, 0, row_limits=pool.limits(start, stop)))
+        pool.compact(start // block)
+        if start >= sample:
+            limits = pool.limits(0, sample)
+            pool.add(*products.at_least(scores, start, 0, column_limits=limits), by_column=True)
+        advance((stop - start) * sample)
+
+    for start in range(sample, n, block):
+        stop = min(n, start + block)
+        for left in range(start, n, STRIP_COLUMNS):
+            right = min(n, left + STRIP_COLUMNS)
+            scores = products.scores(start, stop, left, right)
+            pool.add(*products.at_least(scores, start, left, row_limits=pool.limits(start, stop)))
+            if right > stop:
+                beyond = max(left, stop)
+                limits = pool.limits(beyond, right)
+                found = products.at_least(scores, start, left, column_limits=limits)
+                pool.add(*found, by_column=True)
+            advance((stop - start) * (right - left))
+
+    ranks_of = ranks[shuffle]
+    for index, start in enumerate(range(0, n, block)):
+        rows = np.arange(start, min(n, start + block))
+        best, scores = _exact_top(rows_of, ranks_of, rows, pool.finish(index), kk)
+        best = np.where(best >= 0, shuffle[np.maximum(best, 0)], NONE)
+        _store_top(table, shuffle[rows], best, scores, width)
+        if progress is not None:
+            progress(int(0.9 * n + 0.1 * (rows[-1] + 1)), n)
+
+
+Found = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class _NumpyProducts:
+    """Blocks of float32 scores between the rows of a matrix, in numpy (BLAS)."""
+
+    def __init__(self, rows_of: np.ndarray) -> None:
+        self._rows_of = rows_of
+
+    def scores(self, start: int, stop: int, left: int, right: int) -> np.ndarray:
+        """Rows [start, stop) against rows [left, right), a row never scoring itself."""
+        scores = self._rows_of[start:stop] @ self._rows_of[left:right].T
+        both = np.arange(max(start, left), min(stop, right))
+        scores[both - start, both - left] = -np.inf
+        return scores
+
+    def kth_best(self, scores: np.ndarray, columns: int, kk: int) -> np.ndarray:
+        """Each row's kk-th best score among the first `columns`."""
+        return np.partition(scores[:, :columns], columns - kk, axis=1)[:, columns - kk]
+
+    def at_least(
+        self,
+        scores: np.ndarray,
+        start: int,
+        left: int,
+        *,
+        row_limits: np.ndarray | None = None,
+        column_limits: np.ndarray | None = None,
+    ) -> Found:
+        """(row, column, score) of the scores at least their row's limit, or their column's
+        (limits for the last columns only), as indices of the whole matrix."""
+        if row_limits is not None:
+            rows, columns = _positions(scores >= row_limits[:, None])
+            return start + rows, left + columns, scores[rows, columns]
+        assert column_limits is not None
+        offset = scores.shape[1] - column_limits.size
+        part = scores[:, offset:]
+        rows, columns = _positions(part >= column_limits[None, :])
+        return start + rows, left + offset + columns, part[rows, columns]
+
+
+class _TorchProducts:
+    """The same on a torch device: the matrix stays there, only the candidates come back."""
+
+    def __init__(self, rows_of: np.ndarray, device: str) -> None:
+        import torch
+
+        self._torch = torch
+        self._device = torch.device(device)
+        self._rows_of = torch.from_numpy(rows_of).to(self._device)
+
+    def scores(self, start: int, stop: int, left: int, right: int) -> Any:
+        torch = self._torch
+        scores = self._rows_of[start:stop] @ self._rows_of[left:right].T
+        first = max(start, left)
+        both = torch.arange(first, max(first, min(stop, right)), device=self._device)
+        scores[both - start, both - left] = -torch.inf
+        return scores
+
+    def kth_best(self, scores: Any, columns: int, kk: int) -> np.ndarray:
+        kth = self._torch.topk(scores[:, :columns], kk, dim=1, sorted=True).values[:, -1]
+        return kth.cpu().numpy()
+
+    def at_least(
+        self,
+        scores: Any,
+        start: int,
+        left: int,
+        *,
+        row_limits: np.ndarray | None = None,
+        column_limits: np.ndarray | None = None,
+    ) -> Found:
+        torch = self._torch
+        if row_limits is not None:
+            limits = torch.from_numpy(row_limits).to(self._device)
+            rows, columns = torch.nonzero(scores >= limits[:, None], as_tuple=True)
+            found = scores[rows, columns]
+            offset = 0
+        else:
+            assert column_limits is not None
+            offset = scores.shape[1] - column_limits.size
+            part = scores[:, offset:]
+            limits = torch.from_numpy(column_limits).to(self._device)
+            rows, columns = torch.nonzero(part >= limits[None, :], as_tuple=True)
+            found = part[rows, columns]
+        return (
+            start + rows.cpu().numpy(),
+            left + offset + columns.cpu().numpy(),
+            found.cpu().numpy(),
+        )
+
+
+def _products(rows_of: np.ndarray, device: str | None) -> _NumpyProducts | _TorchProducts:
+    return _NumpyProducts(rows_of) if device is None else _TorchProducts(rows_of, device)
+
+
+def products_device(setting: str) -> str | None:
+    """The torch device a full build's products run on for a device setting (`auto`, `cpu`,
+    `cuda`, `cuda:N`): None (numpy) for the CPU, where numpy's BLAS is as fast as torch's
+    and torch need not be imported; `auto` takes CUDA when torch sees one."""
+    if setting == "cpu":
+        return None
+    if setting == "auto":
+        try:
+            import torch
+        except ImportError:
+            return None
+        return "cuda" if torch.cuda.is_available() else None
+    return setting
+
+
+class _Candidates:
+    """Per block of rows, the (row, column, float32 score) triples that may belong to the
+    rows' best kk, and per row a lower bound of its kk-th best float32 score (`thresholds`):
+    the kk-th best of any kk columns' scores is one. A score below its row's threshold by more
+    than the product's error margin cannot be a true neighbour (see `_select`)."""
+
+    def __init__(self, n: int, block: int, kk: int, margin: float) -> None:
+        self.thresholds = np.full(n, -np.inf, dtype=np.float32)
+        self.block, self.kk, self.margin = block, kk, margin
+        blocks = -(-n // block)
+        self._parts: list[list[Found]] = [[] for _ in range(blocks)]
+        self._sizes = np.zeros(blocks, dtype=np.int64)
+        self._n = n
+
+    def limits(self, start: int, stop: int) -> np.ndarray:
+        """The lowest score rows [start, stop) may still need."""
+        return self.thresholds[start:stop] - np.float32(self.margin)
+
+    def add(
+        self, rows: np.ndarray, columns: np.ndarray, scores: np.ndarray, *, by_column: bool = False
+    ) -> None:
+        """Candidates found for `rows` among `columns`; with `by_column`, for the columns
+        among the rows (the symmetric pair)."""
+        owners, members = (columns, rows) if by_column else (rows, columns)
+        if owners.size == 0:
+            return
+        owners, members = owners.astype(ROW), members.astype(ROW)
+        blocks = owners // self.block
+        order = np.argsort(blocks, kind="stable")
+        blocks = blocks[order]
+        starts = np.flatnonzero(np.diff(blocks, prepend=-1))
+        for begin, end in zip(starts, [*starts[1:], blocks.size], strict=True):
+            part = order[begin:end]
+            index = int(blocks[begin])
+            self._parts[index].append((owners[part], members[part], scores[part]))
+            self._sizes[index] += part.size
+            if self._sizes[index] > COMPACT_PER_ENTRY * self.kk * self.block:
+                self.compact(index)
+
+    def compact(self, index: int) -> None:
+        """Tightens the block's thresholds to the kk-th best candidate score of each row and
+        drops the candidates they rule out."""
+        parts = self._parts[index]
+        if not parts:
+            return
+        rows = np.concatenate([p[0] for p in parts])
+        columns = np.concatenate([p[1] for p in parts])
+        scores = np.concatenate([p[2] for p in parts])
+        first = index * self.block
+        count = min(self.block, self._n - first)
+        order = np.argsort(rows, kind="stable")
+        rows, columns, scores = rows[order], columns[order], scores[order]
+        local = rows - first
+        per_row = np.bincount(local, minlength=count)
+        widest = int(per_row.max())
+        if widest >= self.kk:
+            starts = np.concatenate([[0], np.cumsum(per_row)[:-1]])
+            dense = np.full((count, widest), -np.inf, dtype=np.float32)
+            dense[local, np.arange(rows.size) - starts[local]] = scores
+            kth = np.partition(dense, widest - self.kk, axis=1)[:, widest - self.kk]
+            own = self.thresholds[first : first + count]
+            np.maximum(own, kth, out=own)
+        keep = scores >= self.thresholds[rows] - np.float32(self.margin)
+        self._parts[index] = [(rows[keep], columns[keep], scores[keep])]
+        self._sizes[index] = int(np.count_nonzero(keep))
+
+    def finish(self, index: int) -> np.ndarray:
+        """The block's candidate columns, a row per row of the block, NONE-padded (rows are
+        sorted by `compact`); the block's triples are released."""
+        self.compact(index)
+        first = index * self.block
+        count = min(self.block, self._n - first)
+        if not self._parts[index]:
+            return np.full((count, 1), NONE, dtype=np.int64)
+        rows, columns, _ = self._parts[index][0]
+        self._parts[index] = []
+        return _pad(rows.astype(np.int64) - first, columns.astype(np.int64), count)

@@ -84,6 +84,7 @@ def open_store(
     search_ef: int | None = DEFAULT_SEARCH_EF,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     artists_in_memory: bool = True,
+    neighbours_device: str = "cpu",
 ) -> Store:
     """Opens the store: a server when `url` is given, qdrant-client `:memory:` when
     `in_memory`, else Qdrant Edge under `data_dir` (default ./soundalike-data).
@@ -91,7 +92,9 @@ def open_store(
     `search_ef`: HNSW candidates per vector search (recall against latency; None: Qdrant's
     default, the index's ef_construct). `retry_seconds`: server only, how long to keep
     retrying a server that does not answer (connection errors, 429, 5xx) before
-    StoreUnavailable. `artists_in_memory`: see `Store.load_in_memory`."""
+    StoreUnavailable. `artists_in_memory`: see `Store.load_in_memory`. `neighbours_device`:
+    where a full rebuild of the neighbour lists multiplies centroids (`auto`: CUDA when
+    present; `cpu`, `cuda`, `cuda:N`)."""
     if url is not None and in_memory:
         raise InvalidRequest("give either a Qdrant url or in_memory=True, not both")
     if retry_seconds < 0:
@@ -123,6 +126,7 @@ def open_store(
         collection_prefix=collection_prefix,
         search_ef=search_ef,
         artists_in_memory=artists_in_memory,
+        neighbours_device=neighbours_device,
     )
 
 
@@ -138,12 +142,13 @@ class Store(Collections, Closing):
         exact_search: bool = False,
         spec_recheck_seconds: float = SPEC_RECHECK_S,
         artists_in_memory: bool = True,
+        neighbours_device: str = "cpu",
     ) -> None:
         """`search_ef`: HNSW candidates per vector search (None: Qdrant's default);
         `exact_search`: scan every vector instead (exact, slow at scale; for measuring);
         `spec_recheck_seconds`: how long a known spec is trusted before it is read again;
         `artists_in_memory`: an embedded store keeps its artists in memory once read (see
-        `load_in_memory`)."""
+        `load_in_memory`); `neighbours_device`: see `open_store`."""
         if search_ef is not None and not 1 <= search_ef <= MAX_SEARCH_EF:
             raise InvalidRequest(
                 f"search_ef must be between 1 and {MAX_SEARCH_EF}, got {search_ef}"
@@ -166,6 +171,7 @@ class Store(Collections, Closing):
             self.tracks_collection,
             self.artists_collection,
             keep_in_memory=artists_in_memory and not backend.shared,
+            device=neighbours_device,
         )
         self._closed = False
         # Points written since the last optimize (this process): when an index rebuild is due.

@@ -1,7 +1,7 @@
 """Neighbour lists benchmark: exact "artists like X" lists at N artists.
 
     python -m soundalike.api.benchmarks.neighbours [--artists 100000] [--changes 10]
-        [--store [--no-index]] [--dir DIR]
+        [--store [--no-index]] [--one-sided] [--dir DIR]
 
 Clustered 768-d centroids shaped like MERT's (`clustered_centroids`). Measures, in NumPy: the
 full rebuild (every artist's exact top 100), and the incremental update per changed artist for
@@ -61,7 +61,9 @@ def _check(table: neighbours.NeighbourTable, expected: neighbours.NeighbourTable
     return True
 
 
-def measure_numpy(matrix: np.ndarray, changes: int, rng: np.random.Generator) -> dict[str, Any]:
+def measure_numpy(
+    matrix: np.ndarray, changes: int, rng: np.random.Generator, *, one_sided: bool
+) -> dict[str, Any]:
     n = matrix.shape[0]
     log(f"full rebuild of {n} artists")
     started = time.perf_counter()
@@ -69,6 +71,18 @@ def measure_numpy(matrix: np.ndarray, changes: int, rng: np.random.Generator) ->
     full_s = time.perf_counter() - started
     log(f"  {full_s:.1f} s")
     result: dict[str, Any] = {"full_rebuild_s": round(full_s, 2), "incremental": {}}
+    if one_sided:
+        log("full rebuild, one-sided products (every row against every artist)")
+        started = time.perf_counter()
+        naive = neighbours.build(matrix, spare=neighbours.SPARE, one_sided=True)
+        naive_s = time.perf_counter() - started
+        log(f"  {naive_s:.1f} s")
+        result["one_sided_rebuild_s"] = round(naive_s, 2)
+        result["one_sided_equal"] = bool(
+            np.array_equal(naive.neighbours, table.neighbours)
+            and np.array_equal(naive.scores, table.scores)
+            and np.array_equal(naive.next_scores, table.next_scores)
+        )
     changed = rng.choice(n, size=changes, replace=False)
 
     nudged = matrix.copy()
@@ -266,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         dest="index",
         help="skip building the store's HNSW (minutes at 100k; only the data dir growth needs it)",
     )
+    parser.add_argument(
+        "--one-sided",
+        action="store_true",
+        help="also time the one-sided full build (every row against every artist) and check "
+        "that it gives the same lists",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
     args = parser.parse_args(argv)
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
@@ -274,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document["artists"] = args.artists
     document["k"] = neighbours.K
     document["spare"] = neighbours.SPARE
-    document["numpy"] = measure_numpy(matrix, args.changes, rng)
+    document["numpy"] = measure_numpy(matrix, args.changes, rng, one_sided=args.one_sided)
     if args.store:
         with work_dir(args.dir, "neighbours") as folder:
             document["store"] = measure_store(matrix, args.changes, folder, index=args.index)

@@ -52,7 +52,88 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(neighbours, "EXACT_ROWS", 7)
 
 
+@pytest.fixture
+def symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The symmetric full build on a small matrix: blocks of 16 rows, a 64-row sample (48 rows
+    for its first thresholds), strips of 40 columns (not a whole number of blocks), and
+    candidates narrowed as soon as a block holds two per list entry."""
+    monkeypatch.setattr(neighbours, "SYMMETRIC_MIN_ROWS", 1)
+    monkeypatch.setattr(neighbours, "BLOCK_ROWS", 16)
+    monkeypatch.setattr(neighbours, "SAMPLE_COLUMNS", 50)
+    monkeypatch.setattr(neighbours, "THRESHOLD_COLUMNS", 48)
+    monkeypatch.setattr(neighbours, "STRIP_COLUMNS", 40)
+    monkeypatch.setattr(neighbours, "COMPACT_PER_ENTRY", 2)
+    monkeypatch.setattr(neighbours, "EXACT_ROWS", 5)
+
+
+def clustered_rows(rng: np.random.Generator, n: int, clusters: int) -> np.ndarray:
+    """Unit rows in tight clusters, ordered by cluster: the first rows are a poor sample of
+    the rest unless the build shuffles them."""
+    centres = unit_rows(rng, clusters, DIM)
+    labels = np.sort(rng.integers(0, clusters, size=n))
+    rows = centres[labels] + 0.3 * unit_rows(rng, n, DIM)
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
 # --- the computation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "k", "spare"), [(70, 5, 0), (300, 10, 4), (301, 12, 3)])
+def test_the_symmetric_build_equals_brute_force(
+    symmetric_blocks: None, n: int, k: int, spare: int
+) -> None:
+    rng = np.random.default_rng(n + k)
+    matrix = clustered_rows(rng, n, clusters=6)
+    matrix[[40, 41, 250 % n]] = matrix[3]  # ties across blocks, the sample and the triangle
+    ranks = rng.permutation(n)
+    seen: list[tuple[int, int]] = []
+    table = neighbours.build(
+        matrix, ranks, k=k, spare=spare, progress=lambda done, total: seen.append((done, total))
+    )
+    best, scores = brute_force(matrix, ranks, k + spare + 1)
+    np.testing.assert_array_equal(table.neighbours, best[:, : k + spare])
+    np.testing.assert_array_equal(table.scores, scores[:, : k + spare])
+    np.testing.assert_array_equal(table.next_scores, scores[:, k + spare])
+    assert seen[-1] == (n, n)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_the_symmetric_build_on_torch_equals_numpy(
+    symmetric_blocks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The products on a torch device (here torch's CPU, standing in for CUDA) give the same
+    lists: only the candidates come back, and they are scored exactly as in numpy."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    matrix = clustered_rows(rng, 200, clusters=4)
+    ranks = rng.permutation(200)
+    in_numpy = neighbours.build(matrix, ranks, k=10, spare=2)
+    monkeypatch.setattr(neighbours, "products_device", lambda setting: "cpu")
+    on_torch = neighbours.build(matrix, ranks, k=10, spare=2, device="cuda")
+    np.testing.assert_array_equal(on_torch.neighbours, in_numpy.neighbours)
+    np.testing.assert_array_equal(on_torch.scores, in_numpy.scores)
+    np.testing.assert_array_equal(on_torch.next_scores, in_numpy.next_scores)
+
+
+def test_products_run_in_numpy_on_the_cpu_and_where_asked_otherwise() -> None:
+    assert neighbours.products_device("cpu") is None
+    assert neighbours.products_device("cuda:1") == "cuda:1"
+    torch = pytest.importorskip("torch")
+    assert neighbours.products_device("auto") == ("cuda" if torch.cuda.is_available() else None)
+
+
+@pytest.mark.gpu
+def test_the_symmetric_build_on_cuda_equals_numpy(symmetric_blocks: None) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    rng = np.random.default_rng(6)
+    matrix = clustered_rows(rng, 300, clusters=5)
+    ranks = rng.permutation(300)
+    in_numpy = neighbours.build(matrix, ranks, k=10, spare=2)
+    on_cuda = neighbours.build(matrix, ranks, k=10, spare=2, device="cuda")
+    np.testing.assert_array_equal(on_cuda.neighbours, in_numpy.neighbours)
+    np.testing.assert_array_equal(on_cuda.scores, in_numpy.scores)
 
 
 @pytest.mark.parametrize(("n", "k"), [(1, 5), (4, 5), (12, 5), (300, 10)])
@@ -281,6 +362,19 @@ def test_stored_lists_equal_brute_force(store: Store, k5: int) -> None:
     assert store.neighbour_lists_version() is None
     result = store.rebuild_neighbour_lists()
     assert result.full and result.artists == 40 and result.written == 40
+    assert_stored_lists_exact(store, k5)
+
+
+def test_a_rebuild_of_a_large_catalogue_stores_exact_lists(
+    store: Store, k5: int, symmetric_blocks: None
+) -> None:
+    """The symmetric build (one triangle of the product) through the store: a sample, a
+    triangle of several blocks, ties across them."""
+    rows = clustered_rows(np.random.default_rng(8), 150, clusters=5)
+    rows[[20, 120]] = rows[99]
+    add_artists(store, rows)
+    result = store.rebuild_neighbour_lists()
+    assert result.full and result.artists == 150 and result.written == 150
     assert_stored_lists_exact(store, k5)
 
 
