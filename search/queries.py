@@ -193,9 +193,11 @@ def _capped_track_search(
 ) -> list[TrackHit]:
     """Nearest tracks with at most `max_per_artist` per artist: an over-fetch, then when the
     cap left the page short one read of MAX_CANDIDATES (a catalogue of few artists then gives
-    fewer results rather than a scan of the whole collection)."""
+    fewer results rather than a scan of the whole collection). A read that returns fewer hits
+    than asked has seen every track that passes: no count of the collection is needed (an
+    exact count costs 50 ms at 1M tracks, ten times the search)."""
     fetch = limit if max_per_artist is None else min(limit * OVERFETCH, MAX_CANDIDATES)
-    ceiling = min(store.count_tracks(), MAX_CANDIDATES)
+    ceiling = MAX_CANDIDATES
     while True:
         hits = store.search_tracks(
             vector,
