@@ -17,6 +17,7 @@ from soundalike.ingest.defaults import (
     DEFAULT_WINDOW_SECONDS,
 )
 from soundalike.search.errors import InvalidRequest
+from soundalike.search.store import QUANTIZE_TRACKS
 
 # Shorter keys are guessable; an empty one (an unset `${API_KEY}` in compose) would let an
 # empty `Bearer` through.
@@ -91,6 +92,12 @@ class Settings(BaseSettings):
     )
     search_ef: int = Field(
         128, ge=1, le=100_000, description="HNSW candidates per vector search (recall vs speed)."
+    )
+    quantize_tracks: bool = Field(
+        QUANTIZE_TRACKS,
+        description="A new store keeps int8 copies of the track vectors in memory for searches "
+        "and the float32 originals on disk to rescore their hits (an existing store keeps what "
+        "it was created with).",
     )
     similar_lookup: bool = Field(
         True,
@@ -234,6 +241,7 @@ class Settings(BaseSettings):
             "search_ef": self.search_ef,
             "artists_in_memory": self.artists_in_memory,
             "neighbours_device": self.device,
+            "quantize_tracks": self.quantize_tracks,
         }
 
     @property

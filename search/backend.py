@@ -16,6 +16,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 Scalar = str | int | float | bool
 IndexKind = Literal["keyword", "integer", "float", "bool"]
 
+# A quantized collection's int8 range covers this share of its vector components (outliers
+# are clipped), as Qdrant recommends.
+QUANTILE = 0.99
+
 
 @dataclass(frozen=True)
 class StoredPoint:
@@ -53,7 +57,9 @@ class VectorQuery:
     """A nearest-neighbour search: the `limit` closest points (cosine) passing `where`.
 
     `search_ef`: HNSW candidates (None: the index's default); `exact`: scan every vector;
-    `with_vectors`: return the points' vectors too."""
+    `with_vectors`: return the points' vectors too; `oversampling`: in a quantized
+    collection, how many times `limit` candidates the int8 search keeps for rescoring with
+    the float32 originals (None: Qdrant's default, 1)."""
 
     vector: list[float]
     limit: int
@@ -61,6 +67,7 @@ class VectorQuery:
     search_ef: int | None = None
     exact: bool = False
     with_vectors: bool = False
+    oversampling: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class Recommendation:
     search_ef: int | None = None
     exact: bool = False
     with_vectors: bool = False
+    oversampling: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,9 +107,11 @@ class Backend(Protocol):
     shared: bool
 
     def collection_exists(self, name: str) -> bool: ...
-    def create_collection(self, name: str, dim: int) -> bool:
+    def create_collection(self, name: str, dim: int, *, quantized: bool = False) -> bool:
         """Creates the collection unless it exists; False when it existed (or another
-        process created it meanwhile), True when this call created it."""
+        process created it meanwhile), True when this call created it. `quantized`: int8
+        scalar quantization kept in memory for the vector search, the float32 originals on
+        disk for rescoring the hits (see `QUANTILE`)."""
         ...
 
     def vector_size(self, name: str) -> int: ...

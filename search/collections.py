@@ -34,6 +34,7 @@ class Collections:
     _known_spec: tuple[EmbeddingSpec, float] | None
     _spec_lock: threading.Lock
     _names: CachedNameIndex
+    _quantize_tracks: bool
 
     def _collections_dropped(self) -> None:
         """Called after both collections were dropped (what was cached of them is void)."""
@@ -130,11 +131,11 @@ class Collections:
 
     def _create_collections(self, spec: EmbeddingSpec) -> None:
         backend = self._backend
-        for name, indexes in (
-            (self.tracks_collection, TRACK_INDEXES),
-            (self.artists_collection, ARTIST_INDEXES),
+        for name, indexes, quantized in (
+            (self.tracks_collection, TRACK_INDEXES, self._quantize_tracks),
+            (self.artists_collection, ARTIST_INDEXES, False),
         ):
-            if not backend.create_collection(name, spec.dim):
+            if not backend.create_collection(name, spec.dim, quantized=quantized):
                 # There already, from an interrupted creation or a concurrent one: usable
                 # as it is when its vectors have the spec's size.
                 size = backend.vector_size(name)

@@ -25,6 +25,7 @@ from typing import IO, Any
 import qdrant_edge as qe
 
 from soundalike.search.backend import (
+    QUANTILE,
     IndexKind,
     Recommendation,
     Scalar,
@@ -197,18 +198,25 @@ class EdgeBackend:
     def collection_exists(self, name: str) -> bool:
         return name in self._shards or (self._path(name) / "edge_config.json").exists()
 
-    def create_collection(self, name: str, dim: int) -> bool:
+    def create_collection(self, name: str, dim: int, *, quantized: bool = False) -> bool:
         index = self._index
+        quantized = quantized or index.quantize_int8
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            # Quantized: the int8 copy stays in memory for the graph walk, the float32
+            # originals are memory-mapped and read only to rescore the few hits.
+            vectors=qe.EdgeVectorParams(
+                size=dim, distance=qe.Distance.Cosine, on_disk=True if quantized else None
+            ),
             hnsw_config=qe.HnswIndexConfig(
                 m=index.m,
                 ef_construct=index.ef_construct,
                 full_scan_threshold=index.full_scan_threshold_kb,
             ),
             quantization_config=(
-                qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99)
-                if index.quantize_int8
+                qe.ScalarQuantizationConfig(
+                    type=qe.ScalarType.Int8, quantile=QUANTILE, always_ram=True
+                )
+                if quantized
                 else None
             ),
             optimizers=(
@@ -366,10 +374,12 @@ class EdgeBackend:
     ) -> list[tuple[StoredPoint, float]]:
         """The `limit` best points for `scored` passing `query.where`, with its search params."""
         shard = self._shard(name)
-        params = (
-            qe.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
-            if query.search_ef is not None or query.exact
-            else None
+        # Rescoring asked for, not left to Qdrant: hits of a quantized collection are then
+        # ranked by their float32 scores (a collection without quantization ignores it).
+        params = qe.SearchParams(
+            hnsw_ef=query.search_ef,
+            exact=query.exact,
+            quantization=qe.QuantizationSearchParams(rescore=True, oversampling=query.oversampling),
         )
         request = qe.QueryRequest(
             limit=query.limit,

@@ -29,6 +29,7 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from soundalike.search.backend import (
+    QUANTILE,
     IndexKind,
     Recommendation,
     Scalar,
@@ -207,10 +208,21 @@ class ServerBackend:
     def collection_exists(self, name: str) -> bool:
         return self._call(f"look up {name}", lambda: self._client.collection_exists(name))
 
-    def create_collection(self, name: str, dim: int) -> bool:
+    def create_collection(self, name: str, dim: int, *, quantized: bool = False) -> bool:
         if self.collection_exists(name):
             return False
-        vectors = qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
+        vectors = qm.VectorParams(
+            size=dim, distance=qm.Distance.COSINE, on_disk=True if quantized else None
+        )
+        quantization = (
+            qm.ScalarQuantization(
+                scalar=qm.ScalarQuantizationConfig(
+                    type=qm.ScalarType.INT8, quantile=QUANTILE, always_ram=True
+                )
+            )
+            if quantized
+            else None
+        )
         layout: dict[str, Any] = (
             {}
             if self._local
@@ -224,7 +236,9 @@ class ServerBackend:
             # Another process may create it between the look-up and here (shard workers
             # starting together): "already exists" is then an answer, not a failure.
             try:
-                self._client.create_collection(name, vectors_config=vectors, **layout)
+                self._client.create_collection(
+                    name, vectors_config=vectors, quantization_config=quantization, **layout
+                )
             except UnexpectedResponse as exc:
                 if exc.status_code == _CONFLICT:
                     return False
@@ -369,8 +383,14 @@ class ServerBackend:
         """The `limit` best points for `scored` passing `query.where`, with its search params."""
         # Local mode always scans every vector (and warns that search params do nothing).
         params = (
-            qm.SearchParams(hnsw_ef=query.search_ef, exact=query.exact)
-            if (query.search_ef is not None or query.exact) and not self._local
+            qm.SearchParams(
+                hnsw_ef=query.search_ef,
+                exact=query.exact,
+                quantization=qm.QuantizationSearchParams(
+                    rescore=True, oversampling=query.oversampling
+                ),
+            )
+            if not self._local
             else None
         )
         query_filter = _server_filter(query.where)

@@ -66,6 +66,11 @@ SHARED_NAME_INDEX_TTL_S = 15.0
 # HNSW candidates per search (see docs/benchmarks.md, "## Store", for the measurements).
 DEFAULT_SEARCH_EF = 128
 MAX_SEARCH_EF = 100_000
+# New tracks collections are int8-quantized, and their searches keep twice the limit for
+# rescoring: at 1M tracks that matched float32's recall@10 in half its time and memory
+# (docs/benchmarks.md, "Track search at 1,000,000 tracks").
+QUANTIZE_TRACKS = True
+DEFAULT_OVERSAMPLING: float | None = 2.0
 # How long a server store keeps retrying transient failures before giving up: short for
 # request handling; a long batch job (an ingest) passes minutes so a Qdrant restart is survived.
 DEFAULT_RETRY_SECONDS = 3.0
@@ -85,6 +90,7 @@ def open_store(
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     artists_in_memory: bool = True,
     neighbours_device: str = "cpu",
+    quantize_tracks: bool = QUANTIZE_TRACKS,
 ) -> Store:
     """Opens the store: a server when `url` is given, qdrant-client `:memory:` when
     `in_memory`, else Qdrant Edge under `data_dir` (default ./soundalike-data).
@@ -94,7 +100,7 @@ def open_store(
     retrying a server that does not answer (connection errors, 429, 5xx) before
     StoreUnavailable. `artists_in_memory`: see `Store.load_in_memory`. `neighbours_device`:
     where a full rebuild of the neighbour lists multiplies centroids (`auto`: CUDA when
-    present; `cpu`, `cuda`, `cuda:N`)."""
+    present; `cpu`, `cuda`, `cuda:N`). `quantize_tracks`: see `Store`."""
     if url is not None and in_memory:
         raise InvalidRequest("give either a Qdrant url or in_memory=True, not both")
     if retry_seconds < 0:
@@ -127,6 +133,7 @@ def open_store(
         search_ef=search_ef,
         artists_in_memory=artists_in_memory,
         neighbours_device=neighbours_device,
+        quantize_tracks=quantize_tracks,
     )
 
 
@@ -143,21 +150,31 @@ class Store(Collections, Closing):
         spec_recheck_seconds: float = SPEC_RECHECK_S,
         artists_in_memory: bool = True,
         neighbours_device: str = "cpu",
+        quantize_tracks: bool = QUANTIZE_TRACKS,
+        oversampling: float | None = DEFAULT_OVERSAMPLING,
     ) -> None:
         """`search_ef`: HNSW candidates per vector search (None: Qdrant's default);
         `exact_search`: scan every vector instead (exact, slow at scale; for measuring);
         `spec_recheck_seconds`: how long a known spec is trusted before it is read again;
         `artists_in_memory`: an embedded store keeps its artists in memory once read (see
-        `load_in_memory`); `neighbours_device`: see `open_store`."""
+        `load_in_memory`); `neighbours_device`: see `open_store`; `quantize_tracks`: a tracks
+        collection this store creates keeps int8 copies of the vectors in memory for the
+        search and the float32 originals on disk to rescore its hits (an existing collection
+        keeps what it was created with); `oversampling`: how many times the limit a quantized
+        search keeps for rescoring (None: Qdrant's default, 1)."""
         if search_ef is not None and not 1 <= search_ef <= MAX_SEARCH_EF:
             raise InvalidRequest(
                 f"search_ef must be between 1 and {MAX_SEARCH_EF}, got {search_ef}"
             )
+        if oversampling is not None and oversampling < 1:
+            raise InvalidRequest(f"oversampling must be at least 1, got {oversampling}")
         self._backend = backend
         self.tracks_collection, self.artists_collection = collection_names(collection_prefix)
         self.search_ef = search_ef
         self.exact_search = exact_search
         self._spec_recheck_seconds = spec_recheck_seconds
+        self._quantize_tracks = quantize_tracks
+        self.oversampling = oversampling
         # (spec, when it was read); one attribute so that lock-free readers see a pair that
         # belongs together. None: no spec seen yet, so the next call reads again.
         self._known_spec: tuple[EmbeddingSpec, float] | None = None
@@ -661,6 +678,7 @@ class Store(Collections, Closing):
             where,
             search_ef=self.search_ef,
             exact=self.exact_search,
+            oversampling=self.oversampling,
         )
         hits = self._backend.recommend(self.tracks_collection, request)
         return [TrackHit(track=track_from(p, with_vector=False), score=s) for p, s in hits]
@@ -680,6 +698,7 @@ class Store(Collections, Closing):
             search_ef=self.search_ef,
             exact=self.exact_search,
             with_vectors=with_vectors,
+            oversampling=self.oversampling,
         )
         return self._backend.search(collection, request)
 

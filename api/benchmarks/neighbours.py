@@ -2,6 +2,8 @@
 
     python -m soundalike.api.benchmarks.neighbours [--artists 100000] [--changes 10]
         [--store [--no-index]] [--one-sided] [--dir DIR]
+    python -m soundalike.api.benchmarks.neighbours --rate-at 1000000 [--rate-seconds 240]
+    python -m soundalike.api.benchmarks.neighbours --size-at 1000000 [--no-index] [--dir DIR]
 
 Clustered 768-d centroids shaped like MERT's (`clustered_centroids`). Measures, in NumPy: the
 full rebuild (every artist's exact top 100), and the incremental update per changed artist for
@@ -14,6 +16,7 @@ Prints a JSON document on the last line of stdout.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +33,7 @@ from soundalike.api.benchmarks.common import (
     print_document,
     work_dir,
 )
-from soundalike.api.benchmarks.store import clustered_centroids
+from soundalike.api.benchmarks.store import _disk_mb, clustered_centroids
 from soundalike.search import neighbours
 from soundalike.search.names import artist_key
 from soundalike.search.schema import F_NEIGHBOURS
@@ -126,6 +129,21 @@ def measure_numpy(
     return result
 
 
+def write_artists(store: Store, names: list[str], matrix: np.ndarray) -> None:
+    """One artist per row of `matrix`, in batches of 5,000, progress every 100,000."""
+    for start in range(0, len(names), 5000):
+        store.upsert_artists(
+            [
+                Artist(name=name, artist_key=artist_key(name), track_count=1, centroid=row)
+                for name, row in zip(
+                    names[start : start + 5000], matrix[start : start + 5000].tolist(), strict=True
+                )
+            ]
+        )
+        if start and start % 100_000 == 0:
+            log(f"  {start} artists written")
+
+
 def measure_store(
     matrix: np.ndarray, changes: int, folder: Path, *, index: bool = True
 ) -> dict[str, Any]:
@@ -135,17 +153,7 @@ def measure_store(
     try:
         store.ensure_spec(BENCH_SPEC, force=True)
         names = [f"artist {i:07d}" for i in range(n)]
-        for start in range(0, n, 5000):
-            store.upsert_artists(
-                [
-                    Artist(name=name, artist_key=artist_key(name), track_count=1, centroid=row)
-                    for name, row in zip(
-                        names[start : start + 5000],
-                        matrix[start : start + 5000].tolist(),
-                        strict=True,
-                    )
-                ]
-            )
+        write_artists(store, names, matrix)
         store.flush()
         if index:
             store.optimize()
@@ -188,6 +196,95 @@ def measure_store(
         "load_in_memory_s": round(load_s, 2),
         "served_from_memory_after_restart": served_after_restart,
     }
+
+
+class _Measured(Exception):
+    """Stops a rebuild once its rate is known."""
+
+
+def measure_rebuild_rate(matrix: np.ndarray, seconds: float) -> dict[str, Any]:
+    """A full rebuild too long to wait for: the products are run for `seconds` and their
+    rate taken from the build's own progress (which counts them in proportion to their
+    flops); the exact re-scoring, linear in the artists, is timed on a sample of rows. The
+    total is computed from the two measured rates."""
+    n = matrix.shape[0]
+    started = time.perf_counter()
+    seen: list[tuple[float, int]] = []
+
+    def stop_after(done: int, total: int) -> None:
+        seen.append((time.perf_counter() - started, done))
+        if seen[-1][0] >= seconds:
+            raise _Measured
+
+    log(f"rebuild of {n} artists: the products for {seconds:.0f} s")
+    with contextlib.suppress(_Measured):
+        neighbours.build(matrix, spare=neighbours.SPARE, progress=stop_after)
+    elapsed, done = seen[-1]
+    products_share = done / (0.9 * n)  # the products are the first 90 % of its progress
+    if products_share >= 1.0:
+        raise RuntimeError(f"the rebuild of {n} artists finished its products: measure it whole")
+    rows = np.random.default_rng(2).choice(n, size=min(n, 20_000), replace=False)
+    columns = np.random.default_rng(3).integers(0, n, size=(rows.size, neighbours.K + 20))
+    began = time.perf_counter()
+    neighbours._exact_block(matrix, rows, columns)
+    exact_s = (time.perf_counter() - began) * n / rows.size
+    products_s = elapsed / products_share
+    log(f"  {products_share:.2%} of the products in {elapsed:.0f} s; exact part ~{exact_s:.0f} s")
+    return {
+        "artists": n,
+        "measured_s": round(elapsed, 1),
+        "products_share_done": round(products_share, 4),
+        "products_s_computed": round(products_s),
+        "exact_rescoring_s_computed": round(exact_s),
+        "rebuild_s_computed": round(products_s + exact_s),
+    }
+
+
+def measure_store_size(matrix: np.ndarray, folder: Path, *, index: bool) -> dict[str, Any]:
+    """The Edge data dir with every artist and a list of the stored size for each (random
+    members: the encoding's length does not depend on them), before and after the lists are
+    written, and after the HNSW build when `index`; then once the store is closed (what
+    stays: an open store still holds the segments an optimize replaced)."""
+    from soundalike.search.identity import artist_id64
+    from soundalike.search.neighbour_lists import encode_list, fingerprint
+    from soundalike.search.schema import F_ID64
+
+    n = matrix.shape[0]
+    data_dir = folder / "size"
+    names = [f"artist {i:07d}" for i in range(n)]
+    id64s = np.asarray([artist_id64(artist_key(name)) for name in names], dtype=np.int64)
+    width = neighbours.K + neighbours.SPARE
+    rng = np.random.default_rng(4)
+    store = open_store(data_dir=data_dir, artists_in_memory=False)
+    result: dict[str, Any] = {"artists": n}
+    try:
+        store.ensure_spec(BENCH_SPEC, force=True)
+        started = time.perf_counter()
+        write_artists(store, names, matrix)
+        store.flush()
+        result["artists_write_s"] = round(time.perf_counter() - started, 1)
+        result["artists_only"] = _disk_mb(data_dir)
+        started = time.perf_counter()
+        scores = np.sort(rng.uniform(0.7, 0.95, size=width).astype(np.float32))[::-1]
+        for start in range(0, n, 5000):
+            writes = []
+            for row in range(start, min(n, start + 5000)):
+                ids = id64s[rng.integers(0, n, size=width)]
+                blob = encode_list(fingerprint(matrix[row]), ids, scores, float(scores[-1]))
+                writes.append((_pid(names[row]), {F_NEIGHBOURS: blob, F_ID64: int(id64s[row])}))
+            store.backend.set_payloads(store.artists_collection, writes)
+        store.flush()
+        result["lists_write_s"] = round(time.perf_counter() - started, 1)
+        result["with_lists"] = _disk_mb(data_dir)
+        if index:
+            started = time.perf_counter()
+            store.optimize()
+            result["index_s"] = round(time.perf_counter() - started, 1)
+            result["with_lists_indexed"] = _disk_mb(data_dir)
+    finally:
+        store.close()
+    result["closed"] = _disk_mb(data_dir)
+    return result
 
 
 LOOKUPS = 2000
@@ -286,10 +383,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time the one-sided full build (every row against every artist) and check "
         "that it gives the same lists",
     )
+    parser.add_argument(
+        "--rate-at",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: the full rebuild's rate at N artists, its products run for --rate-seconds",
+    )
+    parser.add_argument("--rate-seconds", type=float, default=240.0)
+    parser.add_argument(
+        "--size-at",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: the Edge data dir's size with N artists and their lists",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
     args = parser.parse_args(argv)
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     rng = np.random.default_rng(0)
+    if args.rate_at or args.size_at:
+        n = args.rate_at or args.size_at
+        matrix = clustered_centroids(rng, n)
+        if args.rate_at:
+            document["rebuild_rate"] = measure_rebuild_rate(matrix, args.rate_seconds)
+        if args.size_at:
+            with work_dir(args.dir, "neighbours") as folder:
+                document["store_size"] = measure_store_size(matrix, folder, index=args.index)
+        print_document(document)
+        return 0
     matrix = clustered_centroids(rng, args.artists)
     document["artists"] = args.artists
     document["k"] = neighbours.K
