@@ -556,6 +556,12 @@ def test_search_ef_is_validated() -> None:
         open_store(in_memory=True, search_ef=0)
 
 
+def test_oversampling_below_one_is_refused() -> None:
+    """Fewer candidates than the limit would return short pages; say so at construction."""
+    with pytest.raises(InvalidRequest, match="oversampling must be at least 1, got 0.5"):
+        Store(open_store(in_memory=True).backend, oversampling=0.5)
+
+
 def test_a_cold_store_serves_many_threads_at_once(
     backend_kind: str, data_dir: Path, spec: EmbeddingSpec, make_track: MakeTrack
 ) -> None:
