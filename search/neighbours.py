@@ -322,11 +322,15 @@ def _compact_rows(values: np.ndarray, columns: np.ndarray, thresholds: np.ndarra
     return _pad(picked_rows, columns[picked_rows, positions], values.shape[0])
 
 
-def _pad(picked_rows: np.ndarray, picked: np.ndarray, n_rows: int) -> np.ndarray:
+def _pad(
+    picked_rows: np.ndarray, picked: np.ndarray, n_rows: int, fill: float = NONE
+) -> np.ndarray:
+    """One row per row index of `picked` (its values, `picked_rows` sorted), `fill`-padded to
+    the longest row."""
     counts = np.bincount(picked_rows, minlength=n_rows)
     width = int(counts.max()) if counts.size else 0
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    out = np.full((n_rows, max(width, 1)), NONE, dtype=np.int64)
+    out = np.full((n_rows, max(width, 1)), fill, dtype=picked.dtype)
     out[picked_rows, np.arange(picked_rows.size) - starts[picked_rows]] = picked
     return out
 
@@ -474,64 +478,22 @@ Found = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class _NumpyProducts:
-    """Blocks of float32 scores between the rows of a matrix, in numpy (BLAS)."""
+    """Blocks of float32 scores between the rows of a matrix, in numpy (BLAS). `_TorchProducts`
+    does the same on a torch device through the four array primitives at the end."""
 
     def __init__(self, rows_of: np.ndarray) -> None:
-        self._rows_of = rows_of
+        self._rows_of = self._array(rows_of)
 
-    def scores(self, start: int, stop: int, left: int, right: int) -> np.ndarray:
+    def scores(self, start: int, stop: int, left: int, right: int) -> Any:
         """Rows [start, stop) against rows [left, right), a row never scoring itself."""
         scores = self._rows_of[start:stop] @ self._rows_of[left:right].T
-        both = np.arange(max(start, left), min(stop, right))
+        both = self._arange(max(start, left), min(stop, right))
         scores[both - start, both - left] = -np.inf
         return scores
 
-    def kth_best(self, scores: np.ndarray, columns: int, kk: int) -> np.ndarray:
+    def kth_best(self, scores: Any, columns: int, kk: int) -> np.ndarray:
         """Each row's kk-th best score among the first `columns`."""
         return np.partition(scores[:, :columns], columns - kk, axis=1)[:, columns - kk]
-
-    def at_least(
-        self,
-        scores: np.ndarray,
-        start: int,
-        left: int,
-        *,
-        row_limits: np.ndarray | None = None,
-        column_limits: np.ndarray | None = None,
-    ) -> Found:
-        """(row, column, score) of the scores at least their row's limit, or their column's
-        (limits for the last columns only), as indices of the whole matrix."""
-        if row_limits is not None:
-            rows, columns = _positions(scores >= row_limits[:, None])
-            return start + rows, left + columns, scores[rows, columns]
-        assert column_limits is not None
-        offset = scores.shape[1] - column_limits.size
-        part = scores[:, offset:]
-        rows, columns = _positions(part >= column_limits[None, :])
-        return start + rows, left + offset + columns, part[rows, columns]
-
-
-class _TorchProducts:
-    """The same on a torch device: the matrix stays there, only the candidates come back."""
-
-    def __init__(self, rows_of: np.ndarray, device: str) -> None:
-        import torch
-
-        self._torch = torch
-        self._device = torch.device(device)
-        self._rows_of = torch.from_numpy(rows_of).to(self._device)
-
-    def scores(self, start: int, stop: int, left: int, right: int) -> Any:
-        torch = self._torch
-        scores = self._rows_of[start:stop] @ self._rows_of[left:right].T
-        first = max(start, left)
-        both = torch.arange(first, max(first, min(stop, right)), device=self._device)
-        scores[both - start, both - left] = -torch.inf
-        return scores
-
-    def kth_best(self, scores: Any, columns: int, kk: int) -> np.ndarray:
-        kth = self._torch.topk(scores[:, :columns], kk, dim=1, sorted=True).values[:, -1]
-        return kth.cpu().numpy()
 
     def at_least(
         self,
@@ -542,24 +504,63 @@ class _TorchProducts:
         row_limits: np.ndarray | None = None,
         column_limits: np.ndarray | None = None,
     ) -> Found:
-        torch = self._torch
+        """(row, column, score) of the scores at least their row's limit, or their column's
+        (limits for the last columns only), as indices of the whole matrix."""
         if row_limits is not None:
-            limits = torch.from_numpy(row_limits).to(self._device)
-            rows, columns = torch.nonzero(scores >= limits[:, None], as_tuple=True)
-            found = scores[rows, columns]
-            offset = 0
+            offset, part = 0, scores
+            mask = part >= self._array(row_limits)[:, None]
         else:
             assert column_limits is not None
             offset = scores.shape[1] - column_limits.size
             part = scores[:, offset:]
-            limits = torch.from_numpy(column_limits).to(self._device)
-            rows, columns = torch.nonzero(part >= limits[None, :], as_tuple=True)
-            found = part[rows, columns]
+            mask = part >= self._array(column_limits)[None, :]
+        rows, columns = self._positions(mask)
+        found = part[rows, columns]
         return (
-            start + rows.cpu().numpy(),
-            left + offset + columns.cpu().numpy(),
-            found.cpu().numpy(),
+            start + self._numpy(rows),
+            left + offset + self._numpy(columns),
+            self._numpy(found),
         )
+
+    def _array(self, values: np.ndarray) -> Any:
+        return values
+
+    def _arange(self, first: int, stop: int) -> Any:
+        return np.arange(first, max(first, stop))
+
+    def _positions(self, mask: Any) -> tuple[Any, Any]:
+        return _positions(mask)
+
+    def _numpy(self, values: Any) -> np.ndarray:
+        return values
+
+
+class _TorchProducts(_NumpyProducts):
+    """The same on a torch device: the matrix stays there, only the candidates come back."""
+
+    def __init__(self, rows_of: np.ndarray, device: str) -> None:
+        import torch
+
+        self._torch = torch
+        self._device = torch.device(device)
+        super().__init__(rows_of)
+
+    def kth_best(self, scores: Any, columns: int, kk: int) -> np.ndarray:
+        kth = self._torch.topk(scores[:, :columns], kk, dim=1, sorted=True).values[:, -1]
+        return self._numpy(kth)
+
+    def _array(self, values: np.ndarray) -> Any:
+        return self._torch.from_numpy(values).to(self._device)
+
+    def _arange(self, first: int, stop: int) -> Any:
+        return self._torch.arange(first, max(first, stop), device=self._device)
+
+    def _positions(self, mask: Any) -> tuple[Any, Any]:
+        rows, columns = self._torch.nonzero(mask, as_tuple=True)
+        return rows, columns
+
+    def _numpy(self, values: Any) -> np.ndarray:
+        return values.cpu().numpy()
 
 
 def _products(rows_of: np.ndarray, device: str | None) -> _NumpyProducts | _TorchProducts:
@@ -620,6 +621,11 @@ class _Candidates:
             if self._sizes[index] > COMPACT_PER_ENTRY * self.kk * self.block:
                 self.compact(index)
 
+    def _rows_of(self, index: int) -> tuple[int, int]:
+        """Block `index`'s first row and its number of rows."""
+        first = index * self.block
+        return first, min(self.block, self._n - first)
+
     def compact(self, index: int) -> None:
         """Tightens the block's thresholds to the kk-th best candidate score of each row and
         drops the candidates they rule out."""
@@ -629,17 +635,12 @@ class _Candidates:
         rows = np.concatenate([p[0] for p in parts])
         columns = np.concatenate([p[1] for p in parts])
         scores = np.concatenate([p[2] for p in parts])
-        first = index * self.block
-        count = min(self.block, self._n - first)
+        first, count = self._rows_of(index)
         order = np.argsort(rows, kind="stable")
         rows, columns, scores = rows[order], columns[order], scores[order]
-        local = rows - first
-        per_row = np.bincount(local, minlength=count)
-        widest = int(per_row.max())
+        dense = _pad(rows - first, scores, count, fill=-np.inf)
+        widest = dense.shape[1]
         if widest >= self.kk:
-            starts = np.concatenate([[0], np.cumsum(per_row)[:-1]])
-            dense = np.full((count, widest), -np.inf, dtype=np.float32)
-            dense[local, np.arange(rows.size) - starts[local]] = scores
             kth = np.partition(dense, widest - self.kk, axis=1)[:, widest - self.kk]
             own = self.thresholds[first : first + count]
             np.maximum(own, kth, out=own)
@@ -651,8 +652,7 @@ class _Candidates:
         """The block's candidate columns, a row per row of the block, NONE-padded (rows are
         sorted by `compact`); the block's triples are released."""
         self.compact(index)
-        first = index * self.block
-        count = min(self.block, self._n - first)
+        first, count = self._rows_of(index)
         if not self._parts[index]:
             return np.full((count, 1), NONE, dtype=np.int64)
         rows, columns, _ = self._parts[index][0]
