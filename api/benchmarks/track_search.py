@@ -59,6 +59,7 @@ from soundalike.api.benchmarks.store import (
 from soundalike.api.benchmarks.wrk import Placement, drive_wrk, pinned
 from soundalike.search.identity import track_id
 from soundalike.search.names import artist_key
+from soundalike.search.store import Store
 
 MODULE = "soundalike.api.benchmarks.track_search"
 SETTINGS = ("float32", "int8")
@@ -86,27 +87,25 @@ def _track_rows(rng: np.random.Generator, centroids: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _open(path: Path, setting: str) -> Any:
-    from soundalike.search.edge_store import EdgeBackend, EdgeIndexSettings
-    from soundalike.search.store import Store
+def _open(path: Path, setting: str, **options: Any) -> Store:
+    """The embedded store of `setting`, created as the product creates it (only its tracks
+    quantized, for `int8`); `options` go to `Store`."""
+    from soundalike.search.edge_store import EdgeBackend
 
-    return EdgeBackend(path, index=EdgeIndexSettings(quantize_int8=setting == "int8")), Store
+    return Store(EdgeBackend(path), quantize_tracks=setting == "int8", **options)
 
 
 def write_stores(
     directory: Path, vectors: np.ndarray, n_artists: int, reuse: bool
 ) -> dict[str, dict[str, Any]]:
     """Both stores with every track, indexed; seconds spent (None where reused)."""
-    from soundalike.search.store import Store
-
     names = _artist_names(np.random.default_rng(1), n_artists)
     keys = [artist_key(name) for name in names]
     stores: dict[str, Store] = {}
     figures: dict[str, dict[str, Any]] = {}
     for setting in SETTINGS:
         path = directory / setting
-        backend, store_class = _open(path, setting)
-        store = store_class(backend)
+        store = _open(path, setting)
         if reuse and path.exists() and store.count_tracks() == len(vectors):
             log(f"[{setting}] reusing the {len(vectors)} tracks in {path}")
             store.close()
@@ -114,8 +113,7 @@ def write_stores(
             continue
         store.close()
         shutil.rmtree(path, ignore_errors=True)
-        backend, store_class = _open(path, setting)
-        stores[setting] = store_class(backend)
+        stores[setting] = _open(path, setting)
         stores[setting].ensure_spec(BENCH_SPEC)
         figures[setting] = {"write_s": 0.0}
     for start in range(0, len(vectors), WRITE_CHUNK):
@@ -178,15 +176,9 @@ def measure_in_process(
     oversampling: float | None = None,
 ) -> dict[str, Any]:
     """In a fresh process: recall@10 and latency per query kind, and memory at the end."""
-    from soundalike.search.store import Store
-
-    backend, _ = _open(Path(path), setting)
     began = time.perf_counter()
-    store = (
-        Store(backend, search_ef=ef)
-        if oversampling is None
-        else Store(backend, search_ef=ef, oversampling=oversampling)
-    )
+    options = {} if oversampling is None else {"oversampling": oversampling}
+    store = _open(Path(path), setting, search_ef=ef, **options)
     store.count_tracks()
     opened_s = time.perf_counter() - began
     result: dict[str, Any] = {

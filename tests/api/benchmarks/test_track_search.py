@@ -23,6 +23,9 @@ def test_a_tiny_study_finds_the_exact_top_10_in_both_stores(
     document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (document["tracks"], document["artists"]) == (600, 60)
     assert set(document["stores"]) == {"float32", "int8"}
+    for setting, quantized in (("float32", False), ("int8", True)):
+        config = (tmp_path / setting / "tracks" / "edge_config.json").read_text(encoding="utf-8")
+        assert ("int8" in config.lower()) is quantized, setting
     rows = document["in_process"]
     assert [(r["setting"], r["ef"], r["oversampling"]) for r in rows] == [
         ("float32", 64, None),
