@@ -26,7 +26,10 @@ A list keeps at least k entries, and up to k + spare.
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +55,10 @@ STRIP_COLUMNS = 16384
 # Columns whose best scores give a row its first threshold in the symmetric build; the
 # candidates it lets through then tighten it (see `_Candidates`).
 THRESHOLD_COLUMNS = 2048
+# On a GPU the sample, its threshold columns and the strips are this many times wider: the
+# products cost little there, a wider sample lets fewer candidates through to the CPU, and
+# wider strips mean fewer round trips per product.
+DEVICE_COLUMNS = 8
 # A block of rows' candidates are narrowed to the tightest thresholds they prove once they
 # exceed this many per row and list entry.
 COMPACT_PER_ENTRY = 4
@@ -424,8 +431,10 @@ def _build_symmetric(
     rows_of = matrix[shuffle]
     products = _products(rows_of, device)
     block = BLOCK_ROWS
-    sample = min(n, -(-max(SAMPLE_COLUMNS, 4 * kk) // block) * block)
-    first = min(sample, max(THRESHOLD_COLUMNS, 4 * kk))
+    wide = 1 if device is None else DEVICE_COLUMNS
+    sample = min(n, -(-max(wide * SAMPLE_COLUMNS, 4 * kk) // block) * block)
+    first = min(sample, max(wide * THRESHOLD_COLUMNS, 4 * kk))
+    strip = wide * STRIP_COLUMNS
     pool = _Candidates(n, block, kk, error_margin(matrix))
     # Progress: the products (the sample strip, then the triangle) make the first 90 %, the
     # exact scoring of the candidates the rest (about their shares of the time).
@@ -453,8 +462,8 @@ def _build_symmetric(
 
     for start in range(sample, n, block):
         stop = min(n, start + block)
-        for left in range(start, n, STRIP_COLUMNS):
-            right = min(n, left + STRIP_COLUMNS)
+        for left in range(start, n, strip):
+            right = min(n, left + strip)
             scores = products.scores(start, stop, left, right)
             pool.add(*products.at_least(scores, start, left, row_limits=pool.limits(start, stop)))
             if right > stop:
@@ -465,13 +474,33 @@ def _build_symmetric(
             advance((stop - start) * (right - left))
 
     ranks_of = ranks[shuffle]
-    for index, start in enumerate(range(0, n, block)):
-        rows = np.arange(start, min(n, start + block))
-        best, scores = _exact_top(rows_of, ranks_of, rows, pool.finish(index), kk)
-        best = np.where(best >= 0, shuffle[np.maximum(best, 0)], NONE)
-        _store_top(table, shuffle[rows], best, scores, width)
-        if progress is not None:
-            progress(int(0.9 * n + 0.1 * (rows[-1] + 1)), n)
+    # numpy's float64 products release the GIL: blocks are scored on every core, a few in
+    # flight at a time (each holds its block's candidates).
+    threads = _cores()
+    with ThreadPoolExecutor(max_workers=threads) as executor:
+        pending: deque[tuple[np.ndarray, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
+        starts = range(0, n, block)
+        for index, start in enumerate(starts):
+            rows = np.arange(start, min(n, start + block))
+            candidates = pool.finish(index)
+            last = index == len(starts) - 1
+            pending.append(
+                (rows, executor.submit(_exact_top, rows_of, ranks_of, rows, candidates, kk))
+            )
+            while pending and (last or len(pending) > 2 * threads):
+                rows, scored = pending.popleft()
+                best, scores = scored.result()
+                best = np.where(best >= 0, shuffle[np.maximum(best, 0)], NONE)
+                _store_top(table, shuffle[rows], best, scores, width)
+                if progress is not None:
+                    progress(int(0.9 * n + 0.1 * (rows[-1] + 1)), n)
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 Found = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -544,6 +573,17 @@ class _TorchProducts(_NumpyProducts):
         self._torch = torch
         self._device = torch.device(device)
         super().__init__(rows_of)
+
+    def scores(self, start: int, stop: int, left: int, right: int) -> Any:
+        # The candidate window (`error_margin`) bounds float32 rounding; TF32's 10-bit
+        # mantissa (which a process may have allowed for its own matmuls) is far coarser.
+        matmul = self._torch.backends.cuda.matmul
+        allowed = matmul.allow_tf32
+        matmul.allow_tf32 = False
+        try:
+            return super().scores(start, stop, left, right)
+        finally:
+            matmul.allow_tf32 = allowed
 
     def kth_best(self, scores: Any, columns: int, kk: int) -> np.ndarray:
         kth = self._torch.topk(scores[:, :columns], kk, dim=1, sorted=True).values[:, -1]

@@ -1,7 +1,7 @@
 """Neighbour lists benchmark: exact "artists like X" lists at N artists.
 
     python -m soundalike.api.benchmarks.neighbours [--artists 100000] [--changes 10]
-        [--store [--no-index]] [--one-sided] [--dir DIR]
+        [--store [--no-index]] [--one-sided] [--device cuda [--no-numpy]] [--dir DIR]
     python -m soundalike.api.benchmarks.neighbours --rate-at 1000000 [--rate-seconds 240]
     python -m soundalike.api.benchmarks.neighbours --size-at 1000000 [--no-index] [--dir DIR]
 
@@ -66,7 +66,8 @@ def _check(table: neighbours.NeighbourTable, expected: neighbours.NeighbourTable
 
 def measure_numpy(
     matrix: np.ndarray, changes: int, rng: np.random.Generator, *, one_sided: bool
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], neighbours.NeighbourTable]:
+    """The numpy rebuild's figures, and its table (for `measure_device` to check against)."""
     n = matrix.shape[0]
     log(f"full rebuild of {n} artists")
     started = time.perf_counter()
@@ -126,7 +127,60 @@ def measure_numpy(
         }
     worst = max(case["ms_per_artist"] for case in result["incremental"].values())
     result["rebuild_cheaper_above_share"] = round(full_s * 1000 / worst / n, 4)
+    return result, table
+
+
+def measure_device(
+    matrix: np.ndarray, device: str, reference: neighbours.NeighbourTable | None
+) -> dict[str, Any]:
+    """The full rebuild with its products on `device` (a torch device: `cuda`), checked against
+    the numpy rebuild of the same run when there is one, else against brute force on sampled
+    rows (a numpy rebuild of a million artists takes hours)."""
+    n = matrix.shape[0]
+    log(f"full rebuild of {n} artists, products on {device}")
+    started = time.perf_counter()
+    logged = [0]
+
+    def every_tenth(done: int, total: int) -> None:
+        # A run cut short still shows its rate.
+        if done * 10 // max(total, 1) > logged[0]:
+            logged[0] = done * 10 // max(total, 1)
+            log(f"  {done / total:.0%} after {time.perf_counter() - started:.1f} s")
+
+    table = neighbours.build(matrix, spare=neighbours.SPARE, device=device, progress=every_tenth)
+    seconds = time.perf_counter() - started
+    log(f"  {seconds:.1f} s")
+    result: dict[str, Any] = {"device": device, "full_rebuild_s": round(seconds, 2)}
+    if reference is not None:
+        result["equals_numpy"] = bool(
+            np.array_equal(table.neighbours, reference.neighbours)
+            and np.array_equal(table.scores, reference.scores)
+            and np.array_equal(table.next_scores, reference.next_scores)
+        )
+    else:
+        rows = np.random.default_rng(5).choice(n, size=min(n, SAMPLED_ROWS), replace=False)
+        result["sampled_rows_equal_brute_force"] = sampled_rows_match(matrix, table, rows)
+        result["sampled_rows"] = int(rows.size)
     return result
+
+
+SAMPLED_ROWS = 500
+
+
+def sampled_rows_match(
+    matrix: np.ndarray, table: neighbours.NeighbourTable, rows: np.ndarray
+) -> bool:
+    """Whether each sampled row's list equals brute force: its best K + SPARE other rows by
+    float64 cosine rounded to float32, ties to the lower row (the benchmark's ranks)."""
+    width = table.neighbours.shape[1]
+    for row in rows.tolist():
+        scores = neighbours.exact_scores(matrix, row, np.arange(matrix.shape[0]))
+        scores[row] = -np.inf
+        best = np.lexsort((np.arange(scores.size), -scores))[:width]
+        listed, listed_scores = table.list_of(row)
+        if not (np.array_equal(listed, best) and np.array_equal(listed_scores, scores[best])):
+            return False
+    return True
 
 
 def write_artists(store: Store, names: list[str], matrix: np.ndarray) -> None:
@@ -398,8 +452,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="instead: the Edge data dir's size with N artists and their lists",
     )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="also time the full rebuild with its products on this torch device (cuda) and "
+        "check its lists against numpy's (or, with --no-numpy, sampled rows against brute force)",
+    )
+    parser.add_argument(
+        "--no-numpy",
+        action="store_false",
+        dest="numpy",
+        help="skip the numpy rebuild and incremental upkeep (with --device, at sizes where "
+        "numpy would take hours)",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
     args = parser.parse_args(argv)
+    if not args.numpy and args.device is None:
+        parser.error("--no-numpy measures nothing without --device")
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     rng = np.random.default_rng(0)
     if args.rate_at or args.size_at:
@@ -416,7 +485,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     document["artists"] = args.artists
     document["k"] = neighbours.K
     document["spare"] = neighbours.SPARE
-    document["numpy"] = measure_numpy(matrix, args.changes, rng, one_sided=args.one_sided)
+    reference = None
+    if args.numpy:
+        document["numpy"], reference = measure_numpy(
+            matrix, args.changes, rng, one_sided=args.one_sided
+        )
+    if args.device is not None:
+        document["on_device"] = measure_device(matrix, args.device, reference)
     if args.store:
         with work_dir(args.dir, "neighbours") as folder:
             document["store"] = measure_store(matrix, args.changes, folder, index=args.index)

@@ -64,6 +64,8 @@ def symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(neighbours, "STRIP_COLUMNS", 40)
     monkeypatch.setattr(neighbours, "COMPACT_PER_ENTRY", 2)
     monkeypatch.setattr(neighbours, "EXACT_ROWS", 5)
+    # On a device: a 112-row sample, strips of 80 columns (the triangle still has several).
+    monkeypatch.setattr(neighbours, "DEVICE_COLUMNS", 2)
 
 
 def clustered_rows(rng: np.random.Generator, n: int, clusters: int) -> np.ndarray:
@@ -131,9 +133,17 @@ def test_the_symmetric_build_on_cuda_equals_numpy(symmetric_blocks: None) -> Non
     matrix = clustered_rows(rng, 300, clusters=5)
     ranks = rng.permutation(300)
     in_numpy = neighbours.build(matrix, ranks, k=10, spare=2)
-    on_cuda = neighbours.build(matrix, ranks, k=10, spare=2, device="cuda")
+    # A process that allowed TF32 for its own matmuls (an embedder might) still gets exact
+    # lists: the build's products turn it off, and back on after.
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        on_cuda = neighbours.build(matrix, ranks, k=10, spare=2, device="cuda")
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
     np.testing.assert_array_equal(on_cuda.neighbours, in_numpy.neighbours)
     np.testing.assert_array_equal(on_cuda.scores, in_numpy.scores)
+    np.testing.assert_array_equal(on_cuda.next_scores, in_numpy.next_scores)
 
 
 @pytest.mark.parametrize(("n", "k"), [(1, 5), (4, 5), (12, 5), (300, 10)])

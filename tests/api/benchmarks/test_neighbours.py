@@ -36,3 +36,56 @@ def test_the_store_size_grows_with_the_lists(
     assert size["with_lists"]["allocated_mb"] > size["artists_only"]["allocated_mb"] > 0
     assert size["closed"]["allocated_mb"] > 0
     assert "index_s" not in size
+
+
+@pytest.fixture
+def torch_cpu_as_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The --device path run on torch's CPU, standing in for CUDA, on the symmetric build."""
+    pytest.importorskip("torch")
+    monkeypatch.setattr(neighbours, "products_device", lambda setting: "cpu")
+    monkeypatch.setattr(neighbours, "SYMMETRIC_MIN_ROWS", 1)
+    monkeypatch.setattr(neighbours, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(neighbours, "SAMPLE_COLUMNS", 128)
+    monkeypatch.setattr(neighbours, "THRESHOLD_COLUMNS", 128)
+    monkeypatch.setattr(neighbours, "STRIP_COLUMNS", 200)
+    monkeypatch.setattr(neighbours, "DEVICE_COLUMNS", 2)
+
+
+def test_the_device_rebuild_is_checked_against_numpy(
+    torch_cpu_as_device: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--artists", "700", "--changes", "3", "--device", "cuda"]) == 0
+    document = _document(capsys)
+    assert document["on_device"]["equals_numpy"] is True
+    assert document["on_device"]["full_rebuild_s"] > 0
+    assert document["numpy"]["full_rebuild_s"] > 0
+
+
+def test_without_numpy_sampled_rows_are_checked_against_brute_force(
+    torch_cpu_as_device: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--artists", "700", "--device", "cuda", "--no-numpy"]) == 0
+    document = _document(capsys)
+    assert "numpy" not in document
+    assert document["on_device"]["sampled_rows_equal_brute_force"] is True
+    assert document["on_device"]["sampled_rows"] == 500
+
+
+def test_the_sampled_check_catches_a_wrong_list() -> None:
+    import numpy as np
+
+    from soundalike.api.benchmarks.neighbours import sampled_rows_match
+    from soundalike.api.benchmarks.store import clustered_centroids
+
+    matrix = clustered_centroids(np.random.default_rng(0), 300)
+    table = neighbours.build(matrix, spare=neighbours.SPARE)
+    rows = np.arange(0, 300, 7)
+    assert sampled_rows_match(matrix, table, rows)
+    table.neighbours[14, [0, 1]] = table.neighbours[14, [1, 0]]
+    assert not sampled_rows_match(matrix, table, rows)
+
+
+def test_no_numpy_needs_a_device(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--artists", "300", "--no-numpy"])
+    assert "--no-numpy measures nothing without --device" in capsys.readouterr().err
