@@ -436,14 +436,21 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
             store.optimize()
             document["rebuilt"] = {"artists": done.artists, "seconds": round(done.seconds, 3)}
         version = store.neighbour_lists_version()
+        exact = store.neighbour_lists_exact()
     document["valid"] = version is not None
     document["catalogue_version"] = version
+    document["exact"] = exact if version is not None else None
     if args.json:
         emit(document)
     elif version is None:
         print("no valid neighbour lists: 'artists like X' uses the live search (--rebuild)")
-    else:
+    elif exact:
         print(f"neighbour lists are exact for catalogue version {version}")
+    else:
+        print(
+            f"neighbour lists are approximate (a rebuild above "
+            f"SOUNDALIKE_APPROXIMATE_NEIGHBOURS_ABOVE artists) for catalogue version {version}"
+        )
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ from soundalike.ingest.defaults import (
     DEFAULT_WINDOW_SECONDS,
 )
 from soundalike.search.errors import InvalidRequest
+from soundalike.search.neighbours import APPROXIMATE_ABOVE
 from soundalike.search.store import QUANTIZE_TRACKS
 
 # Shorter keys are guessable; an empty one (an unset `${API_KEY}` in compose) would let an
@@ -98,6 +99,13 @@ class Settings(BaseSettings):
         description="A new store keeps int8 copies of the track vectors in memory for searches "
         "and the float32 originals on disk to rescore their hits (an existing store keeps what "
         "it was created with).",
+    )
+    approximate_neighbours_above: int = Field(
+        APPROXIMATE_ABOVE,
+        ge=0,
+        description="A full rebuild of the neighbour lists of more artists than this, its "
+        "products on the CPU, builds approximate lists (an inverted file: hours become minutes "
+        "at 1M artists; recall in docs/benchmarks.md); 0: always exact.",
     )
     similar_lookup: bool = Field(
         True,
@@ -242,6 +250,7 @@ class Settings(BaseSettings):
             "artists_in_memory": self.artists_in_memory,
             "neighbours_device": self.device,
             "quantize_tracks": self.quantize_tracks,
+            "approximate_neighbours_above": self.approximate_neighbours_above or None,
         }
 
     @property

@@ -84,6 +84,8 @@ class NeighbourListsUpdate:
     changed: int
     written: int
     seconds: float
+    # False when the lists are approximate (a rebuild above `approximate_above` artists).
+    exact: bool = True
 
 
 def fingerprint(centroid: Sequence[float] | np.ndarray) -> bytes:
@@ -172,9 +174,12 @@ class NeighbourLists:
         *,
         keep_in_memory: bool = False,
         device: str = "cpu",
+        approximate_above: int | None = None,
     ) -> None:
         self._backend = backend
         self._device = device
+        # A full rebuild of more artists than this, on the CPU, builds approximate lists.
+        self._approximate_above = approximate_above
         self._tracks = tracks_collection
         self._artists = artists_collection
         self._keep_in_memory = keep_in_memory
@@ -206,12 +211,18 @@ class NeighbourLists:
             return None
         return str(version)
 
+    def lists_exact(self) -> bool:
+        """Whether the stored lists are exact (False: built approximately, see
+        `neighbours.build_approximate`, and kept up to date since)."""
+        return bool(self._record().get("exact", True))
+
     def _record(self) -> dict[str, Any]:
         return dict(self._backend.read_metadata(self._tracks).get(NEIGHBOUR_LISTS_KEY) or {})
 
-    def _write_record(self, version: str | None) -> None:
+    def _write_record(self, version: str | None, *, exact: bool = True) -> None:
         self._backend.update_metadata(
-            self._tracks, {NEIGHBOUR_LISTS_KEY: {"version": version, "k": neighbours.K}}
+            self._tracks,
+            {NEIGHBOUR_LISTS_KEY: {"version": version, "k": neighbours.K, "exact": exact}},
         )
 
     # --- serving ----------------------------------------------------------------------------
@@ -426,6 +437,7 @@ class NeighbourLists:
                     spare=neighbours.SPARE,
                     progress=progress,
                     device=self._device,
+                    approximate_above=self._approximate_above,
                 )
                 rows = np.arange(n)
                 changed = list(range(n))
@@ -450,10 +462,13 @@ class NeighbourLists:
             for start in range(0, len(writes), UPSERT_BATCH):
                 self._backend.set_payloads(self._artists, writes[start : start + UPSERT_BATCH])
             self._backend.flush()
-            # Exact for the centroids read; served only while that is the catalogue's version.
-            self._write_record(version)
+            # Computed from the centroids read; served only while that is the catalogue's
+            # version. Incremental upkeep keeps approximate lists approximate.
+            exact = table.exact if full else bool(record.get("exact", True))
+            self._write_record(version, exact=exact)
             mirror.adopt(table, version)
-        return NeighbourListsUpdate(full, n, len(changed), len(writes), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        return NeighbourListsUpdate(full, n, len(changed), len(writes), seconds, exact)
 
 
 def _round_as_stored(table: neighbours.NeighbourTable, rows: np.ndarray) -> None:

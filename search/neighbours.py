@@ -59,6 +59,18 @@ THRESHOLD_COLUMNS = 2048
 # products cost little there, a wider sample lets fewer candidates through to the CPU, and
 # wider strips mean fewer round trips per product.
 DEVICE_COLUMNS = 8
+# Above this many artists a full rebuild whose products run on the CPU builds approximate
+# lists (`build_approximate`): the exact products grow with the square of the catalogue (about
+# 2 hours at 1M artists on 2 cores), the approximation's with n * sqrt(n). The crossover and the
+# approximation's recall are measured in docs/benchmarks.md.
+APPROXIMATE_ABOVE = 400_000
+# The approximation's cells: about CELL_ROWS rows each (spherical k-means on a sample of
+# SAMPLE_PER_CELL rows per cell), several times a list's length so that a row's own cell gives
+# it a useful first threshold; each row is scored against its PROBES nearest cells.
+CELL_ROWS = 1024
+PROBES = 16
+KMEANS_ITERATIONS = 8
+SAMPLE_PER_CELL = 64
 # A block of rows' candidates are narrowed to the tightest thresholds they prove once they
 # exceed this many per row and list entry.
 COMPACT_PER_ENTRY = 4
@@ -81,6 +93,9 @@ class NeighbourTable:
     neighbours: np.ndarray
     scores: np.ndarray
     next_scores: np.ndarray
+    # False for `build_approximate`'s lists: a true neighbour may be missing, and next_scores
+    # are the best scores it left out, not bounds.
+    exact: bool = True
 
     @classmethod
     def empty(cls, n: int, k: int = K) -> NeighbourTable:
@@ -96,7 +111,10 @@ class NeighbourTable:
         renumber = np.full(self.neighbours.shape[0], DELETED, dtype=ROW)
         renumber[keep] = np.arange(keep.size)
         return NeighbourTable(
-            renumbered(self.neighbours[keep], renumber), self.scores[keep], self.next_scores[keep]
+            renumbered(self.neighbours[keep], renumber),
+            self.scores[keep],
+            self.next_scores[keep],
+            self.exact,
         )
 
     def list_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,13 +158,22 @@ def build(
     progress: Progress | None = None,
     device: str = "cpu",
     one_sided: bool = False,
+    approximate_above: int | None = None,
 ) -> NeighbourTable:
     """Every row's exact top k + spare other rows, by blocked matrix products; `device` is
     the device setting (`auto`, `cpu`, `cuda`, `cuda:N`) for the products of a catalogue
     large enough to take the symmetric path (see `products_device`). `one_sided`: every row
-    against every artist instead, in numpy (twice the products; for measuring)."""
+    against every artist instead, in numpy (twice the products; for measuring). With more
+    rows than `approximate_above` and the products on the CPU: `build_approximate`'s lists."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     n = matrix.shape[0]
+    if (
+        approximate_above is not None
+        and n > approximate_above
+        and not one_sided
+        and products_device(device) is None
+    ):
+        return build_approximate(matrix, ranks, k=k, spare=spare, progress=progress)
     ranks = _ranks(ranks, n)
     table = NeighbourTable.empty(n, k + spare)
     if one_sided or n < SYMMETRIC_MIN_ROWS or n - 1 <= k + spare + 1:
@@ -183,7 +210,9 @@ def update(
     is_changed[changed_rows] = True
     hit = np.concatenate([[True, False], is_changed])
     touched = hit[members + 2].any(axis=1)
-    table = NeighbourTable(old.neighbours.copy(), old.scores.copy(), old.next_scores.copy())
+    table = NeighbourTable(
+        old.neighbours.copy(), old.scores.copy(), old.next_scores.copy(), old.exact
+    )
     if changed_rows.size == 0 and not touched.any():
         return table, changed_rows
     margin = error_margin(matrix)
@@ -426,7 +455,6 @@ def _build_symmetric(
     exactly at the end, as in `_select`. The products run on `device` (a torch device, see
     `products_device`), or in numpy when it is None."""
     n = matrix.shape[0]
-    width = table.neighbours.shape[1]
     shuffle = np.random.default_rng(0).permutation(n)
     rows_of = matrix[shuffle]
     products = _products(rows_of, device)
@@ -473,7 +501,21 @@ def _build_symmetric(
                 pool.add(*found, by_column=True)
             advance((stop - start) * (right - left))
 
-    ranks_of = ranks[shuffle]
+    _score_candidates(rows_of, ranks[shuffle], shuffle, pool, table, progress)
+
+
+def _score_candidates(
+    rows_of: np.ndarray,
+    ranks_of: np.ndarray,
+    shuffle: np.ndarray,
+    pool: _Candidates,
+    table: NeighbourTable,
+    progress: Progress | None,
+) -> None:
+    """The last 10 % of a build: every row's candidates scored exactly (`_exact_top`), its
+    best stored in `table` (row i of `rows_of` is the table's row shuffle[i])."""
+    n, block, kk = rows_of.shape[0], pool.block, pool.kk
+    width = table.neighbours.shape[1]
     # numpy's float64 products release the GIL: blocks are scored on every core, a few in
     # flight at a time (each holds its block's candidates).
     threads = _cores()
@@ -494,6 +536,118 @@ def _build_symmetric(
                 _store_top(table, shuffle[rows], best, scores, width)
                 if progress is not None:
                     progress(int(0.9 * n + 0.1 * (rows[-1] + 1)), n)
+
+
+# --- the approximate full build ---------------------------------------------------------------
+
+
+def build_approximate(
+    matrix: np.ndarray,
+    ranks: np.ndarray | None = None,
+    *,
+    k: int = K,
+    spare: int = 0,
+    probes: int = PROBES,
+    progress: Progress | None = None,
+) -> NeighbourTable:
+    """Every row's approximate top k + spare other rows (an inverted file): the rows are
+    grouped into cells of about CELL_ROWS rows by spherical k-means, and each row is scored
+    against the members of its `probes` nearest cells (its own first: a first threshold);
+    the candidates are then scored exactly, as in `build`, so every listed score is exact and
+    the order is the exact order of what was found. A true neighbour in a cell not probed is
+    missed: `exact` is False, and `next_scores` hold the best scores left out of the lists
+    among the rows probed, not bounds."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    n = matrix.shape[0]
+    kk = k + spare + 1
+    if n - 1 <= 4 * kk:
+        return build(matrix, ranks, k=k, spare=spare, progress=progress)
+    ranks = _ranks(ranks, n)
+    table = NeighbourTable.empty(n, k + spare)
+    table.exact = False
+    centres = _cells(matrix, max(1, n // CELL_ROWS))
+    probes = min(probes, centres.shape[0])
+    nearest = _nearest_cells(matrix, centres, probes)
+    home = nearest[:, 0]
+    by_home = np.argsort(home, kind="stable")
+    home_starts = np.searchsorted(home[by_home], np.arange(centres.shape[0] + 1))
+    pool = _Candidates(n, BLOCK_ROWS, kk, error_margin(matrix))
+    for rank in range(probes):
+        cell_of = nearest[:, rank]
+        by_cell = np.argsort(cell_of, kind="stable")
+        starts = np.searchsorted(cell_of[by_cell], np.arange(centres.shape[0] + 1))
+        for cell in range(centres.shape[0]):
+            queries = by_cell[starts[cell] : starts[cell + 1]]
+            members = by_home[home_starts[cell] : home_starts[cell + 1]]  # sorted rows
+            if queries.size and members.size:
+                _probe(matrix, queries, members, pool, own_cell=rank == 0)
+            if progress is not None:
+                progress(int(0.9 * n * (rank + (cell + 1) / centres.shape[0]) / probes), n)
+    _score_candidates(matrix, ranks, np.arange(n), pool, table, progress)
+    return table
+
+
+def _probe(
+    matrix: np.ndarray,
+    queries: np.ndarray,
+    members: np.ndarray,
+    pool: _Candidates,
+    *,
+    own_cell: bool,
+) -> None:
+    """The queries' candidates among one cell's members (`own_cell`: the queries' own). The
+    kk-th best score in any cell bounds a row's kk-th best from below: it is the row's first
+    threshold, taken from its own cell, or from the first probed cell large enough when its
+    own cell holds fewer than kk others (a row without one would keep every score)."""
+    step = max(1, BLOCK_BYTES // (4 * members.size))
+    theirs = matrix[members]
+    others = members.size - 1 if own_cell else members.size
+    for start in range(0, queries.size, step):
+        rows = queries[start : start + step]
+        scores = matrix[rows] @ theirs.T
+        if own_cell:
+            own = np.searchsorted(members, rows)
+            scores[np.arange(rows.size), own] = -np.inf
+        if others >= pool.kk:
+            unset = np.flatnonzero(pool.thresholds[rows] == -np.inf)
+            if unset.size:
+                kth = np.partition(scores[unset], members.size - pool.kk, axis=1)
+                pool.thresholds[rows[unset]] = kth[:, members.size - pool.kk]
+        found, columns = _positions(scores >= (pool.thresholds[rows] - pool.margin)[:, None])
+        pool.add(rows[found], members[columns], scores[found, columns])
+
+
+def _cells(matrix: np.ndarray, count: int) -> np.ndarray:
+    """`count` unit cell centres: spherical k-means on a fixed random sample of the rows."""
+    rng = np.random.default_rng(0)
+    n = matrix.shape[0]
+    sample = matrix[np.sort(rng.choice(n, size=min(n, SAMPLE_PER_CELL * count), replace=False))]
+    centres = sample[rng.choice(sample.shape[0], size=count, replace=False)].copy()
+    for _ in range(KMEANS_ITERATIONS):
+        assigned = _nearest_cells(sample, centres, 1)[:, 0]
+        order = np.argsort(assigned, kind="stable")
+        counts = np.bincount(assigned, minlength=count)
+        filled = np.flatnonzero(counts)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[filled]
+        sums = np.add.reduceat(sample[order].astype(np.float64), starts, axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        centres[filled] = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    return centres
+
+
+def _nearest_cells(rows: np.ndarray, centres: np.ndarray, probes: int) -> np.ndarray:
+    """Each row's `probes` nearest cells, nearest first."""
+    nearest = np.empty((rows.shape[0], probes), dtype=np.int64)
+    step = max(1, BLOCK_BYTES // (4 * centres.shape[0]))
+    for start in range(0, rows.shape[0], step):
+        scores = rows[start : start + step] @ centres.T
+        if probes == 1:
+            nearest[start : start + step, 0] = np.argmax(scores, axis=1)
+            continue
+        best = np.argpartition(-scores, probes - 1, axis=1)[:, :probes]
+        order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+        nearest[start : start + step] = np.take_along_axis(best, order, axis=1)
+    return nearest
 
 
 def _cores() -> int:

@@ -91,6 +91,7 @@ def open_store(
     artists_in_memory: bool = True,
     neighbours_device: str = "cpu",
     quantize_tracks: bool = QUANTIZE_TRACKS,
+    approximate_neighbours_above: int | None = None,
 ) -> Store:
     """Opens the store: a server when `url` is given, qdrant-client `:memory:` when
     `in_memory`, else Qdrant Edge under `data_dir` (default ./soundalike-data).
@@ -100,7 +101,8 @@ def open_store(
     retrying a server that does not answer (connection errors, 429, 5xx) before
     StoreUnavailable. `artists_in_memory`: see `Store.load_in_memory`. `neighbours_device`:
     where a full rebuild of the neighbour lists multiplies centroids (`auto`: CUDA when
-    present; `cpu`, `cuda`, `cuda:N`). `quantize_tracks`: see `Store`."""
+    present; `cpu`, `cuda`, `cuda:N`). `quantize_tracks`, `approximate_neighbours_above`:
+    see `Store`."""
     if url is not None and in_memory:
         raise InvalidRequest("give either a Qdrant url or in_memory=True, not both")
     if retry_seconds < 0:
@@ -134,6 +136,7 @@ def open_store(
         artists_in_memory=artists_in_memory,
         neighbours_device=neighbours_device,
         quantize_tracks=quantize_tracks,
+        approximate_neighbours_above=approximate_neighbours_above,
     )
 
 
@@ -152,6 +155,7 @@ class Store(Collections, Closing):
         neighbours_device: str = "cpu",
         quantize_tracks: bool = QUANTIZE_TRACKS,
         oversampling: float | None = DEFAULT_OVERSAMPLING,
+        approximate_neighbours_above: int | None = None,
     ) -> None:
         """`search_ef`: HNSW candidates per vector search (None: Qdrant's default);
         `exact_search`: scan every vector instead (exact, slow at scale; for measuring);
@@ -161,7 +165,9 @@ class Store(Collections, Closing):
         collection this store creates keeps int8 copies of the vectors in memory for the
         search and the float32 originals on disk to rescore its hits (an existing collection
         keeps what it was created with); `oversampling`: how many times the limit a quantized
-        search keeps for rescoring (None: Qdrant's default, 1)."""
+        search keeps for rescoring (None: Qdrant's default, 1); `approximate_neighbours_above`:
+        a full rebuild of the neighbour lists of more artists than this, its products on the
+        CPU, builds approximate lists (`neighbours.build_approximate`; None: always exact)."""
         if search_ef is not None and not 1 <= search_ef <= MAX_SEARCH_EF:
             raise InvalidRequest(
                 f"search_ef must be between 1 and {MAX_SEARCH_EF}, got {search_ef}"
@@ -189,6 +195,7 @@ class Store(Collections, Closing):
             self.artists_collection,
             keep_in_memory=artists_in_memory and not backend.shared,
             device=neighbours_device,
+            approximate_above=approximate_neighbours_above,
         )
         self._closed = False
         # Points written since the last optimize (this process): when an index rebuild is due.
@@ -519,6 +526,11 @@ class Store(Collections, Closing):
         """The catalogue version the stored neighbour lists are exact for, when it is the
         current one; None when there are no lists to serve (absent, stale, being written)."""
         return self._neighbour_lists.valid_version() if self._ready() else None
+
+    def neighbour_lists_exact(self) -> bool:
+        """Whether the stored neighbour lists are exact, rather than approximate (a rebuild
+        above `approximate_neighbours_above` artists)."""
+        return self._ready() and self._neighbour_lists.lists_exact()
 
     def load_in_memory(self, stop: threading.Event | None = None) -> bool:
         """Embedded store: reads the artists (centroids, names, counts, exact neighbour lists)

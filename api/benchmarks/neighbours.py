@@ -1,7 +1,8 @@
 """Neighbour lists benchmark: exact "artists like X" lists at N artists.
 
     python -m soundalike.api.benchmarks.neighbours [--artists 100000] [--changes 10]
-        [--store [--no-index]] [--one-sided] [--device cuda [--no-numpy]] [--dir DIR]
+        [--store [--no-index]] [--one-sided] [--device cuda] [--approximate 16,32]
+        [--no-numpy] [--dir DIR]
     python -m soundalike.api.benchmarks.neighbours --rate-at 1000000 [--rate-seconds 240]
     python -m soundalike.api.benchmarks.neighbours --size-at 1000000 [--no-index] [--dir DIR]
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,19 +138,12 @@ def measure_device(
     the numpy rebuild of the same run when there is one, else against brute force on sampled
     rows (a numpy rebuild of a million artists takes hours)."""
     n = matrix.shape[0]
-    log(f"full rebuild of {n} artists, products on {device}")
-    started = time.perf_counter()
-    logged = [0]
-
-    def every_tenth(done: int, total: int) -> None:
-        # A run cut short still shows its rate.
-        if done * 10 // max(total, 1) > logged[0]:
-            logged[0] = done * 10 // max(total, 1)
-            log(f"  {done / total:.0%} after {time.perf_counter() - started:.1f} s")
-
-    table = neighbours.build(matrix, spare=neighbours.SPARE, device=device, progress=every_tenth)
-    seconds = time.perf_counter() - started
-    log(f"  {seconds:.1f} s")
+    table, seconds = _timed(
+        f"full rebuild of {n} artists, products on {device}",
+        lambda progress: neighbours.build(
+            matrix, spare=neighbours.SPARE, device=device, progress=progress
+        ),
+    )
     result: dict[str, Any] = {"device": device, "full_rebuild_s": round(seconds, 2)}
     if reference is not None:
         result["equals_numpy"] = bool(
@@ -158,7 +152,7 @@ def measure_device(
             and np.array_equal(table.next_scores, reference.next_scores)
         )
     else:
-        rows = np.random.default_rng(5).choice(n, size=min(n, SAMPLED_ROWS), replace=False)
+        rows = _sampled_rows(n)
         result["sampled_rows_equal_brute_force"] = sampled_rows_match(matrix, table, rows)
         result["sampled_rows"] = int(rows.size)
     return result
@@ -167,18 +161,94 @@ def measure_device(
 SAMPLED_ROWS = 500
 
 
+def _sampled_rows(n: int) -> np.ndarray:
+    return np.random.default_rng(5).choice(n, size=min(n, SAMPLED_ROWS), replace=False)
+
+
+def _timed(
+    label: str, build: Callable[[neighbours.Progress], neighbours.NeighbourTable]
+) -> tuple[neighbours.NeighbourTable, float]:
+    """A build and its seconds, its progress logged at every tenth (a run cut short still
+    shows its rate)."""
+    log(label)
+    started = time.perf_counter()
+    logged = [0]
+
+    def progress(done: int, total: int) -> None:
+        if done * 10 // max(total, 1) > logged[0]:
+            logged[0] = done * 10 // max(total, 1)
+            log(f"  {done / total:.0%} after {time.perf_counter() - started:.1f} s")
+
+    table = build(progress)
+    seconds = time.perf_counter() - started
+    log(f"  {seconds:.1f} s")
+    return table, seconds
+
+
+def measure_approximate(
+    matrix: np.ndarray, probes: int, reference: neighbours.NeighbourTable | None
+) -> dict[str, Any]:
+    """The approximate full build (`build_approximate`, what a rebuild on the CPU uses above
+    APPROXIMATE_ABOVE artists) at `probes`: its time, and its recall@K (the share of each true
+    top K it lists) against the numpy rebuild of the same run when there is one, else against
+    brute force on sampled rows."""
+    n = matrix.shape[0]
+    table, seconds = _timed(
+        f"approximate rebuild of {n} artists, {probes} probes",
+        lambda progress: neighbours.build_approximate(
+            matrix, spare=neighbours.SPARE, probes=probes, progress=progress
+        ),
+    )
+    if reference is not None:
+        rows = np.arange(n)
+        truth = reference.neighbours[:, : neighbours.K]
+    else:
+        rows = _sampled_rows(n)
+        truth = _brute_force_rows(matrix, rows, neighbours.K)
+    found = [
+        np.intersect1d(table.neighbours[row, : neighbours.K], truth[i]).size
+        for i, row in enumerate(rows.tolist())
+    ]
+    recall = np.asarray(found) / neighbours.K
+    return {
+        "probes": probes,
+        "cells": max(1, n // neighbours.CELL_ROWS),
+        "full_rebuild_s": round(seconds, 2),
+        "recall_at_k": round(float(recall.mean()), 4),
+        "recall_at_k_p1": round(float(np.percentile(recall, 1)), 2),
+        "rows_checked": int(rows.size),
+    }
+
+
+def _brute_force_rows(matrix: np.ndarray, rows: np.ndarray, width: int) -> np.ndarray:
+    """Each of `rows`' best `width` other rows by float64 cosine rounded to float32, ties to
+    the lower row; the float64 products run over blocks of the matrix."""
+    n = matrix.shape[0]
+    mine = matrix[rows].astype(np.float64)
+    scores = np.empty((rows.size, n), dtype=np.float32)
+    for start in range(0, n, 65536):
+        theirs = matrix[start : start + 65536].astype(np.float64)
+        scores[:, start : start + 65536] = (mine @ theirs.T).astype(np.float32)
+    scores[np.arange(rows.size), rows] = -np.inf
+    best = np.empty((rows.size, width), dtype=np.int64)
+    for i in range(rows.size):
+        kth = np.partition(scores[i], n - width)[n - width]
+        candidates = np.flatnonzero(scores[i] >= kth)
+        order = np.lexsort((candidates, -scores[i][candidates]))[:width]
+        best[i] = candidates[order]
+    return best
+
+
 def sampled_rows_match(
     matrix: np.ndarray, table: neighbours.NeighbourTable, rows: np.ndarray
 ) -> bool:
     """Whether each sampled row's list equals brute force: its best K + SPARE other rows by
     float64 cosine rounded to float32, ties to the lower row (the benchmark's ranks)."""
     width = table.neighbours.shape[1]
-    for row in rows.tolist():
-        scores = neighbours.exact_scores(matrix, row, np.arange(matrix.shape[0]))
-        scores[row] = -np.inf
-        best = np.lexsort((np.arange(scores.size), -scores))[:width]
+    for row, best in zip(rows.tolist(), _brute_force_rows(matrix, rows, width), strict=True):
         listed, listed_scores = table.list_of(row)
-        if not (np.array_equal(listed, best) and np.array_equal(listed_scores, scores[best])):
+        expected = neighbours.exact_scores(matrix, row, best)
+        if not (np.array_equal(listed, best) and np.array_equal(listed_scores, expected)):
             return False
     return True
 
@@ -465,10 +535,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip the numpy rebuild and incremental upkeep (with --device, at sizes where "
         "numpy would take hours)",
     )
+    parser.add_argument(
+        "--approximate",
+        type=lambda text: [int(p) for p in text.split(",")],
+        default=None,
+        metavar="PROBES[,PROBES...]",
+        help="also time the approximate rebuild (inverted file) at each number of probes and "
+        "measure its recall against numpy's lists (or, with --no-numpy, sampled brute force)",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
     args = parser.parse_args(argv)
-    if not args.numpy and args.device is None:
-        parser.error("--no-numpy measures nothing without --device")
+    if not args.numpy and args.device is None and args.approximate is None:
+        parser.error("--no-numpy measures nothing without --device or --approximate")
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     rng = np.random.default_rng(0)
     if args.rate_at or args.size_at:
@@ -492,6 +570,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.device is not None:
         document["on_device"] = measure_device(matrix, args.device, reference)
+    for probes in args.approximate or []:
+        document.setdefault("approximate", []).append(
+            measure_approximate(matrix, probes, reference)
+        )
     if args.store:
         with work_dir(args.dir, "neighbours") as folder:
             document["store"] = measure_store(matrix, args.changes, folder, index=args.index)

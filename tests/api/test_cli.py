@@ -243,9 +243,23 @@ def test_neighbours_reports_the_lists_and_rebuilds_them(
         ).values()
         store.upsert_artists([victim])  # any centroid write makes the stored lists stale
     assert main(["neighbours", "--data-dir", str(data_dir), "--json"]) == 0
-    assert last_json(capsys.readouterr().out) == {"valid": False, "catalogue_version": None}
+    assert last_json(capsys.readouterr().out) == {
+        "valid": False,
+        "catalogue_version": None,
+        "exact": None,
+    }
     assert main(["neighbours", "--rebuild", "--data-dir", str(data_dir), "--json"]) == 0
     rebuilt = last_json(capsys.readouterr().out)
     assert rebuilt["valid"] is True and rebuilt["rebuilt"]["artists"] == 4
+    assert rebuilt["exact"] is True
     with open_store(data_dir=data_dir) as store:
         assert store.neighbour_lists_version() == rebuilt["catalogue_version"]
+
+
+def test_approximate_lists_are_a_setting_of_the_store_zero_meaning_never() -> None:
+    from soundalike.api.settings import Settings
+    from soundalike.search.neighbours import APPROXIMATE_ABOVE
+
+    assert Settings().store_options()["approximate_neighbours_above"] == APPROXIMATE_ABOVE
+    never = Settings(approximate_neighbours_above=0).store_options()
+    assert never["approximate_neighbours_above"] is None

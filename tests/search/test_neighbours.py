@@ -3,6 +3,8 @@ stored lists served (or not) by "artists like X" on both backends."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,8 @@ from soundalike.search.names import artist_key
 from soundalike.search.neighbour_lists import decode_list, encode_list, fingerprint
 from soundalike.search.queries import artists_like
 from soundalike.search.schema import F_NEIGHBOURS
-from soundalike.search.store import Store
-from soundalike.search.types import Artist
+from soundalike.search.store import Store, open_store
+from soundalike.search.types import Artist, EmbeddingSpec
 
 from .conftest import DIM, MakeTrack
 
@@ -68,12 +70,14 @@ def symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(neighbours, "DEVICE_COLUMNS", 2)
 
 
-def clustered_rows(rng: np.random.Generator, n: int, clusters: int) -> np.ndarray:
-    """Unit rows in tight clusters, ordered by cluster: the first rows are a poor sample of
-    the rest unless the build shuffles them."""
+def clustered_rows(
+    rng: np.random.Generator, n: int, clusters: int, noise: float = 0.3
+) -> np.ndarray:
+    """Unit rows in clusters (tight at the default `noise`), ordered by cluster: the first rows
+    are a poor sample of the rest unless the build shuffles them."""
     centres = unit_rows(rng, clusters, DIM)
     labels = np.sort(rng.integers(0, clusters, size=n))
-    rows = centres[labels] + 0.3 * unit_rows(rng, n, DIM)
+    rows = centres[labels] + noise * unit_rows(rng, n, DIM)
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -521,3 +525,94 @@ def test_filtered_queries_answer_the_same_through_either_path(
                 # Lists holding every artist, or an unfiltered page the list fills: answered by
                 # the lookup (a page longer than a list of 5 is searched live).
                 assert used_lookup, (case, name)
+
+
+# --- approximate lists (an inverted file, above APPROXIMATE_ABOVE artists on the CPU) ----------
+
+
+@pytest.fixture
+def small_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cells of about 40 rows from an 8-rows-per-cell k-means sample; blocks of 32 rows."""
+    monkeypatch.setattr(neighbours, "CELL_ROWS", 40)
+    monkeypatch.setattr(neighbours, "SAMPLE_PER_CELL", 8)
+    monkeypatch.setattr(neighbours, "BLOCK_ROWS", 32)
+    monkeypatch.setattr(neighbours, "COMPACT_PER_ENTRY", 2)
+
+
+def test_the_approximate_build_probing_every_cell_equals_brute_force(small_cells: None) -> None:
+    rng = np.random.default_rng(11)
+    matrix = clustered_rows(rng, 400, clusters=8)
+    matrix[[50, 300]] = matrix[7]  # ties across cells
+    ranks = rng.permutation(400)
+    table = neighbours.build_approximate(matrix, ranks, k=10, spare=2, probes=400 // 40)
+    assert table.exact is False
+    best, scores = brute_force(matrix, ranks, 13)
+    np.testing.assert_array_equal(table.neighbours, best[:, :12])
+    np.testing.assert_array_equal(table.scores, scores[:, :12])
+    np.testing.assert_array_equal(table.next_scores, scores[:, 12])
+
+
+def test_the_approximate_build_lists_exact_scores_in_order_and_most_true_neighbours(
+    small_cells: None,
+) -> None:
+    """Probing 3 of 15 cells of loosely clustered rows: every listed score is the exact one,
+    lists are in exact order (ties by rank), and about nine in ten of the true top 10 are
+    found, not all."""
+    rng = np.random.default_rng(12)
+    matrix = clustered_rows(rng, 600, clusters=12, noise=1.0)
+    ranks = rng.permutation(600)
+    table = neighbours.build_approximate(matrix, ranks, k=10, spare=2, probes=3)
+    best, _ = brute_force(matrix, ranks, 10)
+    found = []
+    for row in range(600):
+        listed, scores = table.list_of(row)
+        assert listed.size == 12 and row not in listed
+        np.testing.assert_array_equal(scores, neighbours.exact_scores(matrix, row, listed))
+        assert np.array_equal(np.lexsort((ranks[listed], -scores)), np.arange(12))
+        found.append(np.intersect1d(listed[:10], best[row]).size / 10)
+    assert 0.9 <= float(np.mean(found)) < 1.0
+
+
+def test_a_rebuild_is_approximate_above_the_threshold_and_only_on_the_cpu(
+    small_cells: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matrix = clustered_rows(np.random.default_rng(13), 300, clusters=6)
+    assert neighbours.build(matrix, k=10, approximate_above=300).exact
+    assert not neighbours.build(matrix, k=10, approximate_above=299).exact
+    assert neighbours.build(matrix, k=10).exact  # no threshold: always exact
+    monkeypatch.setattr(neighbours, "products_device", lambda setting: setting)  # a GPU
+    assert neighbours.build(matrix, k=10, approximate_above=299, device="cuda").exact
+
+
+def test_a_store_above_the_threshold_serves_approximate_lists_and_keeps_them_current(
+    backend_kind: str, data_dir: Path, spec: EmbeddingSpec, k5: int, small_cells: None
+) -> None:
+    options = {"data_dir": data_dir} if backend_kind == "edge" else {"in_memory": True}
+    with open_store(**options, approximate_neighbours_above=100) as store:
+        store.ensure_spec(spec)
+        keys = add_artists(store, clustered_rows(np.random.default_rng(14), 160, clusters=4))
+        rebuilt = store.rebuild_neighbour_lists()
+        assert rebuilt.full and not rebuilt.exact and rebuilt.written == 160
+        assert store.neighbour_lists_version() is not None
+        assert not store.neighbour_lists_exact()
+        stored_keys, matrix = stored_centroids(store)
+        hits = store.neighbours_of(keys[0], limit=5)
+        assert hits is not None and len(hits) == 5
+        listed = np.asarray([stored_keys.index(hit.artist.artist_key) for hit in hits])
+        exact = neighbours.exact_scores(matrix, stored_keys.index(keys[0]), listed)
+        np.testing.assert_allclose([hit.score for hit in hits], exact, rtol=0, atol=1.6e-5)
+
+        moved = store.get_artist(keys[3], with_centroid=True)
+        assert moved is not None
+        moved.centroid = (np.asarray(moved.centroid) * -1.0).tolist()
+        store.upsert_artists([moved])
+        updated = store.update_neighbour_lists()
+        assert not updated.full and updated.changed == 1 and not updated.exact
+        assert store.neighbour_lists_version() is not None
+        assert not store.neighbour_lists_exact()
+
+
+def test_lists_are_exact_below_the_threshold(store: Store, k5: int) -> None:
+    add_artists(store, unit_rows(np.random.default_rng(15), 30, DIM))
+    assert store.rebuild_neighbour_lists().exact
+    assert store.neighbour_lists_exact()

@@ -88,4 +88,26 @@ def test_the_sampled_check_catches_a_wrong_list() -> None:
 def test_no_numpy_needs_a_device(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--artists", "300", "--no-numpy"])
-    assert "--no-numpy measures nothing without --device" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--no-numpy measures nothing without --device or --approximate" in error
+
+
+def test_the_approximate_rebuild_reports_its_recall_against_numpy(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(neighbours, "CELL_ROWS", 100)
+    assert main(["--artists", "800", "--changes", "2", "--approximate", "1,8"]) == 0
+    few, every = _document(capsys)["approximate"]
+    assert (few["probes"], few["cells"], few["rows_checked"]) == (1, 8, 800)
+    # Probing every cell finds every true neighbour; one cell of eight does not.
+    assert every["recall_at_k"] == 1.0
+    assert 0 < few["recall_at_k"] < 1.0
+
+
+def test_without_numpy_the_approximate_recall_is_sampled(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(neighbours, "CELL_ROWS", 100)
+    assert main(["--artists", "800", "--no-numpy", "--approximate", "8"]) == 0
+    (every,) = _document(capsys)["approximate"]
+    assert every["rows_checked"] == 500 and every["recall_at_k"] == 1.0
