@@ -47,6 +47,8 @@ BLOCK_BYTES = 256 * 2**20
 SAMPLE_COLUMNS = 16384
 # Rows whose candidates are scored exactly at once: their float64 copies stay in cache.
 EXACT_ROWS = 8
+# Threads that score candidates exactly at the end of a full build.
+MAX_THREADS = 8
 # A full build of more artists than this computes one triangle of the symmetric product
 # (each block of scores serves the lists of its rows and of its columns): half the flops.
 SYMMETRIC_MIN_ROWS = 4 * BLOCK_ROWS
@@ -547,16 +549,16 @@ def build_approximate(
     *,
     k: int = K,
     spare: int = 0,
-    probes: int = PROBES,
+    probes: int | None = None,
     progress: Progress | None = None,
 ) -> NeighbourTable:
     """Every row's approximate top k + spare other rows (an inverted file): the rows are
     grouped into cells of about CELL_ROWS rows by spherical k-means, and each row is scored
-    against the members of its `probes` nearest cells (its own first: a first threshold);
-    the candidates are then scored exactly, as in `build`, so every listed score is exact and
-    the order is the exact order of what was found. A true neighbour in a cell not probed is
-    missed: `exact` is False, and `next_scores` hold the best scores left out of the lists
-    among the rows probed, not bounds."""
+    against the members of its `probes` (default PROBES) nearest cells (its own first: a
+    first threshold); the candidates are then scored exactly, as in `build`, so every listed
+    score is exact and the order is the exact order of what was found. A true neighbour in a
+    cell not probed is missed: `exact` is False (unless every cell was probed), and
+    `next_scores` hold the best scores left out among the rows probed, not bounds."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     n = matrix.shape[0]
     kk = k + spare + 1
@@ -564,8 +566,10 @@ def build_approximate(
         return build(matrix, ranks, k=k, spare=spare, progress=progress)
     ranks = _ranks(ranks, n)
     table = NeighbourTable.empty(n, k + spare)
-    table.exact = False
     centres = _cells(matrix, max(1, n // CELL_ROWS))
+    # Probing every cell scores every pair: the lists are then exact.
+    probes = PROBES if probes is None else probes
+    table.exact = probes >= centres.shape[0]
     probes = min(probes, centres.shape[0])
     nearest = _nearest_cells(matrix, centres, probes)
     home = nearest[:, 0]
@@ -584,6 +588,11 @@ def build_approximate(
             if progress is not None:
                 progress(int(0.9 * n * (rank + (cell + 1) / centres.shape[0]) / probes), n)
     _score_candidates(matrix, ranks, np.arange(n), pool, table, progress)
+    # A row whose probed cells held fewer than its list's length (small or empty cells, many
+    # duplicates) would have a short list that reads as "every other artist is listed":
+    # such rows are scored against every artist instead.
+    short = np.flatnonzero(table.next_scores == -np.inf)
+    _compute_rows(matrix, ranks, short, table, k + spare, None)
     return table
 
 
@@ -613,7 +622,9 @@ def _probe(
             if unset.size:
                 kth = np.partition(scores[unset], members.size - pool.kk, axis=1)
                 pool.thresholds[rows[unset]] = kth[:, members.size - pool.kk]
-        found, columns = _positions(scores >= (pool.thresholds[rows] - pool.margin)[:, None])
+        limits = (pool.thresholds[rows] - pool.margin)[:, None]
+        # A row without a threshold yet keeps every score, but never its own (-inf).
+        found, columns = _positions((scores >= limits) & (scores > -np.inf))
         pool.add(rows[found], members[columns], scores[found, columns])
 
 
@@ -651,10 +662,14 @@ def _nearest_cells(rows: np.ndarray, centres: np.ndarray, probes: int) -> np.nda
 
 
 def _cores() -> int:
+    """Threads for the exact re-scoring: the cores this process may run on, at most
+    MAX_THREADS (each holds a block's candidates; a container's CPU quota is not visible in
+    the affinity mask)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_THREADS))
 
 
 Found = tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -545,7 +545,7 @@ def test_the_approximate_build_probing_every_cell_equals_brute_force(small_cells
     matrix[[50, 300]] = matrix[7]  # ties across cells
     ranks = rng.permutation(400)
     table = neighbours.build_approximate(matrix, ranks, k=10, spare=2, probes=400 // 40)
-    assert table.exact is False
+    assert table.exact is True  # every cell probed: every pair scored
     best, scores = brute_force(matrix, ranks, 13)
     np.testing.assert_array_equal(table.neighbours, best[:, :12])
     np.testing.assert_array_equal(table.scores, scores[:, :12])
@@ -562,6 +562,7 @@ def test_the_approximate_build_lists_exact_scores_in_order_and_most_true_neighbo
     matrix = clustered_rows(rng, 600, clusters=12, noise=1.0)
     ranks = rng.permutation(600)
     table = neighbours.build_approximate(matrix, ranks, k=10, spare=2, probes=3)
+    assert table.exact is False
     best, _ = brute_force(matrix, ranks, 10)
     found = []
     for row in range(600):
@@ -573,9 +574,30 @@ def test_the_approximate_build_lists_exact_scores_in_order_and_most_true_neighbo
     assert 0.9 <= float(np.mean(found)) < 1.0
 
 
+def test_duplicates_and_tiny_cells_never_list_an_artist_itself_or_a_short_list(
+    small_cells: None,
+) -> None:
+    """Half the rows identical and a few near them: k-means leaves empty and tiny cells, and
+    rows whose probed cells hold fewer artists than a list; they are scored against every
+    artist instead of keeping a short list that would read as "every other artist listed"."""
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((600, DIM)).astype(np.float32)
+    matrix[:300] = matrix[0]
+    matrix[300:340] = matrix[0] + 0.05 * rng.standard_normal((40, DIM)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    table = neighbours.build_approximate(matrix, k=10, spare=2, probes=3)
+    assert not table.exact
+    for row in range(600):
+        listed, scores = table.list_of(row)
+        assert listed.size == 12 and row not in listed, row
+        np.testing.assert_array_equal(scores, neighbours.exact_scores(matrix, row, listed))
+    assert np.isfinite(table.next_scores).all()
+
+
 def test_a_rebuild_is_approximate_above_the_threshold_and_only_on_the_cpu(
     small_cells: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(neighbours, "PROBES", 2)
     matrix = clustered_rows(np.random.default_rng(13), 300, clusters=6)
     assert neighbours.build(matrix, k=10, approximate_above=300).exact
     assert not neighbours.build(matrix, k=10, approximate_above=299).exact
@@ -585,8 +607,14 @@ def test_a_rebuild_is_approximate_above_the_threshold_and_only_on_the_cpu(
 
 
 def test_a_store_above_the_threshold_serves_approximate_lists_and_keeps_them_current(
-    backend_kind: str, data_dir: Path, spec: EmbeddingSpec, k5: int, small_cells: None
+    backend_kind: str,
+    data_dir: Path,
+    spec: EmbeddingSpec,
+    k5: int,
+    small_cells: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(neighbours, "PROBES", 2)
     options = {"data_dir": data_dir} if backend_kind == "edge" else {"in_memory": True}
     with open_store(**options, approximate_neighbours_above=100) as store:
         store.ensure_spec(spec)
