@@ -331,12 +331,11 @@ def _select(
     else:
         # A lower bound of each row's kk-th best: the kk-th best of a sample of columns.
         m = min(n, max(SAMPLE_COLUMNS, 4 * kk))
-        sample = np.partition(scores[:, :m], m - kk, axis=1)[:, m - kk]
+        sample = _kth_largest(scores[:, :m], kk)
         candidates = _compact(scores, sample - margin)
         # The kk-th best candidate bounds the kk-th best score more tightly.
         values = _gather(scores, candidates)
-        width = values.shape[1]
-        tighter = np.partition(values, width - kk, axis=1)[:, width - kk]
+        tighter = _kth_largest(values, kk)
         candidates = _compact_rows(values, candidates, tighter - margin)
     return _exact_top(matrix, ranks, rows, candidates, kk)
 
@@ -352,6 +351,12 @@ def _positions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sparse masks of candidate selection."""
     rows, columns = np.divmod(np.flatnonzero(mask), mask.shape[1])
     return rows, columns
+
+
+def _kth_largest(values: np.ndarray, kk: int) -> np.ndarray:
+    """Each row's kk-th largest value (rows at least kk wide)."""
+    width = values.shape[1]
+    return np.partition(values, width - kk, axis=1)[:, width - kk]
 
 
 def _compact_rows(values: np.ndarray, columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -620,8 +625,7 @@ def _probe(
         if others >= pool.kk:
             unset = np.flatnonzero(pool.thresholds[rows] == -np.inf)
             if unset.size:
-                kth = np.partition(scores[unset], members.size - pool.kk, axis=1)
-                pool.thresholds[rows[unset]] = kth[:, members.size - pool.kk]
+                pool.thresholds[rows[unset]] = _kth_largest(scores[unset], pool.kk)
         limits = (pool.thresholds[rows] - pool.margin)[:, None]
         # A row without a threshold yet keeps every score, but never its own (-inf).
         found, columns = _positions((scores >= limits) & (scores > -np.inf))
@@ -691,7 +695,7 @@ class _NumpyProducts:
 
     def kth_best(self, scores: Any, columns: int, kk: int) -> np.ndarray:
         """Each row's kk-th best score among the first `columns`."""
-        return np.partition(scores[:, :columns], columns - kk, axis=1)[:, columns - kk]
+        return _kth_largest(scores[:, :columns], kk)
 
     def at_least(
         self,
@@ -850,7 +854,7 @@ class _Candidates:
         dense = _pad(rows - first, scores, count, fill=-np.inf)
         widest = dense.shape[1]
         if widest >= self.kk:
-            kth = np.partition(dense, widest - self.kk, axis=1)[:, widest - self.kk]
+            kth = _kth_largest(dense, self.kk)
             own = self.thresholds[first : first + count]
             np.maximum(own, kth, out=own)
         keep = scores >= self.thresholds[rows] - np.float32(self.margin)

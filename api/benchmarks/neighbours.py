@@ -83,11 +83,7 @@ def measure_numpy(
         naive_s = time.perf_counter() - started
         log(f"  {naive_s:.1f} s")
         result["one_sided_rebuild_s"] = round(naive_s, 2)
-        result["one_sided_equal"] = bool(
-            np.array_equal(naive.neighbours, table.neighbours)
-            and np.array_equal(naive.scores, table.scores)
-            and np.array_equal(naive.next_scores, table.next_scores)
-        )
+        result["one_sided_equal"] = _same_lists(naive, table)
     changed = rng.choice(n, size=changes, replace=False)
 
     nudged = matrix.copy()
@@ -146,11 +142,7 @@ def measure_device(
     )
     result: dict[str, Any] = {"device": device, "full_rebuild_s": round(seconds, 2)}
     if reference is not None:
-        result["equals_numpy"] = bool(
-            np.array_equal(table.neighbours, reference.neighbours)
-            and np.array_equal(table.scores, reference.scores)
-            and np.array_equal(table.next_scores, reference.next_scores)
-        )
+        result["equals_numpy"] = _same_lists(table, reference)
     else:
         rows = _sampled_rows(n)
         result["sampled_rows_equal_brute_force"] = sampled_rows_match(matrix, table, rows)
@@ -159,6 +151,15 @@ def measure_device(
 
 
 SAMPLED_ROWS = 500
+
+
+def _same_lists(table: neighbours.NeighbourTable, other: neighbours.NeighbourTable) -> bool:
+    """Whether two builds give identical lists, scores and bounds."""
+    return bool(
+        np.array_equal(table.neighbours, other.neighbours)
+        and np.array_equal(table.scores, other.scores)
+        and np.array_equal(table.next_scores, other.next_scores)
+    )
 
 
 def _sampled_rows(n: int) -> np.ndarray:
