@@ -20,7 +20,7 @@ from soundalike.api import cli_radio
 from soundalike.api.benchmarks.engine import add_bench_flags
 from soundalike.api.services import Services, open_patient_store_for
 from soundalike.api.settings import Settings
-from soundalike.search.errors import ArtistNotFound, InvalidRequest, SoundalikeError
+from soundalike.core.errors import ArtistNotFound, InvalidRequest, SoundalikeError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -9,8 +9,8 @@ import argparse
 import uuid
 from typing import Any
 
-from soundalike.search.paths import MAX_STEPS, path_from_seeds
 from soundalike.search.radio import MAX_RADIO_LIMIT, Seed, radio
+from soundalike.search.sonic_paths import MAX_STEPS, path_from_seeds
 
 
 def seed_of(text: str) -> Seed:

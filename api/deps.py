@@ -25,11 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from soundalike.api.errors import NothingIngested, Unauthorized
 from soundalike.api.services import Services
 from soundalike.api.settings import Settings
+from soundalike.core.errors import AudioError, CapacityExhausted
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.decode_pool import DecodeFunction, DecodePool, decode_job
 from soundalike.ingest.library import Library
-from soundalike.search.errors import AudioError, CapacityExhausted
 from soundalike.search.store import Store
-from soundalike.search.types import EmbeddingSpec
 
 log = logging.getLogger("soundalike.api")
 

@@ -23,8 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from soundalike.api.schemas import ArtistNotFoundBody, ErrorBody
-from soundalike.ingest.library.library import LibraryOff
-from soundalike.search.errors import (
+from soundalike.core.errors import (
     ArtistNotFound,
     AudioError,
     CapacityExhausted,
@@ -37,6 +36,7 @@ from soundalike.search.errors import (
     StoreLocked,
     UndecodableAudio,
 )
+from soundalike.ingest.library.library import LibraryOff
 
 log = logging.getLogger("soundalike.api")
 access_log = logging.getLogger("soundalike.access")

@@ -34,7 +34,7 @@ from soundalike.api.routes import (
 from soundalike.api.routes import map as catalogue_map
 from soundalike.api.services import Services, library_for, note_server_owner
 from soundalike.api.settings import Settings
-from soundalike.search.errors import SoundalikeError
+from soundalike.core.errors import SoundalikeError
 
 log = logging.getLogger("soundalike.api")
 

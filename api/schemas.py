@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from soundalike.core.types import Artist, ArtistHit, Track, TrackHit
 from soundalike.search.queries import SimilarArtist, TrackPair
-from soundalike.search.types import Artist, ArtistHit, Track, TrackHit
 
 # --- serialisation ---------------------------------------------------------------------
 

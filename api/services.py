@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from soundalike.api.settings import Settings
+from soundalike.core.errors import StoreError, StoreUnavailable
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.excerpt import ExcerptPolicy
 from soundalike.search.closing import Closing
-from soundalike.search.errors import StoreError, StoreUnavailable
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import EmbeddingSpec
 
 if TYPE_CHECKING:
     from soundalike.ingest.embed import MertEmbedder

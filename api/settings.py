@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.defaults import (
     DEFAULT_EXCERPT,
     DEFAULT_LAYER,
@@ -16,7 +17,6 @@ from soundalike.ingest.defaults import (
     DEFAULT_SILENCE_RMS,
     DEFAULT_WINDOW_SECONDS,
 )
-from soundalike.search.errors import InvalidRequest
 from soundalike.search.neighbours import APPROXIMATE_ABOVE
 from soundalike.search.store import QUANTIZE_TRACKS
 

@@ -42,13 +42,13 @@ from typing import Literal
 import av
 import numpy as np
 
+from soundalike.core.errors import AudioTooShort, SilentAudio, UndecodableAudio
 from soundalike.ingest.defaults import (
     DEFAULT_MIN_DURATION_SECONDS,
     DEFAULT_SILENCE_RMS,
     DEFAULT_WINDOW_SECONDS,
 )
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
-from soundalike.search.errors import AudioTooShort, SilentAudio, UndecodableAudio
 
 __all__ = [
     "AUDIO_CONTAINER_FORMATS",

@@ -45,10 +45,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from soundalike.core.errors import AudioError, InvalidRequest, UndecodableAudio
 from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
 from soundalike.search.closing import Closing
-from soundalike.search.errors import AudioError, InvalidRequest, UndecodableAudio
 
 if TYPE_CHECKING:
     from soundalike.ingest.engine import Decoding

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from soundalike.core.errors import AudioTooShort, InvalidRequest, UnusableVector
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.model import DEFAULT_LAYER, DEFAULT_MODEL, LoadedMert, load_mert
-from soundalike.search.errors import AudioTooShort, InvalidRequest, UnusableVector
-from soundalike.search.types import EmbeddingSpec
 
 # Wav2Vec2FeatureExtractor's zero-mean/unit-variance normalisation: (x - mean) / sqrt(var + 1e-7).
 NORMALIZE_EPSILON = 1e-7

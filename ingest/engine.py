@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from soundalike.core.errors import SpecMismatch
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.defaults import (
     DEFAULT_EXCERPT,
@@ -22,8 +24,6 @@ from soundalike.ingest.defaults import (
     DEFAULT_WINDOW_SECONDS,
 )
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
-from soundalike.search.errors import SpecMismatch
-from soundalike.search.types import EmbeddingSpec
 
 if TYPE_CHECKING:  # torch loads with the model, not with every command that imports this
     from soundalike.ingest.embed import MertEmbedder

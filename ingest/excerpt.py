@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from soundalike.core.errors import CheckpointMismatch, ModelUnavailable, UnsupportedModelConfig
 from soundalike.ingest.cpu_fast_path import optimize_for_cpu
 from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_MODEL
-from soundalike.search.errors import CheckpointMismatch, ModelUnavailable, UnsupportedModelConfig
 
 ACCEPTED_MODEL_TYPES = ("mert_model", "hubert")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

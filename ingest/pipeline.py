@@ -20,15 +20,15 @@ from typing import IO, Any
 
 import numpy as np
 
+from soundalike.core.artist_names import artist_key
+from soundalike.core.errors import AudioError, InvalidRequest
+from soundalike.core.identity import track_id
+from soundalike.core.types import EmbeddingSpec, Track
 from soundalike.ingest.decode_pool import DecodePool
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.excerpt import DecodedAudio
 from soundalike.ingest.sources import CatalogueSource, Problem, SourceTrack
-from soundalike.search.errors import AudioError, InvalidRequest
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
 from soundalike.search.store import Store
-from soundalike.search.types import EmbeddingSpec, Track
 
 # A flush (fsync of the store's files) costs ~0.2 s on a small disk: flushing per batch made
 # the store the bottleneck of a fast GPU. Per interval, its cost is bounded whatever the rate.

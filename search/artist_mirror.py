@@ -30,13 +30,13 @@ from typing import Protocol
 
 import numpy as np
 
+from soundalike.core.errors import StoreError
+from soundalike.core.identity import artist_id64, artist_point_id
+from soundalike.core.types import Artist, ArtistHit
 from soundalike.search import neighbours
 from soundalike.search.backend import Backend, StoredPoint
-from soundalike.search.errors import StoreError
-from soundalike.search.identity import artist_id64, artist_point_id
 from soundalike.search.points import artist_from
 from soundalike.search.schema import F_ARTIST_KEY, RETRIEVE_BATCH
-from soundalike.search.types import Artist, ArtistHit
 
 # Centroids converted from Python lists at once (see `_append`).
 CONVERT_ROWS = 512

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
 
 
 def artist_centroid(vectors: np.ndarray) -> np.ndarray:

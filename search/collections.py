@@ -7,8 +7,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from soundalike.core.errors import InvalidRequest, SpecMismatch, StoreError
+from soundalike.core.types import EmbeddingSpec
 from soundalike.search.backend import Backend
-from soundalike.search.errors import InvalidRequest, SpecMismatch, StoreError
 from soundalike.search.filters import filter_field
 from soundalike.search.name_index import CachedNameIndex
 from soundalike.search.schema import (
@@ -17,7 +18,6 @@ from soundalike.search.schema import (
     SPEC_METADATA_KEY,
     TRACK_INDEXES,
 )
-from soundalike.search.types import EmbeddingSpec
 
 # How long a known embedding spec is trusted before it is read again, so that a rebuild with
 # another spec by another process is noticed within seconds. An absent spec is never trusted.

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import qdrant_edge as qe
 
+from soundalike.core.errors import StoreError, StoreLocked
 from soundalike.search.backend import (
     QUANTILE,
     IndexKind,
@@ -37,7 +38,6 @@ from soundalike.search.backend import (
     scroll_pages,
     spell_filter,
 )
-from soundalike.search.errors import StoreError, StoreLocked
 
 # Points per page when values are counted (one small payload field each).
 VALUE_COUNT_PAGE = 8192

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.search.backend import Scalar
-from soundalike.search.errors import InvalidRequest
 from soundalike.search.schema import (
     DIRECT_FILTER_FIELDS,
     F_ARTIST_KEY,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 
-from soundalike.search.errors import ArtistNotFound, TrackNotFound
-from soundalike.search.identity import is_uuid
-from soundalike.search.names import key_prefix, suggest
+from soundalike.core.artist_names import key_prefix, suggest
+from soundalike.core.errors import ArtistNotFound, TrackNotFound
+from soundalike.core.identity import is_uuid
+from soundalike.core.types import Artist, Track
 from soundalike.search.queries import resolve_artist
 from soundalike.search.store import Store
-from soundalike.search.types import Artist, Track
 
 ARTIST_ID_COLUMN = "artist_id"
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")

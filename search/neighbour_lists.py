@@ -35,10 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from soundalike.core.identity import artist_id64, artist_point_id
+from soundalike.core.types import ArtistHit
 from soundalike.search import neighbours
 from soundalike.search.artist_mirror import ArtistMirror, ServedLists
 from soundalike.search.backend import Backend, Scan, StoredPoint, Where
-from soundalike.search.identity import artist_id64, artist_point_id
 from soundalike.search.points import artist_from
 from soundalike.search.schema import (
     CATALOGUE_VERSION_KEY,
@@ -52,7 +53,6 @@ from soundalike.search.schema import (
     SCROLL_BATCH,
     UPSERT_BATCH,
 )
-from soundalike.search.types import ArtistHit
 
 FORMAT = 2
 # Cosines in [-1, 1] as 16-bit integers: score = code / SCORE_SCALE - 1.

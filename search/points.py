@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from soundalike.core.errors import InvalidRequest, StoreError
+from soundalike.core.identity import artist_id64, artist_point_id, is_uuid
+from soundalike.core.types import Artist, EmbeddingSpec, Track
 from soundalike.search.backend import StoredPoint
 from soundalike.search.centroids import artist_centroid
-from soundalike.search.errors import InvalidRequest, StoreError
-from soundalike.search.identity import artist_id64, artist_point_id, is_uuid
 from soundalike.search.schema import (
     F_ALBUM,
     F_ARTIST,
@@ -29,7 +30,6 @@ from soundalike.search.schema import (
     F_TRACK_COUNT,
     F_YEAR,
 )
-from soundalike.search.types import Artist, EmbeddingSpec, Track
 
 
 def as_vector(vector: Sequence[float] | np.ndarray, dim: int, what: str) -> list[float]:

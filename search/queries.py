@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.search.errors import ArtistNotFound, InvalidRequest, TrackNotFound
-from soundalike.search.names import key_prefix, suggest
+from soundalike.core.artist_names import key_prefix, suggest
+from soundalike.core.errors import ArtistNotFound, InvalidRequest, TrackNotFound
+from soundalike.core.types import Artist, ArtistHit, Track, TrackHit
 from soundalike.search.store import Store
-from soundalike.search.types import Artist, ArtistHit, Track, TrackHit
 
 MAX_LIMIT = 100
 MAX_MATRIX_ARTISTS = 50

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
+from soundalike.core.types import TrackHit
 from soundalike.search.queries import cap_per_artist, require_track, resolve_artist
 from soundalike.search.store import Store
-from soundalike.search.types import TrackHit
 
 MAX_SEEDS = 20
 MAX_RADIO_LIMIT = 200

@@ -28,6 +28,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from soundalike.core.errors import StoreError, StoreUnavailable
 from soundalike.search.backend import (
     QUANTILE,
     IndexKind,
@@ -41,7 +42,6 @@ from soundalike.search.backend import (
     scroll_pages,
     spell_filter,
 )
-from soundalike.search.errors import StoreError, StoreUnavailable
 from soundalike.search.retry import RetryPolicy
 
 T = TypeVar("T")

@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from soundalike.core.artist_names import key_prefix
+from soundalike.core.errors import InvalidRequest
+from soundalike.core.identity import artist_point_id, is_uuid
+from soundalike.core.types import Artist, ArtistHit, EmbeddingSpec, Track, TrackHit
 from soundalike.search.backend import (
     Backend,
     Recommendation,
@@ -27,11 +31,8 @@ from soundalike.search.backend import (
 )
 from soundalike.search.closing import Closing
 from soundalike.search.collections import SPEC_RECHECK_S, Collections
-from soundalike.search.errors import InvalidRequest
 from soundalike.search.filters import equality_conditions
-from soundalike.search.identity import artist_point_id, is_uuid
 from soundalike.search.name_index import CachedNameIndex, NameEntry, NameIndex
-from soundalike.search.names import key_prefix
 from soundalike.search.neighbour_lists import NeighbourLists, NeighbourListsUpdate
 from soundalike.search.points import (
     artist_from,
@@ -58,7 +59,6 @@ from soundalike.search.schema import (
     UPSERT_BATCH,
     collection_names,
 )
-from soundalike.search.types import Artist, ArtistHit, EmbeddingSpec, Track, TrackHit
 
 # How long the in-memory artist-name index may lag writes made by *other* processes (server
 # backend only: an embedded store has a single owner, so its index is exact).

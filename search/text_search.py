@@ -17,11 +17,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from soundalike.search.errors import InvalidRequest
-from soundalike.search.names import key_prefix
+from soundalike.core.artist_names import key_prefix
+from soundalike.core.errors import InvalidRequest
+from soundalike.core.types import Track
 from soundalike.search.schema import F_ALBUM, F_ARTIST, F_TITLE
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 
 MAX_SEARCH_LIMIT = 500
 # How often the track count is compared with the one the index was built at (seconds).

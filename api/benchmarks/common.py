@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.defaults import DEFAULT_EXCERPT, DEFAULT_LAYER, DEFAULT_WINDOW_SECONDS
 from soundalike.ingest.devtools.checkpoint import MERT_V1_95M_CONFIG
-from soundalike.search.types import EmbeddingSpec
 
 BENCH_DIM = int(MERT_V1_95M_CONFIG["hidden_size"])
 # Everything but the model name is what an ingest with the defaults writes, so the stores behave

@@ -34,9 +34,9 @@ from soundalike.api.benchmarks.common import (
     rss_mb,
     run_isolated,
 )
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_WINDOW_SECONDS
 from soundalike.ingest.devtools.synth import synth_track
-from soundalike.search.errors import InvalidRequest
 
 MODULE = "soundalike.api.benchmarks.engine"
 CLIP_SECONDS = DEFAULT_WINDOW_SECONDS

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from soundalike.api.benchmarks.common import BENCH_DIM, BENCH_SPEC, serve_command
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
+from soundalike.core.artist_names import artist_key
+from soundalike.core.identity import track_id
+from soundalike.core.types import Artist, Track
 from soundalike.search.store import Store
-from soundalike.search.types import Artist, Track
 
 # The benchmark whose `--serve-local` serves a qdrant-client local store.
 HTTP_MODULE = "soundalike.api.benchmarks.http"

@@ -34,11 +34,11 @@ from soundalike.api.benchmarks.common import (
 )
 from soundalike.api.services import Services
 from soundalike.api.settings import Settings
+from soundalike.core.errors import AudioError
 from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 from soundalike.ingest.devtools.synth import write_catalogue
 from soundalike.ingest.pipeline import IngestOptions, decode, discover, identify, ingest
 from soundalike.ingest.sources import FolderSource
-from soundalike.search.errors import AudioError
 
 MODULE = "soundalike.api.benchmarks.ingest"
 MODES = ("engine", "ingest")

@@ -33,14 +33,14 @@ import numpy as np
 
 from soundalike.api.benchmarks import common
 from soundalike.api.benchmarks.store import _artist_names, clustered_centroids
+from soundalike.core.artist_names import artist_key
+from soundalike.core.identity import track_id
+from soundalike.core.types import Track
 from soundalike.ingest.devtools.synth import synth_track, write_audio
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.library import Library, LibraryConfig
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
 from soundalike.search.queries import artists_like
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Track
 
 MODULE = "soundalike.api.benchmarks.library"
 WRITE_BATCH = 2000

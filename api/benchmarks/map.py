@@ -39,10 +39,10 @@ from soundalike.api.benchmarks.common import (
 )
 from soundalike.api.benchmarks.store import clustered_centroids
 from soundalike.api.schemas import CatalogueMapBody, MapArtist, ModelResponse
-from soundalike.search.names import artist_key
+from soundalike.core.artist_names import artist_key
+from soundalike.core.types import Artist
 from soundalike.search.projection import catalogue_map, project
 from soundalike.search.store import open_store
-from soundalike.search.types import Artist
 
 MODULE = "soundalike.api.benchmarks.map"
 GENRES = ("rock", "jazz", "ambient", "folk", "electronic", "classical", "hip hop", "metal")

@@ -35,11 +35,11 @@ from soundalike.api.benchmarks.common import (
     work_dir,
 )
 from soundalike.api.benchmarks.store import _disk_mb, clustered_centroids
+from soundalike.core.artist_names import artist_key
+from soundalike.core.types import Artist
 from soundalike.search import neighbours
-from soundalike.search.names import artist_key
 from soundalike.search.schema import F_NEIGHBOURS
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Artist
 
 MODULE = "soundalike.api.benchmarks.neighbours"
 NUDGE = 0.05
@@ -370,7 +370,7 @@ def measure_store_size(matrix: np.ndarray, folder: Path, *, index: bool) -> dict
     members: the encoding's length does not depend on them), before and after the lists are
     written, and after the HNSW build when `index`; then once the store is closed (what
     stays: an open store still holds the segments an optimize replaced)."""
-    from soundalike.search.identity import artist_id64
+    from soundalike.core.identity import artist_id64
     from soundalike.search.neighbour_lists import encode_list, fingerprint
     from soundalike.search.schema import F_ID64
 
@@ -482,7 +482,7 @@ def _time_store_updates(
 
 
 def _pid(name: str) -> str:
-    from soundalike.search.identity import artist_point_id
+    from soundalike.core.identity import artist_point_id
 
     return artist_point_id(artist_key(name))
 

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from soundalike.api.benchmarks import common
+from soundalike.core.identity import track_id
+from soundalike.core.types import Track
 from soundalike.search import queries
-from soundalike.search.identity import track_id
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Track
 
 MODULE = "soundalike.api.benchmarks.queries"
 SMALL_ARTIST_TRACKS = 5

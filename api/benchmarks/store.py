@@ -41,10 +41,10 @@ from soundalike.api.benchmarks.common import (
     print_document,
     work_dir,
 )
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
+from soundalike.core.artist_names import artist_key
+from soundalike.core.identity import track_id
+from soundalike.core.types import Artist, Track
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Artist, Track
 
 MODULE = "soundalike.api.benchmarks.store"
 CHUNK = 5000

@@ -32,13 +32,13 @@ from soundalike.api.benchmarks.common import (
     print_document,
     work_dir,
 )
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
-from soundalike.search.paths import sonic_path
+from soundalike.core.artist_names import artist_key
+from soundalike.core.identity import track_id
+from soundalike.core.types import Track
 from soundalike.search.radio import Seed, radio
+from soundalike.search.sonic_paths import sonic_path
 from soundalike.search.store import Store, open_store
 from soundalike.search.text_search import find_tracks
-from soundalike.search.types import Track
 
 MODULE = "soundalike.api.benchmarks.text_search"
 CHUNK = 5000

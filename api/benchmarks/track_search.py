@@ -57,8 +57,8 @@ from soundalike.api.benchmarks.store import (
     clustered_centroids,
 )
 from soundalike.api.benchmarks.wrk import Placement, drive_wrk, pinned
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
+from soundalike.core.artist_names import artist_key
+from soundalike.core.identity import track_id
 from soundalike.search.store import Store
 
 MODULE = "soundalike.api.benchmarks.track_search"

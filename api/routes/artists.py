@@ -27,7 +27,7 @@ from soundalike.api.schemas import (
 )
 from soundalike.api.services import Services
 from soundalike.api.settings import Settings
-from soundalike.search.errors import InvalidRequest, SoundalikeError
+from soundalike.core.errors import InvalidRequest, SoundalikeError
 from soundalike.search.queries import MAX_LIMIT, ArtistNeighbours, artists_like, resolve_artist
 from soundalike.search.store import Store
 

@@ -40,11 +40,11 @@ from soundalike.api.deps import SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import ErrorBody
 from soundalike.api.settings import Settings
+from soundalike.core.errors import AudioError, NotFound
+from soundalike.core.types import Track
 from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.excerpt import ExcerptPolicy
-from soundalike.search.errors import AudioError, NotFound
 from soundalike.search.queries import require_track
-from soundalike.search.types import Track
 
 log = logging.getLogger("soundalike.api")
 

@@ -32,25 +32,25 @@ from soundalike.api.errors import (
     status_of,
     unavailable_detail,
 )
-from soundalike.search.errors import (
+from soundalike.core.artist_names import key_prefix
+from soundalike.core.errors import (
     CapacityExhausted,
     InvalidRequest,
     SoundalikeError,
     TrackNotFound,
 )
+from soundalike.core.types import Track, TrackHit
 from soundalike.search.media_ids import (
     artist_by_media_id,
     artist_media_ids,
     media_id,
     track_by_media_id,
 )
-from soundalike.search.names import key_prefix
-from soundalike.search.paths import MAX_STEPS, MIN_STEPS, sonic_path
 from soundalike.search.queries import artists_like, cap_per_artist
 from soundalike.search.radio import MAX_RADIO_LIMIT, MAX_SEEDS, Seed, radio
+from soundalike.search.sonic_paths import MAX_STEPS, MIN_STEPS, sonic_path
 from soundalike.search.store import Store
 from soundalike.search.text_search import MAX_SEARCH_LIMIT, find_tracks
-from soundalike.search.types import Track, TrackHit
 
 log = logging.getLogger("soundalike.api")
 

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from soundalike.api.deps import StoreDep, has_api_key
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import Health, Readiness
-from soundalike.search.errors import StoreUnavailable
+from soundalike.core.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -12,7 +12,8 @@ from soundalike.api.deps import KeyFirstRoute, SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.routes.artists import track_filters
 from soundalike.api.schemas import ErrorBody, TrackInfo, TrackScore
-from soundalike.search.paths import (
+from soundalike.search.radio import MAX_RADIO_LIMIT, MAX_SEEDS, Seed, radio
+from soundalike.search.sonic_paths import (
     MAX_STEPS,
     MIN_STEPS,
     PathStep,
@@ -20,7 +21,6 @@ from soundalike.search.paths import (
     path_from_seeds,
     sonic_path,
 )
-from soundalike.search.radio import MAX_RADIO_LIMIT, MAX_SEEDS, Seed, radio
 
 router = APIRouter(tags=["radio and paths"], route_class=KeyFirstRoute)
 

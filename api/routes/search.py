@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect
 from soundalike.api.deps import SettingsDep, StoreDep, UploadEmbedderDep
 from soundalike.api.errors import UploadTooLarge, error_responses
 from soundalike.api.schemas import ArtistScore, AudioMatches, TrackScore
-from soundalike.search.errors import AudioError, InvalidRequest, UndecodableAudio
+from soundalike.core.errors import AudioError, InvalidRequest, UndecodableAudio
 from soundalike.search.queries import MAX_LIMIT, like_vector
 from soundalike.search.store import Store
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
 
 # The config.json published with m-a-p/MERT-v1-95M, field for field.
 MERT_V1_95M_CONFIG: dict[str, Any] = {

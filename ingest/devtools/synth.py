@@ -17,7 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
 
 # Names with accents, spaces and punctuation so that discovery and artist keys meet real names.
 ARTIST_NAMES: tuple[str, ...] = (

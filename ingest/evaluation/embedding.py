@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soundalike.core.errors import AudioError, InvalidRequest, ModelUnavailable
 from soundalike.ingest.embed import MIN_WINDOW_SAMPLES, MertEmbedder
 from soundalike.ingest.engine import Decoding
 from soundalike.ingest.evaluation.gather import EvalTrack, skipped_entry
 from soundalike.ingest.model import LoadedMert, model_files
-from soundalike.search.errors import AudioError, InvalidRequest, ModelUnavailable
 
 # Decoded tracks are embedded in groups of this many batches' worth of windows.
 WINDOW_GROUP_BATCHES = 4

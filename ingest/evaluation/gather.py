@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from soundalike.core.artist_names import artist_key
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.sources import ArtistFrom, Problem, source_for
-from soundalike.search.errors import InvalidRequest
-from soundalike.search.names import artist_key
 from soundalike.search.store import Store
 
 ARTIST_PAGE = 1000

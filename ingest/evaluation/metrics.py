@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.search.centroids import artist_centroid
-from soundalike.search.errors import InvalidRequest
 
 DEFAULT_K = 5
 # Below this a mean or sum vector has no usable direction.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.defaults import (
     DEFAULT_EXCERPT,
     DEFAULT_MIN_DURATION_SECONDS,
@@ -18,7 +19,6 @@ from soundalike.ingest.evaluation.metrics import DEFAULT_K
 from soundalike.ingest.excerpt import ExcerptPolicy
 from soundalike.ingest.model import DEFAULT_LAYER
 from soundalike.ingest.sources import ArtistFrom
-from soundalike.search.errors import InvalidRequest
 
 DEFAULT_CHUNK_SECONDS = 10.0
 

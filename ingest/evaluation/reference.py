@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from soundalike.core.artist_names import artist_key
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.evaluation.metrics import DEFAULT_K, VectorEvaluation, round_or_none
-from soundalike.search.errors import InvalidRequest
-from soundalike.search.names import artist_key
 
 # --- reading the list -----------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.evaluation.gather import EvalTrack
 from soundalike.ingest.evaluation.metrics import VectorEvaluation
 from soundalike.ingest.evaluation.options import EvaluationOptions
-from soundalike.search.types import EmbeddingSpec
 
 # Up to this many artists the markdown report prints the full matrix as a table.
 MARKDOWN_MATRIX_MAX_ARTISTS = 20

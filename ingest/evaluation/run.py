@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from soundalike.core.errors import InvalidRequest, SpecMismatch
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.evaluation.compare import artist_model_comparison, chunked_comparison
 from soundalike.ingest.evaluation.embedding import (
     HiddenStateEmbedder,
@@ -42,9 +44,7 @@ from soundalike.ingest.evaluation.plots import plot_heatmap, plot_layers, plot_m
 from soundalike.ingest.evaluation.reference import load_reference, reference_section
 from soundalike.ingest.evaluation.report import markdown, report_dict, summary_text
 from soundalike.ingest.model import DEFAULT_MODEL, LoadedMert
-from soundalike.search.errors import InvalidRequest, SpecMismatch
 from soundalike.search.store import Store
-from soundalike.search.types import EmbeddingSpec
 
 # (model id, revision, layer) -> the model truncated to that layer, on the caller's device.
 LoadModel = Callable[[str, str | None, int], LoadedMert]

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from soundalike.search.errors import SoundalikeError
+from soundalike.core.errors import SoundalikeError
 
 TIMEOUT_SECONDS = 30.0
 

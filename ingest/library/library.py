@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from soundalike.core.errors import InvalidRequest, SoundalikeError
 from soundalike.ingest.engine import VectorEngine
 from soundalike.ingest.library.files import (
     LibraryConfig,
@@ -37,7 +38,6 @@ from soundalike.ingest.library.files import (
 )
 from soundalike.ingest.library.sync import SyncProgress, SyncResult, sync_batch
 from soundalike.ingest.sources.base import displayable
-from soundalike.search.errors import InvalidRequest, SoundalikeError
 from soundalike.search.store import Store
 
 log = logging.getLogger("soundalike.library")

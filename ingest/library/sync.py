@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soundalike.core.types import Track
 from soundalike.ingest.engine import VectorEngine
 from soundalike.ingest.library.files import LibrarySource, is_within, stat_signature
 from soundalike.ingest.pipeline import (
@@ -44,7 +45,6 @@ from soundalike.ingest.pipeline import (
 from soundalike.ingest.sources import Problem, SourceTrack
 from soundalike.ingest.sources.base import displayable
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 
 log = logging.getLogger("soundalike.library")
 

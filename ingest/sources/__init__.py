@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.sources.base import CatalogueSource, LocalFiles, Problem, SourceTrack
 from soundalike.ingest.sources.folder import ArtistFrom, FolderSource
 from soundalike.ingest.sources.manifest import ManifestSource
 from soundalike.ingest.sources.subsonic import SubsonicSource, is_subsonic_url
-from soundalike.search.errors import InvalidRequest
 
 __all__ = [
     "ArtistFrom",

@@ -7,10 +7,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.audio import AUDIO_EXTENSIONS
 from soundalike.ingest.sources.base import LocalFiles, Problem, SourceTrack, displayable
 from soundalike.ingest.sources.tags import parse_year, read_tags
-from soundalike.search.errors import InvalidRequest
 
 ArtistFrom = Literal["folders", "tags"]
 

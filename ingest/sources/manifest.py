@@ -9,9 +9,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.sources.base import LocalFiles, Problem, SourceTrack
 from soundalike.ingest.sources.tags import parse_year
-from soundalike.search.errors import InvalidRequest
 
 KNOWN_COLUMNS = ("path", "artist", "title", "album", "genre", "year", "item_id")
 

@@ -42,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from soundalike.core.errors import AudioError
+from soundalike.core.types import Track
 from soundalike.ingest.excerpt import ExcerptPolicy
 from soundalike.ingest.sources.base import AbstractAudioFile, Problem, SourceTrack
 from soundalike.ingest.sources.subsonic_client import (
@@ -65,8 +67,6 @@ from soundalike.ingest.sources.subsonic_excerpt import (
     parse_wav_header,
     worth_a_partial_read,
 )
-from soundalike.search.errors import AudioError
-from soundalike.search.types import Track
 
 __all__ = [
     "DownloadFailed",

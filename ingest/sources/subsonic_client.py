@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from soundalike.search.errors import InvalidRequest, NotFound, SoundalikeError, StoreError
+from soundalike.core.errors import InvalidRequest, NotFound, SoundalikeError, StoreError
 
 SCHEMES = {"subsonic+http": "http", "subsonic+https": "https"}
 CLIENT_NAME = "soundalike"

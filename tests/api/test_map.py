@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from soundalike.core.artist_names import artist_key
 from soundalike.ingest.devtools.synth import WrittenTrack
 from soundalike.search import projection
-from soundalike.search.names import artist_key
 from soundalike.search.projection import project
 
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from soundalike.api.cli import main
 from soundalike.api.deps import get_store
 from soundalike.api.settings import Settings
-from soundalike.search.errors import StoreLocked, StoreUnavailable
+from soundalike.core.errors import StoreLocked, StoreUnavailable
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 KEY = "an-api-key-of-24-chars!!"

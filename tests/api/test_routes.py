@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from soundalike.api.deps import get_store
+from soundalike.core.errors import StoreUnavailable
 from soundalike.ingest.devtools.synth import WrittenTrack
-from soundalike.search.errors import StoreUnavailable
 
 ECLAIR = "Éclair Ensemble"
 

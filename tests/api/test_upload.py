@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from soundalike.api.deps import UploadEmbedder, get_upload_embedder
 from soundalike.api.services import Services
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_audio
-from soundalike.search.types import EmbeddingSpec
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 

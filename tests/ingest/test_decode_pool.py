@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundalike.core.errors import AudioError, InvalidRequest, UndecodableAudio
 from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.decode_pool import DecodeJob, DecodePool
 from soundalike.ingest.devtools import hostile
 from soundalike.ingest.devtools.hostile import misbehaving_decode, write_float_wav
 from soundalike.ingest.engine import Decoding
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
-from soundalike.search.errors import AudioError, InvalidRequest, UndecodableAudio
 
 RATE = 24000
 DECODING = Decoding()

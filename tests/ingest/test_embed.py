@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 from soundalike.ingest.embed import MertEmbedder, load_embedder
-from soundalike.search.errors import InvalidRequest
 
 PARITY_TOLERANCE = 1e-3  # L2 distance between unit vectors
 # bf16 autocast on CUDA vs fp32 on CPU: a chosen bound, not yet measured (no GPU was lent).
@@ -127,7 +127,7 @@ def test_embed_tracks_matches_embedding_each_track_alone(tiny_embedder: MertEmbe
 
 
 def test_window_too_short_for_the_conv_stack_is_refused(tiny_embedder: MertEmbedder) -> None:
-    from soundalike.search.errors import AudioTooShort
+    from soundalike.core.errors import AudioTooShort
 
     with pytest.raises(AudioTooShort, match="at least 400"):
         tiny_embedder.embed_windows([np.ones(100, np.float32)])

@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from soundalike.core.errors import CheckpointMismatch, ModelUnavailable, UnsupportedModelConfig
 from soundalike.ingest.devtools.checkpoint import MERT_V1_95M_CONFIG, write_mert_checkpoint
 from soundalike.ingest.model import load_mert
-from soundalike.search.errors import CheckpointMismatch, ModelUnavailable, UnsupportedModelConfig
 
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest, SpecMismatch
+from soundalike.core.types import Artist
 from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
 from soundalike.ingest.embed import MertEmbedder, load_embedder
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, IngestSummary, Shard, ingest
 from soundalike.ingest.sources import Problem, SourceTrack, source_for
 from soundalike.search.centroids import artist_centroid
-from soundalike.search.errors import InvalidRequest, SpecMismatch
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Artist
 
 
 def options(**overrides: object) -> IngestOptions:

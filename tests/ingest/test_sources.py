@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.devtools.synth import write_audio, write_catalogue
 from soundalike.ingest.sources import (
     ArtistFrom,
@@ -19,7 +20,6 @@ from soundalike.ingest.sources import (
     SourceTrack,
     source_for,
 )
-from soundalike.search.errors import InvalidRequest
 
 CLIP = (np.random.default_rng(0).standard_normal((2, 4410)) * 0.1).astype(np.float32)
 

@@ -21,6 +21,9 @@ import pytest
 from supysonic_server import SupysonicFactory, SupysonicServer
 
 from soundalike.api.cli import main
+from soundalike.core.artist_names import artist_key
+from soundalike.core.errors import InvalidRequest
+from soundalike.core.types import Track
 from soundalike.ingest.embed import MertEmbedder
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.excerpt import ExcerptPolicy
@@ -34,10 +37,7 @@ from soundalike.ingest.sources.subsonic import (
 )
 from soundalike.ingest.sources.subsonic_excerpt import parse_wav_header
 from soundalike.search.centroids import artist_centroid
-from soundalike.search.errors import InvalidRequest
-from soundalike.search.names import artist_key
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Track
 
 
 class CountingTransport(httpx.HTTPTransport):

@@ -8,9 +8,9 @@ import mutagen
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.audio import decode_full
 from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
-from soundalike.search.errors import InvalidRequest
 
 
 def test_synth_track_is_deterministic_and_shaped() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike.search.identity import track_id
-from soundalike.search.names import artist_key
+from soundalike.core.artist_names import artist_key
+from soundalike.core.identity import track_id
+from soundalike.core.types import EmbeddingSpec, Track
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import EmbeddingSpec, Track
 
 DIM = 16
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from soundalike.core.types import Artist, EmbeddingSpec
 from soundalike.search import neighbour_lists, neighbours
 from soundalike.search.queries import artists_like
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Artist, EmbeddingSpec
 
 from .conftest import DIM
 from .test_neighbours import add_artists, assert_stored_lists_exact, unit_rows

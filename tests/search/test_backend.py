@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from soundalike.core.types import Track
 from soundalike.search.backend import (
     AnyOf,
     Conditions,
@@ -18,7 +19,6 @@ from soundalike.search.backend import (
     conditions_of,
 )
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 
 
 def test_no_filter_and_an_empty_filter_mean_no_conditions() -> None:

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from soundalike.core.identity import track_id
+from soundalike.core.types import Track
 from soundalike.search import queries
-from soundalike.search.identity import track_id
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 
 TRACKS_PER_ARTIST = 1200
 

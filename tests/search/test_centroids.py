@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.search.centroids import artist_centroid
-from soundalike.search.errors import InvalidRequest
 
 
 def test_centroid_is_the_normalised_mean_of_unit_vectors() -> None:

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundalike.core.artist_names import artist_key
+from soundalike.core.identity import artist_id64, artist_point_id
+from soundalike.core.types import Artist, EmbeddingSpec
 from soundalike.search import neighbour_lists, neighbours
-from soundalike.search.identity import artist_id64, artist_point_id
-from soundalike.search.names import artist_key
 from soundalike.search.neighbour_lists import decode_list, encode_list, fingerprint
 from soundalike.search.queries import artists_like
 from soundalike.search.schema import F_NEIGHBOURS
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Artist, EmbeddingSpec
 
 from .conftest import DIM, MakeTrack
 

@@ -16,11 +16,11 @@ import math
 import numpy as np
 import pytest
 
+from soundalike.core.errors import ArtistNotFound, InvalidRequest, TrackNotFound
+from soundalike.core.identity import track_id
+from soundalike.core.types import Track
 from soundalike.search import queries
-from soundalike.search.errors import ArtistNotFound, InvalidRequest, TrackNotFound
-from soundalike.search.identity import track_id
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 
 DIM = 16
 SPREAD = 0.1

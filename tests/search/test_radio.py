@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundalike.search.errors import ArtistNotFound, InvalidRequest, TrackNotFound
+from soundalike.core.errors import ArtistNotFound, InvalidRequest, TrackNotFound
+from soundalike.core.types import Track
 from soundalike.search.radio import Seed, radio
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 from tests.search.conftest import MakeTrack
 
 ARTISTS = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon"]

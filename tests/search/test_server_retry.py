@@ -15,7 +15,7 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from soundalike.search.errors import StoreError, StoreUnavailable
+from soundalike.core.errors import StoreError, StoreUnavailable
 from soundalike.search.retry import RetryPolicy
 from soundalike.search.server_store import ServerBackend, public_url
 from soundalike.search.store import open_store

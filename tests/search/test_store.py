@@ -15,19 +15,19 @@ import numpy as np
 import pytest
 
 from soundalike.api.benchmarks.store import clustered_centroids
-from soundalike.search.centroids import artist_centroid
-from soundalike.search.edge_store import EdgeBackend, EdgeIndexSettings
-from soundalike.search.errors import (
+from soundalike.core.artist_names import artist_key
+from soundalike.core.errors import (
     InvalidRequest,
     SpecMismatch,
     StoreError,
     StoreLocked,
     StoreUnavailable,
 )
-from soundalike.search.identity import artist_point_id, track_id
-from soundalike.search.names import artist_key
+from soundalike.core.identity import artist_point_id, track_id
+from soundalike.core.types import Artist, EmbeddingSpec, Track
+from soundalike.search.centroids import artist_centroid
+from soundalike.search.edge_store import EdgeBackend, EdgeIndexSettings
 from soundalike.search.store import Store, open_store
-from soundalike.search.types import Artist, EmbeddingSpec, Track
 
 DIM = 16
 MakeTrack = Callable[..., Track]

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from soundalike.core.errors import SpecMismatch, StoreError
+from soundalike.core.identity import track_id
+from soundalike.core.types import Artist, EmbeddingSpec, Track
 from soundalike.search.backend import Backend, StoredPoint
 from soundalike.search.edge_store import EdgeBackend
-from soundalike.search.errors import SpecMismatch, StoreError
-from soundalike.search.identity import track_id
 from soundalike.search.schema import SPEC_METADATA_KEY
 from soundalike.search.server_store import ServerBackend
 from soundalike.search.store import SPEC_RECHECK_S, Store
-from soundalike.search.types import Artist, EmbeddingSpec, Track
 
 MakeTrack = Callable[..., Track]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
+from soundalike.core.types import Track
 from soundalike.search.store import Store
 from soundalike.search.text_search import (
     COUNT_RECHECK_S,
@@ -12,7 +13,6 @@ from soundalike.search.text_search import (
     _CachedTextIndex,
     find_tracks,
 )
-from soundalike.search.types import Track
 from tests.search.conftest import MakeTrack
 
 

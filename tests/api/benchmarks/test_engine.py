@@ -16,7 +16,7 @@ from soundalike.api.benchmarks.engine import (
     run_bench,
     synthetic_clip,
 )
-from soundalike.search.errors import ModelUnavailable
+from soundalike.core.errors import ModelUnavailable
 
 # Four clips per path; seconds chosen so every figure is exact by hand.
 FAKE_SECONDS = {"naive": 8.0, "sdpa_full": 5.0, "sdpa_truncated": 4.0, "soundalike": 2.5}

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.embed import MertEmbedder
 from soundalike.ingest.evaluation.embedding import (
     HiddenStateEmbedder,
@@ -15,7 +16,6 @@ from soundalike.ingest.evaluation.embedding import (
     model_layer_count,
 )
 from soundalike.ingest.model import load_mert
-from soundalike.search.errors import InvalidRequest
 
 
 def test_chunks_cover_the_window_with_equal_lengths() -> None:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.evaluation.metrics import (
     best_layer,
     centre,
@@ -24,7 +25,6 @@ from soundalike.ingest.evaluation.metrics import (
     unit_rows,
 )
 from soundalike.search.centroids import artist_centroid
-from soundalike.search.errors import InvalidRequest
 
 
 def at(degrees: float) -> list[float]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.evaluation.options import Comparison, EvaluationOptions, LayerChoice
-from soundalike.search.errors import InvalidRequest
 
 
 def test_layers_are_parsed_then_checked_against_the_model() -> None:

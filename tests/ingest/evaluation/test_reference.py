@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.evaluation.metrics import evaluate_vectors
 from soundalike.ingest.evaluation.reference import (
     load_reference,
@@ -15,7 +16,6 @@ from soundalike.ingest.evaluation.reference import (
     overlap_at_k,
     reference_section,
 )
-from soundalike.search.errors import InvalidRequest
 
 
 def test_reference_files_in_every_accepted_shape(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.evaluation.gather import EvalTrack
 from soundalike.ingest.evaluation.metrics import evaluate_vectors
 from soundalike.ingest.evaluation.options import EvaluationOptions
@@ -15,7 +16,6 @@ from soundalike.ingest.evaluation.report import (
     report_dict,
     summary_text,
 )
-from soundalike.search.types import EmbeddingSpec
 
 SPEC = EmbeddingSpec("tiny", None, 11, 30.0, "centre", "mean", 24000, 2)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.devtools.synth import write_catalogue
 from soundalike.ingest.embed import MertEmbedder
 from soundalike.ingest.engine import Decoding, VectorEngine
@@ -19,7 +20,6 @@ from soundalike.ingest.evaluation.metrics import evaluate_vectors
 from soundalike.ingest.model import LoadedMert, load_mert
 from soundalike.ingest.pipeline import IngestOptions, ingest
 from soundalike.ingest.sources import source_for
-from soundalike.search.errors import InvalidRequest
 from soundalike.search.store import Store, open_store
 
 ARTISTS = 3

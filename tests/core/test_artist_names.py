@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from soundalike.search.errors import InvalidRequest
-from soundalike.search.names import artist_key, key_prefix, suggest
+from soundalike.core.artist_names import artist_key, key_prefix, suggest
+from soundalike.core.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import unicodedata
 
 from rapidfuzz import fuzz, process
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
 
 # WRatio below ~70 starts suggesting names that only share a syllable ("zz top" -> "abba").
 SUGGESTION_CUTOFF = 70.0

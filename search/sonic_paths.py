@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soundalike.search.errors import InvalidRequest
+from soundalike.core.errors import InvalidRequest
+from soundalike.core.types import Track
 from soundalike.search.queries import require_track, resolve_artist
 from soundalike.search.radio import Seed
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 
 MIN_STEPS = 2
 MAX_STEPS = 200

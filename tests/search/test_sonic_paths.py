@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundalike.search.errors import InvalidRequest, TrackNotFound
-from soundalike.search.paths import path_from_seeds, sonic_path, waypoints
+from soundalike.core.errors import InvalidRequest, TrackNotFound
+from soundalike.core.types import Track
 from soundalike.search.radio import Seed
+from soundalike.search.sonic_paths import path_from_seeds, sonic_path, waypoints
 from soundalike.search.store import Store
-from soundalike.search.types import Track
 from tests.search.conftest import MakeTrack
 
 ARTISTS = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta"]
