@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from soundalike.api.settings import Settings
 from soundalike.core.errors import StoreError, StoreUnavailable
+from soundalike.core.events import EventStream
 from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.excerpt import ExcerptPolicy
@@ -88,6 +89,9 @@ class Services(Closing):
         embedder_loader: EmbedderLoader = load_embedder_for,
     ) -> None:
         self.settings = settings
+        # The process's one event stream: components built here emit to it; progress bars,
+        # the access log, the library's status and /metrics subscribe (core/events.py).
+        self.events = EventStream()
         self.decoding = decoding_for(settings)
         self._store_opener = store_opener
         self._embedder_loader = embedder_loader
