@@ -48,22 +48,14 @@ class TracksPlanned:
 
 
 @dataclass(frozen=True, slots=True)
-class TrackIngested:
-    """A track is durable in the store (embedded now, or given a stored vector)."""
+class TrackStored:
+    """A listed track is durable in the store: `ingested` (embedded now, or given a stored
+    vector) or `skipped` (already stored as it is)."""
 
     location: str
     track_id: str
     artist: str
-    origin: IngestOrigin = "cli"
-
-
-@dataclass(frozen=True, slots=True)
-class TrackSkipped:
-    """A listed track was already stored as it is."""
-
-    location: str
-    track_id: str
-    artist: str
+    outcome: Literal["ingested", "skipped"] = "ingested"
     origin: IngestOrigin = "cli"
 
 
@@ -135,8 +127,7 @@ class RequestServed:
 
 Event = (
     TracksPlanned
-    | TrackIngested
-    | TrackSkipped
+    | TrackStored
     | TrackFailed
     | StageTimed
     | UpkeepProgress
