@@ -252,7 +252,7 @@ def test_spare_entries_refill_lists_that_lose_members_without_a_recompute(
     assert_same(table, brute_force(matrix, ranks, k + spare))
 
     recomputed: list[int] = []
-    real = neighbours._compute_rows
+    real = neighbours.exact._compute_rows
 
     def counting(
         matrix: np.ndarray, ranks: np.ndarray, rows: np.ndarray, *rest: object, **kw: object
@@ -260,7 +260,7 @@ def test_spare_entries_refill_lists_that_lose_members_without_a_recompute(
         recomputed.extend(rows.tolist())
         real(matrix, ranks, rows, *rest, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(neighbours, "_compute_rows", counting)
+    monkeypatch.setattr(neighbours.exact, "_compute_rows", counting)  # what `update` calls
     # Three artists deleted: every list that held them refills from its spare entries.
     doomed = [3, 50, 120]
     keep = np.setdiff1d(np.arange(n), doomed)
