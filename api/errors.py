@@ -36,6 +36,7 @@ from soundalike.core.errors import (
     StoreLocked,
     UndecodableAudio,
 )
+from soundalike.core.events import Event, EventStream, RequestServed
 from soundalike.ingest.library.library import LibraryOff
 
 log = logging.getLogger("soundalike.api")
@@ -199,8 +200,14 @@ class RequestContextMiddleware:
     """Assigns a request id (or honours the client's), logs one JSON line per request, and turns
     any exception that escaped the app into a generic 500 (pure ASGI: no per-request task)."""
 
-    def __init__(self, app: ASGIApp, request_timeout_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        events: EventStream,
+        request_timeout_seconds: float | None = None,
+    ) -> None:
         self.app = app
+        self.events = events
         self.request_timeout_seconds = request_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -251,16 +258,27 @@ class RequestContextMiddleware:
             response = internal_error_response(None, error, request_id=request_id)
             await response(scope, receive, send_with_id)
         finally:
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    access_line(
-                        request_id,
-                        scope["method"],
-                        scope["path"],
-                        status,
-                        (time.perf_counter() - started) * 1000,
-                    )
+            route = scope.get("route")
+            self.events.emit(
+                RequestServed(
+                    method=scope["method"],
+                    route=getattr(route, "path_format", None),
+                    path=scope["path"],
+                    status=status,
+                    seconds=time.perf_counter() - started,
+                    request_id=request_id,
                 )
+            )
+
+
+def log_access(event: Event) -> None:
+    """The access log, a sink of the event stream: one JSON line per request."""
+    if isinstance(event, RequestServed) and access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            access_line(
+                event.request_id, event.method, event.path, event.status, event.seconds * 1000
+            )
+        )
 
 
 # The access log's JSON object, filled in by string formatting: a json.dumps of a dict per

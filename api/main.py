@@ -9,16 +9,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from soundalike.api.deps import UploadEmbedder, require_api_key
+from soundalike.api.auth import KeyCheck, KeyCheckMiddleware
 from soundalike.api.errors import (
     REQUEST_ID_HEADER,
     RequestContextMiddleware,
     install_error_handlers,
+    log_access,
 )
+from soundalike.api.metrics import Metrics
 from soundalike.api.routes import (
     artists,
     audio,
@@ -32,8 +34,10 @@ from soundalike.api.routes import (
     tracks,
 )
 from soundalike.api.routes import map as catalogue_map
+from soundalike.api.routes import metrics as metrics_route
 from soundalike.api.services import Services, library_for, note_server_owner
 from soundalike.api.settings import Settings
+from soundalike.api.uploads import UploadEmbedder
 from soundalike.core.errors import SoundalikeError
 
 log = logging.getLogger("soundalike.api")
@@ -69,6 +73,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             yield
         finally:
+            for unsubscribe in http_sinks:
+                unsubscribe()
             await run_in_threadpool(app.state.library.close)  # stops after the current file
             await run_in_threadpool(app.state.upload_embedder.close)  # the decoder processes
             if owned:
@@ -81,26 +87,36 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.upload_embedder = UploadEmbedder(services)
+    uploads = app.state.upload_embedder = UploadEmbedder(services)
     app.state.library = library_for(services)
+    metrics = app.state.metrics = Metrics(
+        services.opened_store, app.state.library, lambda: uploads.admitted
+    )
+    # The HTTP sinks of the process's event stream, for this app's lifetime.
+    http_sinks = [services.events.subscribe(log_access), services.events.subscribe(metrics)]
 
     install_error_handlers(app)
-    app.include_router(health.router)
-    # Without a key nothing is enforced, so the schema must declare no security either.
-    protected = [Depends(require_api_key)] if settings.api_key is not None else []
-    for module in (artists, tracks, audio, search, similarity, catalogue_map):
-        app.include_router(module.router, dependencies=protected)
-    app.include_router(radio.router, dependencies=protected)
-    app.include_router(library.router, dependencies=protected)
-    app.include_router(pages.router)
+    # Every route needs the key (when one is set) but those of the routers opened here.
+    keys = app.state.key_check = KeyCheck(settings.api_key)
+    keys.open(app, health.router)
+    keys.open(app, pages.router)
+    keys.open(app, audiomuse.open_router)
+    keys.open_paths(app, app.openapi_url, app.docs_url, app.redoc_url,
+                    app.swagger_ui_oauth2_redirect_url)  # fmt: skip
+    for module in (artists, tracks, audio, search, similarity, catalogue_map, radio, library):
+        keys.include(app, module.router)
+    keys.include(app, metrics_route.router)
     # AudioMuse-AI's contract (media-server plugins): its own error shape, same API key.
-    app.include_router(audiomuse.open_router)
-    app.include_router(audiomuse.router, dependencies=protected)
+    keys.include(app, audiomuse.router)
+    keys.refuse_under(audiomuse.PREFIX + "/", audiomuse.error_response)
     _document_column_filters(app, settings.filterable_columns)
     audiomuse.document_errors(app)
+    keys.seal(app)
 
-    # Innermost: CORS, the request id, the access log and the deadline wrap it as the routes.
+    # Innermost: the key check, CORS, the request id, the access log and the deadline wrap it
+    # as they wrap the routes.
     app.add_middleware(artists.SimilarLookupFastPath, services=services)
+    app.add_middleware(KeyCheckMiddleware, check=keys)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -111,7 +127,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         )
     # Added last, so outermost: every response (CORS preflights, 500s) gets an id and a log line.
     app.add_middleware(
-        RequestContextMiddleware, request_timeout_seconds=settings.request_timeout_seconds
+        RequestContextMiddleware,
+        events=services.events,
+        request_timeout_seconds=settings.request_timeout_seconds,
     )
     return app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from soundalike.api.deps import StoreDep, has_api_key
+from soundalike.api.deps import KeyCheckDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import Health, Readiness
 from soundalike.core.errors import StoreUnavailable
@@ -28,11 +28,11 @@ async def healthz() -> Response:
     responses=error_responses(503),
     response_model_exclude_none=True,
 )
-def readyz(request: Request, store: StoreDep) -> Readiness:
+def readyz(request: Request, store: StoreDep, keys: KeyCheckDep) -> Readiness:
     """Open to probes; the catalogue's size only for callers with the API key (when one is set)."""
     if not store.ping():
         raise StoreUnavailable("the store does not answer")
-    if not has_api_key(request):
+    if not keys.has_key(request.scope):
         return Readiness(status="ready")
     return Readiness(
         status="ready",

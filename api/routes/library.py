@@ -13,11 +13,11 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from soundalike.api.deps import KeyFirstRoute, LibraryDep
+from soundalike.api.deps import LibraryDep
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import ErrorBody
 
-router = APIRouter(tags=["library"], route_class=KeyFirstRoute)
+router = APIRouter(tags=["library"])
 
 # How often a server-sent event stream looks for a change (at most this many events a second),
 # and how long it stays silent before a keep-alive comment (proxies drop idle connections).

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from soundalike.api.deps import KeyFirstRoute, SettingsDep, StoreDep
+from soundalike.api.deps import SettingsDep, StoreDep
 from soundalike.api.errors import error_responses
 from soundalike.api.routes.artists import track_filters
 from soundalike.api.schemas import ErrorBody, TrackInfo, TrackScore
@@ -22,7 +22,7 @@ from soundalike.search.sonic_paths import (
     sonic_path,
 )
 
-router = APIRouter(tags=["radio and paths"], route_class=KeyFirstRoute)
+router = APIRouter(tags=["radio and paths"])
 
 MAX_EXCLUDED = 1000
 

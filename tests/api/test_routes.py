@@ -346,12 +346,12 @@ def test_unexpected_failure_is_a_generic_500(
     def broken_store() -> None:
         raise RuntimeError("password=hunter2 at db.internal:5432")
 
-    client.app.dependency_overrides[get_store] = broken_store  # type: ignore[attr-defined]
-    try:
+    # Broken where both the route and the artists-like-X fast path get their store.
+    services = client.app.state.services  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services, "opened_store", broken_store)
         with caplog.at_level(logging.ERROR, logger="soundalike.api"):
             response = client.get("/artists/eclair%20ensemble/similar")
-    finally:
-        client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
     assert response.status_code == 500
     body = response.json()
     assert list(body) == ["detail"]

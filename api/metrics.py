@@ -1,0 +1,227 @@
+"""Prometheus metrics: a sink of the process's event stream, plus gauges read at each scrape.
+
+Counters and histograms follow the events (core/events.py): HTTP requests (by route template,
+never the raw path, so a catalogue of a million artists is still one series), tracks ingested,
+skipped and failed (failures also by reason class), windows embedded, seconds per ingest stage,
+store upkeep, refused uploads. What is a current state — tracks and artists stored, whether the
+neighbour lists are valid and exact, the library's state and queue, the upload queue — is read
+when Prometheus scrapes, so it is never stale and costs nothing between scrapes.
+
+Each app has its own registry (several apps in one process, as in tests, never collide).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import get_args
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from soundalike.core.events import (
+    Event,
+    FailureClass,
+    RequestServed,
+    Stage,
+    StageTimed,
+    TrackFailed,
+    TrackStored,
+    UpkeepDone,
+    UpkeepKind,
+    UploadRejected,
+)
+from soundalike.ingest.library import Library
+from soundalike.search.store import Store
+
+log = logging.getLogger("soundalike.api")
+
+# From a lookup served from memory (~0.2 ms) to an upload embedded on a CPU (seconds).
+HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# The label of a request no route matched (a 404, a refused key on an unknown path).
+UNMATCHED_ROUTE = "unmatched"
+LIBRARY_STATES = ("off", "idle", "watching", "scanning")
+
+
+class Metrics:
+    """The app's metrics. Subscribe it to the event stream; `exposition()` is `/metrics`."""
+
+    def __init__(
+        self,
+        opened_store: Callable[[], Store | None],
+        library: Library | None = None,
+        upload_queue_depth: Callable[[], int] | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self._requests = Counter(
+            "soundalike_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self._duration = Histogram(
+            "soundalike_http_request_duration_seconds",
+            "Time from a request's arrival to its answer, by route template.",
+            ["route"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self._tracks = Counter(
+            "soundalike_ingest_tracks",
+            "Tracks this process ingested, skipped (already stored) or failed.",
+            ["outcome"],
+            registry=registry,
+        )
+        self._failures = Counter(
+            "soundalike_ingest_failures",
+            "Tracks that could not be ingested, by reason class.",
+            ["reason"],
+            registry=registry,
+        )
+        self._windows = Counter(
+            "soundalike_ingest_windows", "Audio windows embedded.", registry=registry
+        )
+        self._stage_seconds = Counter(
+            "soundalike_ingest_stage_seconds",
+            "Seconds spent per ingest stage (decode: waiting for decoded audio).",
+            ["stage"],
+            registry=registry,
+        )
+        self._upkeep_seconds = Counter(
+            "soundalike_upkeep_seconds",
+            "Seconds of store upkeep: artist centroids, neighbour lists.",
+            ["kind"],
+            registry=registry,
+        )
+        self._upkeep_artists = Counter(
+            "soundalike_upkeep_artists",
+            "Artists recomputed by store upkeep.",
+            ["kind"],
+            registry=registry,
+        )
+        self._upload_rejections = Counter(
+            "soundalike_upload_rejections",
+            "Uploads refused with 503: every embedding worker and queue slot was taken.",
+            registry=registry,
+        )
+        # Every known label value exported from the start (at 0): a rate over a series that
+        # appears only at its first event misses that event, and dashboards show no gaps.
+        for outcome in ("ingested", "skipped", "failed"):
+            self._tracks.labels(outcome)
+        for reason in get_args(FailureClass):
+            self._failures.labels(reason)
+        for stage in get_args(Stage):
+            self._stage_seconds.labels(stage)
+        for kind in get_args(UpkeepKind):
+            self._upkeep_seconds.labels(kind)
+            self._upkeep_artists.labels(kind)
+        # Per-request work is one dict lookup: a labelled child is made once per series.
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        registry.register(_CurrentState(opened_store, library, upload_queue_depth))
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RequestServed):
+            self._count_request(event)
+        elif isinstance(event, TrackStored):
+            self._tracks.labels(event.outcome).inc()
+        elif isinstance(event, TrackFailed):
+            self._tracks.labels("failed").inc()
+            self._failures.labels(event.reason_class).inc()
+        elif isinstance(event, StageTimed):
+            self._stage_seconds.labels(event.stage).inc(event.seconds)
+            if event.stage == "embed":
+                self._windows.inc(event.windows)
+        elif isinstance(event, UpkeepDone):
+            self._upkeep_seconds.labels(event.kind).inc(event.seconds)
+            self._upkeep_artists.labels(event.kind).inc(event.artists)
+        elif isinstance(event, UploadRejected):
+            self._upload_rejections.inc()
+
+    def _count_request(self, event: RequestServed) -> None:
+        route = event.route or UNMATCHED_ROUTE
+        key = (route, event.method, event.status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self._requests.labels(route, event.method, str(event.status)),
+                self._duration.labels(route),
+            )
+            self._request_series[key] = series
+        series[0].inc()
+        series[1].observe(event.seconds)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class _CurrentState(Collector):
+    """Gauges read at scrape time from the objects that hold the state."""
+
+    def __init__(
+        self,
+        opened_store: Callable[[], Store | None],
+        library: Library | None,
+        upload_queue_depth: Callable[[], int] | None,
+    ) -> None:
+        self._opened_store = opened_store
+        self._library = library
+        self._upload_queue_depth = upload_queue_depth
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # the families are known only when collected (the store may be closed)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._store_state()
+        yield from self._library_state()
+        if self._upload_queue_depth is not None:
+            yield _gauge(
+                "soundalike_upload_queue_depth",
+                "Uploads being received, embedded or waiting for a worker.",
+                self._upload_queue_depth(),
+            )
+
+    def _store_state(self) -> Iterator[GaugeMetricFamily]:
+        store = self._opened_store()  # never opens it: a scrape must not wait on a dead server
+        if store is None:
+            return
+        try:
+            tracks, artists = store.count_tracks(), store.count_artists()
+            lists = store.neighbour_lists_state()
+        except Exception as error:  # a store outage is readiness's news; the scrape goes on
+            log.warning("metrics: the store did not answer: %s", error)
+            return
+        yield _gauge("soundalike_tracks", "Tracks stored.", tracks)
+        yield _gauge("soundalike_artists", "Artists stored.", artists)
+        yield _gauge(
+            "soundalike_neighbour_lists_valid",
+            "1 when the artists-like-X lists are current for the stored catalogue.",
+            int(lists.valid),
+        )
+        yield _gauge(
+            "soundalike_neighbour_lists_exact",
+            "1 when the lists are exact (0: built approximately, or not valid).",
+            int(lists.valid and lists.exact),
+        )
+
+    def _library_state(self) -> Iterator[GaugeMetricFamily]:
+        if self._library is None:
+            return
+        status = self._library.status()
+        state = GaugeMetricFamily(
+            "soundalike_library_state", "The live library's state (1 for the current one).",
+            labels=["state"],
+        )  # fmt: skip
+        for name in LIBRARY_STATES:
+            state.add_metric([name], int(status.state == name))
+        yield state
+        yield _gauge("soundalike_library_queued", "Library files waiting to be ingested.",
+                     status.queued)  # fmt: skip
+        yield _gauge("soundalike_library_files_seen", "Audio files in the library folders.",
+                     status.files_seen)  # fmt: skip
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
