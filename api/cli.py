@@ -273,15 +273,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     # A remote source checks that it answers (and takes the credentials) before the model
     # loads: a wrong password fails in a second, not after minutes.
-    check = getattr(source, "check", None)
-    if check is not None:
-        check()
+    source.check()
     with Services(settings, store_opener=open_patient_store_for) as services:
+        # The summary, `--report` and the progress bars are sinks of the process's event
+        # stream, subscribed for this run (the store's upkeep progress reaches the bar too).
         summary = ingest(
             source,
             store=services.store(),
             engine=services.engine(),
             options=options,
+            events=services.events,
+            origin="cli",
             report_path=args.report,
             progress=not args.json and sys.stderr.isatty(),
         )

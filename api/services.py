@@ -54,7 +54,9 @@ def open_patient_store_for(settings: Settings) -> Store:
 
 
 def load_embedder_for(settings: Settings, layer: int) -> MertEmbedder:
-    """The settings' model (hub id or local directory), truncated to `layer`."""
+    """The settings' model (hub id or local directory), truncated to `layer`, on the settings'
+    device with their batch size: the one place an `Embedder` (ingest/engine.py) is built from
+    settings; the flow gets it inside a VectorEngine and never knows the device."""
     from soundalike.ingest.embed import MertEmbedder
 
     loaded = load_model_for(settings, settings.model, settings.revision, layer)
@@ -231,7 +233,7 @@ def library_for(services: Services) -> Library:
         allow_new_roots=settings.library_allow_new_roots,
         workers=settings.workers,
     )
-    return Library(config, store=services.store, engine=services.engine)
+    return Library(config, store=services.store, engine=services.engine, events=services.events)
 
 
 def note_server_owner(services: Services) -> None:

@@ -10,12 +10,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.defaults import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_EXCERPT,
     DEFAULT_LAYER,
     DEFAULT_MIN_DURATION_SECONDS,
     DEFAULT_MODEL,
     DEFAULT_SILENCE_RMS,
     DEFAULT_WINDOW_SECONDS,
+    DEFAULT_WORKERS,
 )
 from soundalike.search.neighbours import APPROXIMATE_ABOVE
 from soundalike.search.store import QUANTIZE_TRACKS
@@ -46,7 +48,7 @@ class Settings(BaseSettings):
         "and the products of a full rebuild of the neighbour lists.",
     )
     batch_size: int = Field(
-        4, ge=1, le=512, description="Windows of equal length per forward pass."
+        DEFAULT_BATCH_SIZE, ge=1, le=512, description="Windows of equal length per forward pass."
     )
     excerpt: str = Field(
         DEFAULT_EXCERPT,
@@ -65,7 +67,9 @@ class Settings(BaseSettings):
         ge=0,
         description="Windows whose RMS is below this (linear, 1.0 = full scale) are silent.",
     )
-    workers: int = Field(2, ge=1, le=64, description="Decoding processes during ingest.")
+    workers: int = Field(
+        DEFAULT_WORKERS, ge=1, le=64, description="Decoding processes during ingest."
+    )
 
     # --- store -------------------------------------------------------------------------
     data_dir: Path = Field(

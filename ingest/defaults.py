@@ -12,3 +12,7 @@ DEFAULT_EXCERPT = "centre"
 DEFAULT_WINDOW_SECONDS = 30.0
 DEFAULT_MIN_DURATION_SECONDS = 3.0
 DEFAULT_SILENCE_RMS = 1e-3
+# Windows of equal length per forward pass (settings' SOUNDALIKE_BATCH_SIZE, MertEmbedder).
+DEFAULT_BATCH_SIZE = 4
+# Decoding processes during ingest (settings' SOUNDALIKE_WORKERS, the flow, the library).
+DEFAULT_WORKERS = 2

@@ -12,6 +12,7 @@ import torch
 
 from soundalike.core.errors import AudioTooShort, InvalidRequest, UnusableVector
 from soundalike.core.types import EmbeddingSpec
+from soundalike.ingest.defaults import DEFAULT_BATCH_SIZE
 from soundalike.ingest.model import DEFAULT_LAYER, DEFAULT_MODEL, LoadedMert, load_mert
 
 # Wav2Vec2FeatureExtractor's zero-mean/unit-variance normalisation: (x - mean) / sqrt(var + 1e-7).
@@ -21,9 +22,11 @@ MIN_WINDOW_SAMPLES = 400
 
 
 class MertEmbedder:
-    """Embeds windows with a loaded MERT: one pass per window, equal lengths batched together."""
+    """Embeds windows with a loaded MERT: one pass per window, equal lengths batched together.
+    The `Embedder` of ingest/engine.py (`embed_tracks`: unit vectors); `embed_windows` gives the
+    raw per-window vectors the evaluation pools its own way."""
 
-    def __init__(self, loaded: LoadedMert, *, batch_size: int = 8) -> None:
+    def __init__(self, loaded: LoadedMert, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if batch_size < 1:
             raise InvalidRequest(f"batch_size must be >= 1, not {batch_size}")
         self.loaded = loaded
@@ -120,7 +123,7 @@ def load_embedder(
     revision: str | None = None,
     layer: int = DEFAULT_LAYER,
     device: str = "auto",
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> MertEmbedder:
     """load_mert + MertEmbedder in one call."""
     loaded = load_mert(model, revision=revision, layer=layer, device=device)

@@ -2,7 +2,9 @@
 catalogue was decoded, then embed it" is written.
 
 `Decoding` says how a file becomes windows (excerpt policy, window length, the minimum duration
-and the silence threshold); `VectorEngine` pairs it with a loaded `MertEmbedder`. The ingest
+and the silence threshold); `VectorEngine` pairs it with an `Embedder` (batches of windows in,
+unit vectors out), built once by the composition root: the flow never imports torch nor knows
+the device. The ingest
 pipeline, uploads, `soundalike embed` and the evaluation all go through these two.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -25,8 +27,25 @@ from soundalike.ingest.defaults import (
 )
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
 
-if TYPE_CHECKING:  # torch loads with the model, not with every command that imports this
-    from soundalike.ingest.embed import MertEmbedder
+
+class Embedder(Protocol):
+    """What the flow needs of a model (`MertEmbedder` is one; tests and benchmarks pass
+    others): tracks' windows in, batched `batch_size` windows per forward, unit vectors out."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def embed_tracks(self, tracks: list[list[np.ndarray]]) -> np.ndarray:
+        """(n_tracks, dim) float32 unit vectors: each track's windows embedded and pooled.
+        Raises for a track whose vector is unusable (zero or non-finite)."""
+        ...
+
+    def build_spec(self, excerpt: str, window_seconds: float) -> EmbeddingSpec:
+        """The embedding spec of vectors made with this model, excerpt and window."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -57,9 +76,9 @@ class Decoding:
 
 
 class VectorEngine:
-    """A loaded embedder and a decoding: files in, unit vectors of one spec out."""
+    """An embedder and a decoding: files in, unit vectors of one spec out."""
 
-    def __init__(self, embedder: MertEmbedder, decoding: Decoding) -> None:
+    def __init__(self, embedder: Embedder, decoding: Decoding) -> None:
         self.embedder = embedder
         self.decoding = decoding
 

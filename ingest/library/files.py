@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from soundalike.ingest.audio import AUDIO_EXTENSIONS
+from soundalike.ingest.defaults import DEFAULT_WORKERS
 from soundalike.ingest.sources.base import Problem, SourceTrack, content_hash, displayable
 from soundalike.ingest.sources.folder import ArtistFrom, FolderSource
 
@@ -40,7 +42,7 @@ class LibraryConfig:
     debounce_seconds: float = 2.0
     # POST /library/scan with a path outside the roots adds that folder as a root.
     allow_new_roots: bool = False
-    workers: int = 2
+    workers: int = DEFAULT_WORKERS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roots", tuple(absolute(r) for r in self.roots))
@@ -233,9 +235,14 @@ class LibrarySource(FolderSource):
     """A catalogue source over an explicit list of a root's files (a full scan's listing or a
     batch of changed files), with the artist from folders or tags like `FolderSource`.
 
-    A file's identity (its content hash) is cached against its size and modification time, so
-    a rescan does not read unchanged files again; a file rewritten in place gets a new mtime
-    and is hashed again."""
+    A batch speaks for its `scope` (folders and files): it lists everything there, so a stored
+    track inside the scope whose file is not `present` is gone (`missing`). Files modified less
+    than `settle_seconds` ago are still being written: they are `deferred`, not listed, and
+    still present. A file's identity (its content hash) is cached against its size and
+    modification time, so a rescan does not read unchanged files again; a file rewritten in
+    place gets a new mtime and is hashed again."""
+
+    lists_everything = True
 
     def __init__(
         self,
@@ -244,15 +251,47 @@ class LibrarySource(FolderSource):
         *,
         artist_from: ArtistFrom,
         hashes: dict[str, tuple[tuple[int, int], str]],
+        scope: Iterable[str] = (),
+        problems: Iterable[Problem] = (),
+        unchanged: Iterable[str] = (),
+        settle_seconds: float = 0.0,
     ) -> None:
         super().__init__(root, artist_from=artist_from)
         self.files = list(files)
         self._hashes = hashes
         self.description = f"library folder {root}"
+        self.scope = [displayable(s) for s in scope]
+        self.problems = list(problems)
+        self.settle_seconds = settle_seconds
+        # Locations of every admissible file, ready or not, listed or known unchanged.
+        self.present: set[str] = set(unchanged)
+        self.deferred: list[Path] = []
+        self._paths: dict[str, Path] = {}
 
     def tracks(self) -> Iterator[SourceTrack | Problem]:
+        yield from self.problems
+        now = time.time()
         for path in self.files:
+            location = displayable(str(path))
+            self.present.add(location)
+            self._paths[location] = path
+            signature = stat_signature(path)
+            if signature is not None and now - signature[1] / 1e9 < self.settle_seconds:
+                self.deferred.append(path)  # still being written: read it once it is quiet
+                continue
             yield self._track(path)
+
+    def missing(self, stored_locations: Iterable[str]) -> set[str]:
+        return {
+            location
+            for location in stored_locations
+            if location not in self.present and any(is_within(location, s) for s in self.scope)
+        }
+
+    def signature(self, location: str) -> tuple[int, int]:
+        """(size, mtime) of a listed file, (0, 0) when it cannot be stat'ed any more."""
+        path = self._paths.get(location, Path(location))
+        return stat_signature(path) or (0, 0)
 
     def identity(self, track: SourceTrack) -> str:
         signature = stat_signature(Path(track.source_id))

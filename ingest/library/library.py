@@ -27,6 +27,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from soundalike.core.errors import InvalidRequest, SoundalikeError
+from soundalike.core.events import (
+    Event,
+    EventStream,
+    LibraryChanged,
+    TrackFailed,
+    TracksPlanned,
+    TrackStored,
+)
 from soundalike.ingest.engine import VectorEngine
 from soundalike.ingest.library.files import (
     LibraryConfig,
@@ -36,7 +44,7 @@ from soundalike.ingest.library.files import (
     absolute,
     is_within,
 )
-from soundalike.ingest.library.sync import SyncProgress, SyncResult, sync_batch
+from soundalike.ingest.library.sync import SyncResult, sync_batch
 from soundalike.ingest.sources.base import displayable
 from soundalike.search.store import Store
 
@@ -113,8 +121,15 @@ class Library:
         *,
         store: Callable[[], Store],
         engine: Callable[[], VectorEngine],
+        events: EventStream | None = None,
     ) -> None:
         self.config = config
+        # The process's stream (Services.events): the batches emit their tracks there, and the
+        # status below is kept from what this library hears (`_on_event`). Run on its own, a
+        # library listens to a stream of its own.
+        self.events = events if events is not None else EventStream()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._switch_interval: float | None = None  # the interpreter's, restored by close()
         self._store = store
         self._engine = engine
         self._engine_cached: VectorEngine | None = None
@@ -156,7 +171,11 @@ class Library:
     def start(self) -> None:
         if not self.enabled or self._threads:
             return
-        sys.setswitchinterval(min(sys.getswitchinterval(), LIBRARY_SWITCH_INTERVAL_S))
+        if self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, LIBRARY_SWITCH_INTERVAL_S))
+        if self._unsubscribe is None:
+            self._unsubscribe = self.events.subscribe(self._on_event)
         self._spawn(self._work, "soundalike-library")
         if self.config.watch:
             self._spawn(self._watch, "soundalike-library-watch")
@@ -173,6 +192,14 @@ class Library:
         for thread in self._threads:
             thread.join(60)
         self._threads.clear()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        # The switch interval is the process's: what start() changed is given back (the
+        # threads' niceness is theirs and ends with them).
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -224,12 +251,7 @@ class Library:
 
     def status(self) -> LibraryStatus:
         with self._lock:
-            if not self.enabled:
-                state: State = "off"
-            elif self._scanning or self._full_scans:
-                state = "scanning"
-            else:
-                state = "watching" if self.config.watch else "idle"
+            state = self._state()
             remaining = max(self._queued_in_batch - self._done_in_batch, 0)
             queued = remaining + len(self._changed)
             eta: float | None = None
@@ -262,6 +284,36 @@ class Library:
         # Called with the lock held.
         self.version += 1
         self._lock.notify_all()
+        self.events.emit(LibraryChanged(self._state()))
+
+    def _state(self) -> State:
+        # Called with the lock held.
+        if not self.enabled:
+            return "off"
+        if self._scanning or self._full_scans:
+            return "scanning"
+        return "watching" if self.config.watch else "idle"
+
+    def _on_event(self, event: Event) -> None:
+        """The status's batch progress, from the tracks the flow emits for the library."""
+        if getattr(event, "origin", None) != "library":
+            return
+        with self._lock:
+            if isinstance(event, TracksPlanned):
+                self._queued_in_batch += event.count
+                self._changed_version()
+            elif isinstance(event, TrackStored) and event.outcome == "ingested":
+                self._done_in_batch += 1
+                self._ingested += 1
+                self._failures.pop(event.location, None)
+                # Throttled: server-sent events poll the version a few times a second anyway.
+                self.version += 1
+            elif isinstance(event, TrackFailed) and event.reason_class not in (
+                "listing",
+                "metadata",
+            ):
+                self._done_in_batch += 1  # a planned file is done, failed
+                self.version += 1
 
     def wait_idle(self, timeout: float) -> bool:
         """Blocks until nothing is queued or scanning (tests, `ingest --server`)."""
@@ -420,6 +472,10 @@ class Library:
             [p for p in listing.files if p not in unchanged_set],
             artist_from=self.config.artist_from,
             hashes=self._hashes,
+            scope=scope,
+            problems=listing.problems,
+            unchanged=[displayable(str(p)) for p in unchanged],
+            settle_seconds=self.config.debounce_seconds,
         )
         with self._lock:
             self._batch_started = time.monotonic()
@@ -427,13 +483,9 @@ class Library:
             self._store(),
             self._engine_once,
             source,
-            scope,
-            problems=listing.problems,
-            unchanged=[displayable(str(p)) for p in unchanged],
-            settle_seconds=self.config.debounce_seconds,
+            self.events,
             workers=self.config.workers,
             full_scan=full_scan,
-            progress=_Progress(self),
             stop=self._stop,
         )
         self._record(result, scope)
@@ -532,26 +584,6 @@ class Library:
                 self._changed[str(path)] = now
             self._last_event = now
             self._changed_version()
-
-
-class _Progress(SyncProgress):
-    def __init__(self, library: Library) -> None:
-        self.library = library
-
-    def planned(self, count: int) -> None:
-        with self.library._lock:
-            self.library._queued_in_batch += count
-            self.library._changed_version()
-
-    def finished(self, location: str, reason: str | None) -> None:
-        library = self.library
-        with library._lock:
-            library._done_in_batch += 1
-            if reason is None:
-                library._ingested += 1
-                library._failures.pop(location, None)
-            # Throttled: server-sent events poll the version a few times a second anyway.
-            library.version += 1
 
 
 def _signature(path: Path) -> tuple[int, int] | None:

@@ -1,20 +1,19 @@
-"""One batch of library changes through the ingest pipeline's stages.
+"""One batch of library changes through the one ingest flow (ingest/flow.py).
 
 A batch is a root, the admissible files of some part of it (the whole root for a scan, the
-changed paths for an event batch) and the *scope*: the folders and files the batch speaks for,
-so a stored track inside the scope whose file was not listed is gone and is removed.
+changed paths for an event batch) and the *scope*: the folders and files the batch speaks for.
+`LibrarySource` lists everything inside its scope, so the flow's shared tail removes a stored
+track there whose file was not listed (its artists' centroids marked pending first), and it
+leaves files still being written (settle time) for the next batch.
 
-On top of `soundalike ingest`'s stages (identify, skip stored, decode, embed, write, retire
-superseded), a library batch:
+On top of the flow, a library batch adds one hook (`LibraryHooks.before_embed`):
 - keeps a moved or renamed file's track: same content and artist, same id, only its location
-  is rewritten; to another artist (folders mode), the stored vector is reused, never re-embedded;
-- removes the tracks whose files are gone (or now excluded), marking their artists' centroids
-  pending first so a crash cannot leave them stale;
-- recomputes only the affected artists (an artist with no tracks left disappears) and updates the
-  neighbour lists for them.
+  is rewritten; to another artist (folders mode), the stored vector is reused, never re-embedded.
+Upkeep is incremental: only the affected artists are recomputed (an artist with no tracks left
+disappears), and the vector index is rebuilt once enough writes accumulated.
 
-Kill safety is the pipeline's: tracks are durable before they are counted, ids are content
-based (a rerun skips them), pending centroids are repaired by the next batch.
+Kill safety is the flow's: tracks are durable before they are counted, ids are content based
+(a rerun skips them), pending centroids are repaired by the next batch.
 """
 
 from __future__ import annotations
@@ -22,28 +21,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soundalike.core.events import Event, EventStream, TrackFailed, TrackStored
 from soundalike.core.types import Track
+from soundalike.ingest.defaults import DEFAULT_WORKERS
 from soundalike.ingest.engine import VectorEngine
-from soundalike.ingest.library.files import LibrarySource, is_within, stat_signature
-from soundalike.ingest.pipeline import (
-    Failure,
-    PendingTrack,
-    Writer,
-    decode_embed_write,
-    identify,
-    retire_superseded,
-    split_stored,
-    stale_artists,
-    to_track,
-    update_neighbour_lists,
-)
-from soundalike.ingest.sources import Problem, SourceTrack
-from soundalike.ingest.sources.base import displayable
+from soundalike.ingest.flow import FlowHooks, IngestOptions, run
+from soundalike.ingest.library.files import LibrarySource
+from soundalike.ingest.stages import Failure, PendingTrack, to_track
 from soundalike.search.store import Store
 
 log = logging.getLogger("soundalike.library")
@@ -72,149 +60,96 @@ class SyncResult:
     stopped: bool = False
 
 
-class SyncProgress:
-    """Callbacks the scheduler uses for its status; the defaults do nothing."""
-
-    def planned(self, count: int) -> None:
-        """`count` files will be decoded and embedded."""
-
-    def finished(self, location: str, reason: str | None) -> None:
-        """One planned file is done: stored (reason None) or failed."""
-
-
 def sync_batch(
     store: Store,
     engine_for: Callable[[], VectorEngine],
     source: LibrarySource,
-    scope: Iterable[str],
+    events: EventStream,
     *,
-    problems: Iterable[Problem] = (),
-    unchanged: Iterable[str] = (),
-    settle_seconds: float = 0.0,
-    workers: int = 2,
+    workers: int = DEFAULT_WORKERS,
     full_scan: bool = False,
-    progress: SyncProgress | None = None,
     stop: threading.Event | None = None,
 ) -> SyncResult:
-    """Brings the store in line with `source.files` for everything inside `scope` (absolute
-    folder or file locations). `engine_for` is called only when something must be embedded
-    (the model loads then). `unchanged`: locations of files known to be stored as they are,
-    left out of `source.files` but still present. `full_scan` also repairs centroids left
-    stale by any earlier crash."""
-    progress = progress or SyncProgress()
-    stop = stop or threading.Event()
+    """Brings the store in line with `source` (its files, scope, problems, settle time).
+    `engine_for` is called only when something must be embedded (the model loads then).
+    `full_scan` also repairs centroids left stale by any earlier crash. The batch's tracks are
+    emitted on `events` with origin "library"; the result is gathered from them."""
     result = SyncResult()
-    result.listed.update(unchanged)
-    result.failed += [Failure(p.location, p.reason) for p in problems]
-    scope = [displayable(s) for s in scope]
-    now = time.time()
+    hooks = LibraryHooks(result)
 
-    ready: list[Path] = []
-    for path in source.files:
-        result.listed.add(displayable(str(path)))
-        signature = stat_signature(path)
-        if signature is not None and now - signature[1] / 1e9 < settle_seconds:
-            result.deferred.append(path)  # still being written: read it once it is quiet
-        else:
-            ready.append(path)
-    source.files = ready
+    def gather(event: Event) -> None:
+        # One library worker thread runs batches: what it hears with this origin is this batch.
+        if isinstance(event, TrackStored) and event.origin == "library":
+            result.stored[event.location] = source.signature(event.location)
+            if event.outcome == "ingested":
+                result.ingested.append(event.location)
+            else:
+                result.skipped += 1
+        elif isinstance(event, TrackFailed) and event.origin == "library":
+            result.failed.append(Failure(event.location, event.reason, event.reason_class))
 
-    listed: list[SourceTrack] = []
-    for found in source.tracks():
-        if isinstance(found, Problem):
-            result.failed.append(Failure(found.location, found.reason))
-        else:
-            listed.append(found)
-    pending, identify_failures = identify(source, listed, None)
-    result.failed += identify_failures
-
-    stored_tracks = store.track_summaries()
-    by_id = {t.track_id: t for t in stored_tracks}
-    by_hash = {t.content_hash: t for t in stored_tracks if t.content_hash}
-    touched: set[str] = set()
-    current: dict[str, str] = {}  # location -> the id its file has now
-
-    if pending:
-        store.ensure_spec(engine_for().spec)  # refuses a model that differs from the store's
-    todo, skipped = split_stored(store, pending, force=False)
-    result.skipped = len(skipped)
-    for item in skipped:
-        current[item.track.location] = item.track_id
-        result.stored[item.track.location] = stat_signature(Path(item.track.source_id)) or (0, 0)
-        was = by_id.get(item.track_id)
-        if was is not None and was.path != item.track.location and not _exists(was.path):
-            relocated = _relocated(store, item)
-            if relocated is not None:
-                store.upsert_tracks([relocated])
-                result.moved.append(item.track.location)
-                touched.add(item.artist_key)
-
-    # Same content already stored under another artist (a file moved between artist folders):
-    # its vector is reused, not re-embedded.
-    to_embed: list[PendingTrack] = []
-    reused: list[tuple[PendingTrack, Track]] = []
-    for item in todo:
-        donor = by_hash.get(item.identity)
-        track = _reuse(store, item, donor) if donor is not None else None
-        if track is None:
-            to_embed.append(item)
-        else:
-            reused.append((item, track))
-    progress.planned(len(reused) + len(to_embed))
-
-    def durable(items: list[PendingTrack]) -> None:
-        for item in items:
-            current[item.track.location] = item.track_id
-            result.ingested.append(item.track.location)
-            signature = stat_signature(Path(item.track.source_id))
-            result.stored[item.track.location] = signature or (0, 0)
-            touched.add(item.artist_key)
-            progress.finished(item.track.location, None)
-
-    writer = Writer(store, durable)
-    if reused:
-        writer.write([item for item, _ in reused], [track for _, track in reused])
-    result.stopped = _embed_and_write(
-        source, to_embed, engine_for, writer, workers, result, progress, stop
+    options = IngestOptions(
+        workers=workers,
+        allow_empty=True,
+        repair_stale=full_scan,
+        optimize_after_writes=OPTIMIZE_AFTER_WRITES,  # read per batch: tests lower it
     )
-    writer.flush()
-    if result.stopped:
-        # Shutting down: what is written is durable; the next start's scan does the rest
-        # (its centroid repair sees the artists whose track counts changed).
-        return result
-
-    # A retagged or edited file has a new id now: its old point is retired, not left behind.
-    touched |= retire_superseded(store, current)
-    kept_ids = set(current.values())
-    protected = result.listed  # every admissible file, ready or not, still exists
-    gone = [
-        t
-        for t in stored_tracks
-        if t.path is not None
-        and t.track_id not in kept_ids
-        and t.path not in protected
-        and any(is_within(t.path, s) for s in scope)
-    ]
-    if gone:
-        losers = {t.artist_key for t in gone}
-        store.mark_centroids_pending(losers)
-        store.delete_tracks(t.track_id for t in gone)
-        touched |= losers
-        result.removed = sorted({t.path for t in gone if t.path is not None})
-
-    to_recompute = touched | store.pending_centroids()
-    if full_scan:
-        every_artist = store.artist_keys_in_tracks() | set(store.artist_names())
-        to_recompute |= stale_artists(store, every_artist)
-    if to_recompute:
-        result.artists_updated = store.recompute_centroids(sorted(to_recompute))
-        store.flush()
-        store.clear_centroids_pending(to_recompute)
-        update_neighbour_lists(store, to_recompute, False)
-        if store.writes_since_optimize() >= OPTIMIZE_AFTER_WRITES:
-            store.optimize()
-        store.artist_names()  # rebuild the name index here, not inside the next request
+    unsubscribe = events.subscribe(gather)
+    try:
+        outcome = run(
+            source,
+            store=store,
+            engine=engine_for,
+            options=options,
+            events=events,
+            origin="library",
+            hooks=hooks,
+            stop=stop,
+        )
+    finally:
+        unsubscribe()
+    result.listed = set(source.present)
+    result.deferred = list(source.deferred)
+    result.removed = outcome.removed
+    result.artists_updated = outcome.artists_updated
+    result.stopped = outcome.stopped
     return result
+
+
+class LibraryHooks(FlowHooks):
+    """The live library's step before embedding: moved files keep their track, and the same
+    content under another artist reuses its stored vector."""
+
+    def __init__(self, result: SyncResult) -> None:
+        self.result = result
+
+    def before_embed(
+        self, store: Store, skipped: list[PendingTrack], todo: list[PendingTrack]
+    ) -> tuple[list[tuple[PendingTrack, Track]], list[PendingTrack], set[str]]:
+        stored_tracks = store.track_summaries()
+        by_id = {t.track_id: t for t in stored_tracks}
+        by_hash = {t.content_hash: t for t in stored_tracks if t.content_hash}
+        touched: set[str] = set()
+        for item in skipped:
+            was = by_id.get(item.track_id)
+            if was is not None and was.path != item.track.location and not _exists(was.path):
+                relocated = _relocated(store, item)
+                if relocated is not None:
+                    store.upsert_tracks([relocated])
+                    self.result.moved.append(item.track.location)
+                    touched.add(item.artist_key)
+        # Same content already stored under another artist (a file moved between artist
+        # folders): its vector is reused, not re-embedded.
+        to_embed: list[PendingTrack] = []
+        reused: list[tuple[PendingTrack, Track]] = []
+        for item in todo:
+            donor = by_hash.get(item.identity)
+            track = _reuse(store, item, donor) if donor is not None else None
+            if track is None:
+                to_embed.append(item)
+            else:
+                reused.append((item, track))
+        return reused, to_embed, touched
 
 
 def _exists(path: str | None) -> bool:
@@ -242,25 +177,3 @@ def _reuse(store: Store, item: PendingTrack, donor: Track) -> Track | None:
     if stored is None or stored.vector is None:
         return None
     return to_track(item, stored.vector, stored.duration_seconds)
-
-
-def _embed_and_write(
-    source: LibrarySource,
-    todo: list[PendingTrack],
-    engine_for: Callable[[], VectorEngine],
-    writer: Writer,
-    workers: int,
-    result: SyncResult,
-    progress: SyncProgress,
-    stop: threading.Event,
-) -> bool:
-    """The pipeline's decode → embed → write loop over `todo`; True when `stop` cut it short."""
-    if not todo:
-        return False
-    engine = engine_for()
-
-    def fail(item: PendingTrack, reason: str) -> None:
-        result.failed.append(Failure(item.track.location, reason))
-        progress.finished(item.track.location, reason)
-
-    return decode_embed_write(source, todo, engine, writer, fail, workers, stop)

@@ -9,11 +9,14 @@ music server, a watched folder) is one more class here, not a change to the pipe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from soundalike.ingest.excerpt import ExcerptPolicy
 
 
 def displayable(text: str) -> str:
@@ -54,9 +57,15 @@ class Problem:
 
 @runtime_checkable
 class CatalogueSource(Protocol):
-    """A catalogue the pipeline can ingest."""
+    """A catalogue the pipeline can ingest. `SourceBase` gives the optional hooks
+    (`lists_everything`, `prepare_fetch`, `check`, `missing`) no-op defaults, so a new source
+    declares only what it does."""
 
     description: str
+    # True for a source that lists everything it owns (a music server): the stored tracks it
+    # no longer lists are removed after each run. A folder of an unmounted disk lists nothing,
+    # and a manifest lists a subset of its folder, so they keep theirs.
+    lists_everything: bool
 
     def tracks(self) -> Iterator[SourceTrack | Problem]:
         """Every track, and every problem, in a stable order."""
@@ -76,6 +85,43 @@ class CatalogueSource(Protocol):
         """Of the stored tracks' locations, those this source owns but no longer lists."""
         ...
 
+    def prepare_fetch(
+        self,
+        tracks: Sequence[SourceTrack],
+        policy: ExcerptPolicy,
+        window_seconds: float,
+        sample_rate: int,
+    ) -> None:
+        """The tracks the flow will ask `audio_file` for, in order, and which excerpt it
+        decodes (a remote source downloads ahead and fetches only the excerpt)."""
+        ...
+
+    def check(self) -> None:
+        """Raises when the source cannot be used (a wrong password); called before the model
+        loads, so a bad setting fails in a second, not after minutes."""
+        ...
+
+
+class SourceBase:
+    """The optional hooks' defaults: a source inherits them and overrides what it does."""
+
+    lists_everything: bool = False
+
+    def missing(self, stored_locations: Iterable[str]) -> set[str]:
+        return set()
+
+    def prepare_fetch(
+        self,
+        tracks: Sequence[SourceTrack],
+        policy: ExcerptPolicy,
+        window_seconds: float,
+        sample_rate: int,
+    ) -> None:
+        return None  # a local file is read when it is decoded: nothing to fetch ahead
+
+    def check(self) -> None:
+        return None  # nothing to check before the model loads
+
 
 class AbstractAudioFile(Protocol):
     def __enter__(self) -> Path: ...
@@ -91,7 +137,7 @@ def content_hash(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-class LocalFiles:
+class LocalFiles(SourceBase):
     """Shared behaviour of sources whose tracks are files on this machine."""
 
     def identity(self, track: SourceTrack) -> str:

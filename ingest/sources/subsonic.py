@@ -45,7 +45,7 @@ import httpx
 from soundalike.core.errors import AudioError
 from soundalike.core.types import Track
 from soundalike.ingest.excerpt import ExcerptPolicy
-from soundalike.ingest.sources.base import AbstractAudioFile, Problem, SourceTrack
+from soundalike.ingest.sources.base import AbstractAudioFile, Problem, SourceBase, SourceTrack
 from soundalike.ingest.sources.subsonic_client import (
     ATTEMPTS,
     BACKOFF_S,
@@ -98,7 +98,7 @@ class DownloadFailed(AudioError):
 # --- the catalogue source ------------------------------------------------------------------
 
 
-class SubsonicSource:
+class SubsonicSource(SourceBase):
     """Every song of a Subsonic server: the server's artist is the artist; the audio of a song
     not yet stored is downloaded into a temporary file for decoding and removed after."""
 

@@ -19,6 +19,7 @@ from soundalike.ingest.embed import MertEmbedder, load_embedder
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, IngestSummary, Shard, ingest
 from soundalike.ingest.sources import Problem, SourceTrack, source_for
+from soundalike.ingest.sources.base import SourceBase
 from soundalike.search.centroids import artist_centroid
 from soundalike.search.store import Store, open_store
 
@@ -299,7 +300,7 @@ def test_ingest_into_the_server_backend(catalogue: Path, tiny_embedder: MertEmbe
         assert (rerun.ingested, rerun.skipped) == (0, 9)
 
 
-class _DownloadingSource:
+class _DownloadingSource(SourceBase):
     """A source that is not a folder: its tracks are known by ids, and each track's audio is
     copied to a temporary file for decoding and removed afterwards (as a server source does)."""
 
