@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.services = services
-    uploads = app.state.upload_embedder = UploadEmbedder(services)
+    uploads = app.state.upload_embedder = UploadEmbedder(services, settings.upload_limits())
     app.state.library = library_for(services)
     metrics = app.state.metrics = Metrics(
         services.opened_store, app.state.library, lambda: uploads.admitted

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,21 @@ UPLOAD_DECODE_MEMORY_MB = 1536
 UPLOAD_MAX_DECODED_SECONDS = 3600.0
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    """The settings section of uploads (`Settings.upload_limits()`)."""
+
+    concurrency: int = 1  # uploads embedded at once
+    queue: int = 4  # more uploads allowed to wait for a worker
+    max_bytes: int = 50 * 1024 * 1024
+    read_seconds: float = 60.0  # the whole body must have arrived by then
+
+
 class UploadEmbedder:
     """Turns an uploaded file into a query vector with the stored collection's spec.
 
-    An upload is admitted before its body is read (`admission`): at most `embed_concurrency`
-    uploads are embedded and `embed_queue` more are received or waiting; past that a request
+    An upload is admitted before its body is read (`admission`): at most `limits.concurrency`
+    uploads are embedded and `limits.queue` more are received or waiting; past that a request
     gets CapacityExhausted (503 + Retry-After) at once, before it sends its body. Decoding runs
     in a pool of decoder processes (started on the first upload) with time, CPU, memory and
     decoded-audio limits, so a hostile file cannot take the server down; embedding runs in
@@ -50,6 +61,7 @@ class UploadEmbedder:
     def __init__(
         self,
         services: Services,
+        limits: UploadLimits,
         *,
         decode: DecodeFunction = decode_job,
         decode_timeout_s: float = UPLOAD_DECODE_TIMEOUT_SECONDS,
@@ -58,13 +70,13 @@ class UploadEmbedder:
         max_decoded_seconds: float | None = UPLOAD_MAX_DECODED_SECONDS,
     ) -> None:
         self._services = services
-        settings = services.settings
-        self._workers = anyio.CapacityLimiter(settings.embed_concurrency)
+        self.limits = limits
+        self._workers = anyio.CapacityLimiter(limits.concurrency)
         self._admitted = 0  # receiving + running + waiting; only touched on the event loop thread
-        self._capacity = settings.embed_concurrency + settings.embed_queue
+        self._capacity = limits.concurrency + limits.queue
         self._describe_capacity = (
-            f"all {settings.embed_concurrency} embedding workers are busy and "
-            f"{settings.embed_queue} uploads are waiting; retry shortly"
+            f"all {limits.concurrency} embedding workers are busy and "
+            f"{limits.queue} uploads are waiting; retry shortly"
         )
         self._pool_options: dict[str, Any] = {
             "decode": decode,
@@ -91,7 +103,7 @@ class UploadEmbedder:
                     retry_after_seconds=RETRY_AFTER_SECONDS,
                 )
             if self._pool is None:
-                workers = self._services.settings.embed_concurrency
+                workers = self.limits.concurrency
                 self._pool = DecodePool(workers, max_in_flight=workers, **self._pool_options)
             return self._pool
 

@@ -30,7 +30,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from soundalike.api.deps import SettingsDep, StoreDep, UploadEmbedderDep
+from soundalike.api.deps import StoreDep, UploadEmbedderDep
 from soundalike.api.errors import UploadTooLarge, error_responses
 from soundalike.api.schemas import ArtistScore, AudioMatches, TrackScore
 from soundalike.core.errors import AudioError, InvalidRequest, UndecodableAudio
@@ -214,7 +214,6 @@ def _matches(store: Store, vector: np.ndarray, limit: int, max_per_artist: int) 
 async def search_audio(
     request: Request,
     store: StoreDep,
-    settings: SettingsDep,
     embedder: UploadEmbedderDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Results per list.")] = 10,
     max_per_artist: Annotated[
@@ -224,9 +223,8 @@ async def search_audio(
     # Admitted before the body is read: a full server answers 503 without receiving it.
     with embedder.admission():
         stored_spec = embedder.checked_spec(await run_in_threadpool(store.spec))
-        async with received_upload(
-            request, settings.max_upload_bytes, settings.upload_read_seconds
-        ) as upload:
+        limits = embedder.limits
+        async with received_upload(request, limits.max_bytes, limits.read_seconds) as upload:
             if upload.size == 0:
                 raise UndecodableAudio(upload.filename, "the file is empty")
             try:
