@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from soundalike.api.settings import Settings
 from soundalike.core.errors import StoreError, StoreUnavailable
-from soundalike.core.events import EventStream
+from soundalike.core.events import NO_EVENTS, EventStream
 from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.excerpt import ExcerptPolicy
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("soundalike.api")
 
-StoreOpener = Callable[[Settings], Store]
+# Opens the store for the settings; its upkeep reports to the event stream given.
+StoreOpener = Callable[[Settings, EventStream], Store]
 EmbedderLoader = Callable[[Settings, int], "MertEmbedder"]
 
 
@@ -43,14 +44,15 @@ EmbedderLoader = Callable[[Settings, int], "MertEmbedder"]
 INGEST_RETRY_SECONDS = 300.0
 
 
-def open_store_for(settings: Settings) -> Store:
-    """The store the settings name: a Qdrant server when `qdrant_url` is set, else Edge."""
-    return open_store(**settings.store_options())
+def open_store_for(settings: Settings, events: EventStream = NO_EVENTS) -> Store:
+    """The store the settings name: a Qdrant server when `qdrant_url` is set, else Edge;
+    its upkeep reports to `events`."""
+    return open_store(settings.store_config(), events=events)
 
 
-def open_patient_store_for(settings: Settings) -> Store:
+def open_patient_store_for(settings: Settings, events: EventStream = NO_EVENTS) -> Store:
     """The same store, retrying a Qdrant server that stops answering for minutes (ingest)."""
-    return open_store(**settings.store_options(), retry_seconds=INGEST_RETRY_SECONDS)
+    return open_store(settings.store_config(), retry_seconds=INGEST_RETRY_SECONDS, events=events)
 
 
 def load_embedder_for(settings: Settings, layer: int) -> MertEmbedder:
@@ -119,7 +121,7 @@ class Services(Closing):
         with self._store_lock:
             if self._store is None:
                 try:
-                    opened = self._store_opener(self.settings)
+                    opened = self._store_opener(self.settings, self.events)
                 except StoreError:
                     raise
                 except Exception as error:  # a refused connection, DNS, ...: say unavailable
@@ -143,7 +145,7 @@ class Services(Closing):
         except StoreUnavailable as error:
             log.warning("store not reachable at start-up, will retry per request: %s", error)
             return
-        if self.settings.artists_in_memory and not store.backend.shared:
+        if self.settings.artists_in_memory and not store.is_shared:
             # In the background: requests are answered from the store until it is read.
             self._memory_loader = threading.Thread(
                 target=self._load_in_memory, args=(store,), name="soundalike-artists-in-memory"
@@ -241,12 +243,9 @@ def note_server_owner(services: Services) -> None:
     `soundalike ingest` refused the dir can name the server and hand it the folder instead."""
     import os
 
-    from soundalike.search.edge_store import EdgeBackend
-
-    backend = services.store().backend
-    if isinstance(backend, EdgeBackend):
-        settings = services.settings
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-        if ":" in host:
-            host = f"[{host}]"
-        backend.note_owner({"pid": os.getpid(), "url": f"http://{host}:{settings.port}"})
+    settings = services.settings
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    # A server store has no data dir: it notes nothing.
+    services.store().note_owner({"pid": os.getpid(), "url": f"http://{host}:{settings.port}"})

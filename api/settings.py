@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,7 +20,7 @@ from soundalike.ingest.defaults import (
     DEFAULT_WORKERS,
 )
 from soundalike.search.neighbours import APPROXIMATE_ABOVE
-from soundalike.search.store import QUANTIZE_TRACKS
+from soundalike.search.store import QUANTIZE_TRACKS, NeighbourConfig, StoreConfig
 
 # Shorter keys are guessable; an empty one (an unset `${API_KEY}` in compose) would let an
 # empty `Bearer` through.
@@ -240,22 +240,25 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    def store_options(self) -> dict[str, Any]:
-        """Keyword arguments of `open_store` for these settings (CLI and app open alike)."""
-        return {
-            "data_dir": self.data_dir,
-            "url": self.qdrant_url,
-            "api_key": self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None,
-            "collection_prefix": self.collection_prefix,
-            "timeout": self.qdrant_timeout,
-            "shard_number": self.shard_number,
-            "replication_factor": self.replication_factor,
-            "search_ef": self.search_ef,
-            "artists_in_memory": self.artists_in_memory,
-            "neighbours_device": self.device,
-            "quantize_tracks": self.quantize_tracks,
-            "approximate_neighbours_above": self.approximate_neighbours_above or None,
-        }
+    def store_config(self) -> StoreConfig:
+        """What `open_store` opens for these settings (CLI and app open alike)."""
+        return StoreConfig(
+            data_dir=self.data_dir,
+            url=self.qdrant_url,
+            api_key=self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None,
+            collection_prefix=self.collection_prefix,
+            timeout=self.qdrant_timeout,
+            shard_number=self.shard_number,
+            replication_factor=self.replication_factor,
+            search_ef=self.search_ef,
+            artists_in_memory=self.artists_in_memory,
+            quantize_tracks=self.quantize_tracks,
+            neighbours=NeighbourConfig(
+                device=self.device,
+                # 0 (the settings' "never"): always exact.
+                approximate_above=self.approximate_neighbours_above or None,
+            ),
+        )
 
     @property
     def max_upload_bytes(self) -> int:

@@ -1,5 +1,5 @@
 """Exact neighbour lists stored with the artists: how they are encoded, when they may be served,
-and how they are rebuilt or updated (the computing is neighbours.py's).
+and how they are rebuilt or updated (the computing is the neighbours package's).
 
 Each artist point carries its list in one payload field (`neighbours`, base64): a format byte,
 the fingerprint of the artist's centroid the list was computed from (8 bytes), an upper bound of
@@ -35,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from soundalike.core.events import NO_EVENTS, EventStream, UpkeepDone, UpkeepProgress
 from soundalike.core.identity import artist_id64, artist_point_id
 from soundalike.core.types import ArtistHit
 from soundalike.search import neighbours
 from soundalike.search.artist_mirror import ArtistMirror, ServedLists
 from soundalike.search.backend import Backend, Scan, StoredPoint, Where
+from soundalike.search.neighbours.config import EXACT_ON_CPU, NeighbourConfig
 from soundalike.search.points import artist_from
 from soundalike.search.schema import (
     CATALOGUE_VERSION_KEY,
@@ -86,6 +88,15 @@ class NeighbourListsUpdate:
     seconds: float
     # False when the lists are approximate (a rebuild above `approximate_above` artists).
     exact: bool = True
+
+
+@dataclass(frozen=True)
+class NeighbourListsState:
+    """What monitoring reads of the stored lists: `valid` (they are the current catalogue
+    version's, so they are served) and `exact` (not built approximately)."""
+
+    valid: bool
+    exact: bool
 
 
 def fingerprint(centroid: Sequence[float] | np.ndarray) -> bytes:
@@ -173,13 +184,13 @@ class NeighbourLists:
         artists_collection: str,
         *,
         keep_in_memory: bool = False,
-        device: str = "cpu",
-        approximate_above: int | None = None,
+        config: NeighbourConfig = EXACT_ON_CPU,
+        events: EventStream = NO_EVENTS,
     ) -> None:
         self._backend = backend
-        self._device = device
-        # A full rebuild of more artists than this, on the CPU, builds approximate lists.
-        self._approximate_above = approximate_above
+        # How full rebuilds run: handed whole to `neighbours.build`.
+        self._config = config
+        self._events = events
         self._tracks = tracks_collection
         self._artists = artists_collection
         self._keep_in_memory = keep_in_memory
@@ -204,12 +215,16 @@ class NeighbourLists:
     def valid_version(self) -> str | None:
         """The catalogue version when the stored lists are exact for it; None otherwise."""
         metadata = self._backend.read_metadata(self._tracks)
+        return _valid_version(metadata)
+
+    def state(self) -> NeighbourListsState:
+        """Whether the stored lists are valid and exact: one metadata read (the record and the
+        catalogue version sit together), no scan, so monitoring may ask at every scrape."""
+        metadata = self._backend.read_metadata(self._tracks)
         record = metadata.get(NEIGHBOUR_LISTS_KEY) or {}
-        current = metadata.get(CATALOGUE_VERSION_KEY)
-        version = record.get("version")
-        if version is None or version != current or record.get("k") != neighbours.K:
-            return None
-        return str(version)
+        return NeighbourListsState(
+            valid=_valid_version(metadata) is not None, exact=bool(record.get("exact", True))
+        )
 
     def lists_exact(self) -> bool:
         """Whether the stored lists are exact (False: built approximately, see
@@ -408,6 +423,12 @@ class NeighbourLists:
         self, changed_keys: Iterable[str], progress: Progress | None, *, force_full: bool
     ) -> NeighbourListsUpdate:
         started = time.monotonic()
+
+        def report(done: int, total: int) -> None:
+            self._events.emit(UpkeepProgress("neighbour_lists", done, total))
+            if progress is not None:
+                progress(done, total)
+
         version = self.catalogue_version() or self.bump_catalogue_version()
         record = self._record()
         basis_ok = record.get("version") is not None and record.get("k") == neighbours.K
@@ -435,14 +456,14 @@ class NeighbourLists:
                     ranks,
                     k=neighbours.K,
                     spare=neighbours.SPARE,
-                    progress=progress,
-                    device=self._device,
-                    approximate_above=self._approximate_above,
+                    progress=report,
+                    config=self._config,
                 )
                 rows = np.arange(n)
                 changed = list(range(n))
             else:
                 table, rows = neighbours.update(matrix, ranks, old, changed, k=neighbours.K)
+                report(n, n)  # the incremental upkeep computes in one step
             _round_as_stored(table, rows)
             is_changed = np.zeros(n, dtype=bool)
             is_changed[changed] = True
@@ -468,7 +489,17 @@ class NeighbourLists:
             self._write_record(version, exact=exact)
             mirror.adopt(table, version)
         seconds = time.monotonic() - started
+        self._events.emit(UpkeepDone("neighbour_lists", n, seconds))
         return NeighbourListsUpdate(full, n, len(changed), len(writes), seconds, exact)
+
+
+def _valid_version(metadata: dict[str, Any]) -> str | None:
+    """The catalogue version when the lists' record names it (and today's K); else None."""
+    record = metadata.get(NEIGHBOUR_LISTS_KEY) or {}
+    version = record.get("version")
+    if version is None or version != metadata.get(CATALOGUE_VERSION_KEY):
+        return None
+    return str(version) if record.get("k") == neighbours.K else None
 
 
 def _round_as_stored(table: neighbours.NeighbourTable, rows: np.ndarray) -> None:

@@ -4,7 +4,7 @@ The projection is PCA (the two leading principal axes of the centred unit centro
 - it is computed in seconds at 100k artists on 2 cores: the 768x768 covariance of (at most)
   a fixed sample of 20,000 centroids, built in blocks, its two leading eigenvectors by subspace
   iteration, then one matrix product places every artist (docs/benchmarks.md, `python -m
-  soundalike.api.benchmarks.map`);
+  benchmarks.map`);
 - it is deterministic and stable: the same catalogue gives the same map, and adding a few
   artists barely moves the others (t-SNE and UMAP reshuffle the whole map on every run, cost
   minutes at 100k artists on this hardware, and would pull in numba or scikit-learn);

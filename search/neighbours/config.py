@@ -21,3 +21,7 @@ class NeighbourConfig:
 
     device: str = "cpu"
     approximate_above: int | None = None
+
+
+# The library default: exact lists, products in numpy.
+EXACT_ON_CPU = NeighbourConfig()

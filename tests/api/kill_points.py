@@ -64,8 +64,8 @@ def pause_on_call(
 
 def install(point: str, marker: Path) -> None:
     from soundalike.ingest.engine import VectorEngine
-    from soundalike.search import store as store_module
     from soundalike.search.edge_store import EdgeBackend
+    from soundalike.search.store import artists as artists_module
 
     if point == "create-between":
         EdgeBackend.create_collection = pause_on_call(  # type: ignore[method-assign]
@@ -81,13 +81,13 @@ def install(point: str, marker: Path) -> None:
         )
     elif point == "centroids":
         # Small batches so that the recompute of a dozen artists takes several of them.
-        store_module.CENTROID_KEY_BATCH = CENTROID_BATCH  # type: ignore[misc]
-        store_module.Store._write_artists = pause_on_call(  # type: ignore[method-assign]
-            store_module.Store._write_artists, 2, marker, point
+        artists_module.CENTROID_KEY_BATCH = CENTROID_BATCH  # type: ignore[misc]
+        artists_module.ArtistSide._write_artists = pause_on_call(  # type: ignore[method-assign]
+            artists_module.ArtistSide._write_artists, 2, marker, point
         )
     elif point == "centroids-start":
-        store_module.Store._write_artists = pause_on_call(  # type: ignore[method-assign]
-            store_module.Store._write_artists, 1, marker, point
+        artists_module.ArtistSide._write_artists = pause_on_call(  # type: ignore[method-assign]
+            artists_module.ArtistSide._write_artists, 1, marker, point
         )
     else:
         raise SystemExit(f"unknown kill point {point!r}")

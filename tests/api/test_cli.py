@@ -260,6 +260,6 @@ def test_approximate_lists_are_a_setting_of_the_store_zero_meaning_never() -> No
     from soundalike.api.settings import Settings
     from soundalike.search.neighbours import APPROXIMATE_ABOVE
 
-    assert Settings().store_options()["approximate_neighbours_above"] == APPROXIMATE_ABOVE
-    never = Settings(approximate_neighbours_above=0).store_options()
-    assert never["approximate_neighbours_above"] is None
+    assert Settings().store_config().neighbours.approximate_above == APPROXIMATE_ABOVE
+    never = Settings(approximate_neighbours_above=0).store_config()
+    assert never.neighbours.approximate_above is None

@@ -38,7 +38,7 @@ class Reads:
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
-        backend = store.backend
+        backend = store.backend_for_tests
         for method in ("retrieve", "scroll", "search"):
             real = getattr(backend, method)
 
@@ -77,7 +77,7 @@ def test_lookups_come_from_memory_and_equal_the_store_and_live_answers(
         ]
         reads.calls.clear()
     # The same artist through the store path (no copy in memory) answers the same.
-    fresh = Store(edge.backend)
+    fresh = Store(edge.backend_for_tests)
     assert not fresh.answers_from_memory()
     assert keys_of(artists_like(fresh, name.name, limit=5)) == keys_of(
         artists_like(edge, name.name, limit=5)
@@ -108,7 +108,7 @@ def test_upkeep_from_memory_reads_only_what_changed_and_stays_exact(
     assert edge.answers_from_memory()
     assert_stored_lists_exact(edge, k5)
     # What memory serves is what is stored: a store with no copy reads the same lists.
-    fresh = Store(edge.backend)
+    fresh = Store(edge.backend_for_tests)
     for key in keys[:12]:
         if key in (keys[9], keys[39]):
             continue
@@ -151,8 +151,8 @@ def test_artists_written_while_the_copy_loads_are_read_again(
     rng = np.random.default_rng(14)
     keys = add_artists(edge, unit_rows(rng, 20, DIM))
     edge.rebuild_neighbour_lists()
-    fresh = Store(edge.backend)  # a second Store on the same backend: no copy yet
-    backend = fresh.backend
+    fresh = Store(edge.backend_for_tests)  # a second Store on the same backend: no copy yet
+    backend = fresh.backend_for_tests
     real_scroll = backend.scroll
     renamed = Artist(
         name="Renamed While Loading",

@@ -23,7 +23,7 @@ class PointsRead:
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         self.points = 0
         self.vectors = 0
-        backend = store.backend
+        backend = store.backend_for_tests
         scroll, search, retrieve = backend.scroll, backend.search, backend.retrieve
 
         def counted(points: list) -> list:  # type: ignore[type-arg]

@@ -13,6 +13,7 @@ from soundalike.core.identity import artist_id64, artist_point_id
 from soundalike.core.types import Artist, EmbeddingSpec
 from soundalike.search import neighbour_lists, neighbours
 from soundalike.search.neighbour_lists import decode_list, encode_list, fingerprint
+from soundalike.search.neighbours import NeighbourConfig
 from soundalike.search.queries import artists_like
 from soundalike.search.schema import F_NEIGHBOURS
 from soundalike.search.store import Store, open_store
@@ -341,7 +342,7 @@ def assert_stored_lists_exact(store: Store, k: int) -> None:
     keys, matrix = stored_centroids(store)
     width = k + neighbours.SPARE
     expected, expected_scores = brute_force(matrix, np.arange(len(keys)), width)
-    artists = store.backend.retrieve(
+    artists = store.backend_for_tests.retrieve(
         store.artists_collection,
         [artist_point_id(key) for key in keys],
         with_payload=True,
@@ -426,7 +427,7 @@ def test_many_changes_rebuild_and_a_crash_mid_write_is_never_served(
     assert store.update_neighbour_lists().full  # no lists yet: a rebuild
 
     add_artists(store, unit_rows(rng, 30, DIM), start=0)  # every centroid moved
-    backend = store.backend
+    backend = store.backend_for_tests
     real = backend.set_payloads
     calls: list[int] = []
 
@@ -616,7 +617,8 @@ def test_a_store_above_the_threshold_serves_approximate_lists_and_keeps_them_cur
 ) -> None:
     monkeypatch.setattr(neighbours, "PROBES", 2)
     options = {"data_dir": data_dir} if backend_kind == "edge" else {"in_memory": True}
-    with open_store(**options, approximate_neighbours_above=100) as store:
+    above_100 = NeighbourConfig(approximate_above=100)
+    with open_store(**options, neighbours=above_100) as store:
         store.ensure_spec(spec)
         keys = add_artists(store, clustered_rows(np.random.default_rng(14), 160, clusters=4))
         rebuilt = store.rebuild_neighbour_lists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike.api.benchmarks.store import clustered_centroids
+from benchmarks.store import clustered_centroids
 from soundalike.core.artist_names import artist_key
 from soundalike.core.errors import (
     InvalidRequest,
@@ -545,7 +545,7 @@ def test_default_search_finds_the_exact_top_10_on_crowded_centroids(
         if backend_kind == "edge":
             # The same graph searched with a tiny ef misses neighbours: the HNSW path is in play,
             # so the default's recall above is the index's, not a brute-force scan's.
-            starved = Store(store.backend, search_ef=4)
+            starved = Store(store.backend_for_tests, search_ef=4)
             assert _recall_at_10(starved, centroids, queries) < 0.9
     finally:
         store.close()
@@ -559,7 +559,7 @@ def test_search_ef_is_validated() -> None:
 def test_oversampling_below_one_is_refused() -> None:
     """Fewer candidates than the limit would return short pages; say so at construction."""
     with pytest.raises(InvalidRequest, match="oversampling must be at least 1, got 0.5"):
-        Store(open_store(in_memory=True).backend, oversampling=0.5)
+        Store(open_store(in_memory=True).backend_for_tests, oversampling=0.5)
 
 
 def test_a_cold_store_serves_many_threads_at_once(
@@ -577,7 +577,7 @@ def test_a_cold_store_serves_many_threads_at_once(
         store = open_store(data_dir=data_dir)
     else:
         # :memory: lives only in its client; a fresh Store over it is cold all the same.
-        store = Store(writer.backend)
+        store = Store(writer.backend_for_tests)
     query = np.ones(DIM, dtype=np.float32)
 
     def request(i: int) -> object:

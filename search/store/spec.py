@@ -1,5 +1,7 @@
 """The two collections and the embedding spec stored with them: created once, never mixed,
-re-read so that a spec written by another process is seen (the `Store`'s base class)."""
+re-read so that a spec written by another process is seen. Also the store-wide metadata kept
+with them (the centroids pending a recompute). A part of `Store`, which every other part asks
+whether the store is ready (holds a spec)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from soundalike.core.errors import InvalidRequest, SpecMismatch, StoreError
 from soundalike.core.types import EmbeddingSpec
 from soundalike.search.backend import Backend
 from soundalike.search.filters import filter_field
-from soundalike.search.name_index import CachedNameIndex
 from soundalike.search.schema import (
     ARTIST_INDEXES,
     PENDING_CENTROIDS_KEY,
@@ -27,17 +28,35 @@ SPEC_RECHECK_S = 2.0
 class Collections:
     """The `tracks` and `artists` collections of a store and their embedding spec."""
 
-    _backend: Backend
-    tracks_collection: str
-    artists_collection: str
-    _spec_recheck_seconds: float
-    _known_spec: tuple[EmbeddingSpec, float] | None
-    _spec_lock: threading.Lock
-    _names: CachedNameIndex
-    _quantize_tracks: bool
+    def __init__(
+        self,
+        backend: Backend,
+        tracks_collection: str,
+        artists_collection: str,
+        *,
+        quantize_tracks: bool,
+        spec_recheck_seconds: float = SPEC_RECHECK_S,
+        spec_changed: Callable[[], None],
+        dropped: Callable[[], None],
+    ) -> None:
+        """`spec_changed`: called when the spec seen changes (what was read of the artists
+        belongs to other data); `dropped`: after both collections were dropped."""
+        self._backend = backend
+        self.tracks_collection = tracks_collection
+        self.artists_collection = artists_collection
+        self._quantize_tracks = quantize_tracks
+        self._spec_recheck_seconds = spec_recheck_seconds
+        self._spec_changed = spec_changed
+        self._dropped = dropped
+        # (spec, when it was read); one attribute so that lock-free readers see a pair that
+        # belongs together. None: no spec seen yet, so the next call reads again.
+        self._known_spec: tuple[EmbeddingSpec, float] | None = None
+        self._spec_lock = threading.Lock()
 
-    def _collections_dropped(self) -> None:
-        """Called after both collections were dropped (what was cached of them is void)."""
+    def known_spec(self) -> EmbeddingSpec | None:
+        """The spec last read, without reading again (never waits for the spec lock)."""
+        known = self._known_spec
+        return known[0] if known is not None else None
 
     def spec(self) -> EmbeddingSpec | None:
         """The embedding spec of the stored vectors; None on an empty store.
@@ -58,7 +77,7 @@ class Collections:
         if changed:
             # New or rebuilt collections: the names listed before belong to other data.
             # (Outside the spec lock: building the names reads the spec, so never nest them.)
-            self._names.invalidate()
+            self._spec_changed()
         return current
 
     def _remember_spec(self, spec: EmbeddingSpec | None) -> bool:
@@ -96,7 +115,7 @@ class Collections:
             for name in (self.tracks_collection, self.artists_collection):
                 if self._backend.collection_exists(name):
                     self._backend.drop_collection(name)
-            self._collections_dropped()
+            self._dropped()
             self._create_collections(spec)
         else:
             # Decided on what is stored now, not on what this Store saw a moment ago.
@@ -108,7 +127,7 @@ class Collections:
         with self._spec_lock:
             self._remember_spec(spec)
         # Even for the same spec: a forced rebuild or a fresh creation changed the artists.
-        self._names.invalidate()
+        self._spec_changed()
 
     def _check_same_spec(self, stored: EmbeddingSpec, requested: EmbeddingSpec) -> None:
         differences = stored.differences(requested)
@@ -182,12 +201,12 @@ class Collections:
     def mark_centroids_pending(self, artist_keys: Iterable[str]) -> None:
         """Durably notes artists whose centroids must be recomputed (survives a crash)."""
         keys = set(artist_keys)
-        if keys and self._ready():
+        if keys and self.ready():
             self._update_pending(lambda pending: pending | keys)
 
     def pending_centroids(self) -> set[str]:
         """Artists noted by `mark_centroids_pending` and not cleared since."""
-        if not self._ready():
+        if not self.ready():
             return set()
         metadata = self._backend.read_metadata(self.tracks_collection)
         return {str(key) for key in metadata.get(PENDING_CENTROIDS_KEY) or []}
@@ -195,7 +214,7 @@ class Collections:
     def clear_centroids_pending(self, artist_keys: Iterable[str]) -> None:
         """Forgets artists whose recomputed centroids are now durable."""
         keys = set(artist_keys)
-        if keys and self._ready() and self.pending_centroids() & keys:
+        if keys and self.ready() and self.pending_centroids() & keys:
             self._update_pending(lambda pending: pending - keys)
 
     def _update_pending(self, change: Callable[[set[str]], set[str]]) -> None:
@@ -208,11 +227,11 @@ class Collections:
 
     def declare_filterable(self, columns: Iterable[str]) -> None:
         """Adds keyword indexes for extra (manifest) columns that searches will filter on."""
-        self._require_spec()
+        self.require_spec()
         for column in columns:
             self._backend.create_index(self.tracks_collection, filter_field(column), "keyword")
 
-    def _require_spec(self) -> EmbeddingSpec:
+    def require_spec(self) -> EmbeddingSpec:
         spec = self.spec()
         if spec is None:
             raise StoreError(
@@ -221,5 +240,5 @@ class Collections:
             )
         return spec
 
-    def _ready(self) -> bool:
+    def ready(self) -> bool:
         return self.spec() is not None
