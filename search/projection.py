@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soundalike.search.backend import Scan, StoredPoint
-from soundalike.search.schema import F_ARTIST, F_ARTIST_KEY, F_GENRES, F_TRACK_COUNT, SCROLL_BATCH
 from soundalike.search.store import Store
 
 PROJECTION_NAME = "pca"
@@ -63,15 +61,14 @@ def catalogue_map(store: Store) -> CatalogueMap:
     # One float32 row per artist as it is read: Python float lists of 100k centroids would
     # take gigabytes.
     vectors: list[np.ndarray] = []
-    for point in _artist_points(store):
-        if point.vector is None:
+    for artist in store.scan_artists():
+        if artist.centroid is None:
             continue
-        payload = point.payload
-        keys.append(str(payload[F_ARTIST_KEY]))
-        names.append(str(payload.get(F_ARTIST) or payload[F_ARTIST_KEY]))
-        counts.append(int(payload.get(F_TRACK_COUNT) or 0))
-        genres.append(_main_genre(payload.get(F_GENRES)))
-        vectors.append(np.asarray(point.vector, dtype=np.float32))
+        keys.append(artist.artist_key)
+        names.append(artist.name or artist.artist_key)
+        counts.append(artist.track_count)
+        genres.append(_main_genre(artist.genres))
+        vectors.append(np.asarray(artist.centroid, dtype=np.float32))
     if not vectors:
         return CatalogueMap(points=[], projection=PROJECTION_NAME, version=version)
     matrix = np.stack(vectors)
@@ -150,17 +147,6 @@ def _leading_axes(covariance: np.ndarray, count: int) -> np.ndarray:
 def _blocks(vectors: np.ndarray) -> Iterator[np.ndarray]:
     for start in range(0, vectors.shape[0], BLOCK_ROWS):
         yield vectors[start : start + BLOCK_ROWS]
-
-
-def _artist_points(store: Store) -> Iterator[StoredPoint]:
-    if store.spec() is None:
-        return iter(())
-    scan = Scan(
-        with_vectors=True,
-        fields=[F_ARTIST, F_ARTIST_KEY, F_TRACK_COUNT, F_GENRES],
-        batch_size=SCROLL_BATCH,
-    )
-    return store.backend.scroll(store.artists_collection, scan)
 
 
 def _main_genre(genres: object) -> str | None:
