@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from soundalike.api import cli_radio
-from soundalike.api.benchmarks.engine import add_bench_flags
+from soundalike.api.bench import add_bench_flags
 from soundalike.api.services import Services, open_patient_store_for
 from soundalike.api.settings import Settings
 from soundalike.core.errors import ArtistNotFound, InvalidRequest, SoundalikeError
@@ -574,7 +574,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from soundalike.api.benchmarks.engine import format_report, run_from_args
+    from soundalike.api.bench import format_report, run_from_args
 
     if args.clips < 1:
         raise UsageError("--clips must be >= 1")

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from soundalike.api.benchmarks.common import (
+from benchmarks.common import (
     environment_without_settings,
     free_port,
     running_server,

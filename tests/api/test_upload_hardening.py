@@ -17,21 +17,21 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import hostile
 import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from soundalike.api.deps import UploadEmbedder, get_upload_embedder
-from soundalike.api.main import create_app
-from soundalike.api.settings import Settings
-from soundalike.ingest.devtools import hostile
-from soundalike.ingest.devtools.hostile import (
+from hostile import (
     misbehaving_decode,
     watch_opens,
     write_float_wav,
     write_hls_playlist,
 )
+
+from soundalike.api.deps import UploadEmbedder, get_upload_embedder
+from soundalike.api.main import create_app
+from soundalike.api.settings import Settings
 from soundalike.ingest.devtools.synth import WrittenTrack
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
@@ -115,7 +115,7 @@ def hostile_client(
     make_client: ClientFactory, api_catalogue: list[WrittenTrack]
 ) -> Iterator[tuple[TestClient, UploadEmbedder]]:
     """An app whose upload decoder misbehaves on marked files, with a 2 s decode limit."""
-    with make_client() as client:
+    with hostile.importable_by_workers(), make_client() as client:
         app: Any = client.app
         embedder = UploadEmbedder(
             app.state.services, decode=misbehaving_decode, decode_timeout_s=2.0

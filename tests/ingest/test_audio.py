@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import watch_opens, write_float_wav, write_hls_playlist
 
 from soundalike.core.errors import AudioTooShort, InvalidRequest, SilentAudio, UndecodableAudio
 from soundalike.ingest.audio import AUDIO_EXTENSIONS, decode_excerpt, decode_full
-from soundalike.ingest.devtools.hostile import watch_opens, write_float_wav, write_hls_playlist
 from soundalike.ingest.devtools.synth import write_audio
 from soundalike.ingest.excerpt import ExcerptPolicy
 from soundalike.ingest.sources.base import content_hash

@@ -15,20 +15,29 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import hostile
 import numpy as np
 import pytest
+from hostile import misbehaving_decode, write_float_wav
 
 from soundalike.core.errors import AudioError, InvalidRequest, UndecodableAudio
 from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.decode_pool import DecodeJob, DecodePool
-from soundalike.ingest.devtools import hostile
-from soundalike.ingest.devtools.hostile import misbehaving_decode, write_float_wav
 from soundalike.ingest.engine import Decoding
 from soundalike.ingest.excerpt import DecodedAudio, ExcerptPolicy
 
 RATE = 24000
 DECODING = Decoding()
 TIMEOUT_S = 4.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _workers_import_hostile() -> Iterator[None]:
+    """Every pool here may get `misbehaving_decode`, and the orphan test's parent imports it:
+    the processes this module starts must find tests/hostile.py. Autouse at module scope, so it
+    is in place before `hostile_pool` starts its workers."""
+    with hostile.importable_by_workers():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +266,7 @@ _ORPHAN_PARENT = textwrap.dedent(
     import sys, time
     from soundalike.ingest.excerpt import ExcerptPolicy
     from soundalike.ingest.decode_pool import DecodeJob, DecodePool
-    from soundalike.ingest.devtools.hostile import misbehaving_decode
+    from hostile import misbehaving_decode
 
     pool = DecodePool(2, timeout_s=600, decode=misbehaving_decode)
     job = DecodeJob(sys.argv[1], 24000, ExcerptPolicy(), 30.0, 3.0, 1e-3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike.api.benchmarks.store import clustered_centroids
+from benchmarks.store import clustered_centroids
 from soundalike.core.artist_names import artist_key
 from soundalike.core.errors import (
     InvalidRequest,

@@ -1,8 +1,8 @@
 """Store benchmark: Qdrant Edge vs qdrant-client local mode, through `Store`.
 
-    python -m soundalike.api.benchmarks.store [--tracks 100000] [--artists 100000]
+    python -m benchmarks.store [--tracks 100000] [--artists 100000]
         [--local-tracks 5000] [--local-artists 5000] [--queries 500] [--dir DIR]
-    python -m soundalike.api.benchmarks.store --recall [--artists 100000] [--queries 500]
+    python -m benchmarks.store --recall [--artists 100000] [--queries 500]
         [--ef 64,128,256,512] [--hnsw-m 16] [--hnsw-ef-construct 100] [--int8]
 
 Random unit vectors (dim 768); measures upserts, the index build (optimize), "artists like X"
@@ -31,29 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
-    BENCH_DIM,
-    BENCH_SPEC,
-    bench_parser,
-    document_header,
-    latency_summary,
-    log,
-    print_document,
-    work_dir,
-)
+from benchmarks import common
 from soundalike.core.artist_names import artist_key
 from soundalike.core.identity import track_id
 from soundalike.core.types import Artist, Track
 from soundalike.search.store import Store, open_store
 
-MODULE = "soundalike.api.benchmarks.store"
+MODULE = "benchmarks.store"
 CHUNK = 5000
 GENRES = ["rock", "jazz", "pop", "folk", "electronic", "classical", "hip hop", "metal"]
 SYLLABLES = ["ka", "lo", "mi", "ra", "to", "ne", "su", "vi", "do", "be", "ze", "qu", "an", "or"]
 
 
 def _unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
-    rows = rng.standard_normal((n, BENCH_DIM), dtype=np.float32)
+    rows = rng.standard_normal((n, common.BENCH_DIM), dtype=np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     return rows
 
@@ -63,7 +54,7 @@ def clustered_centroids(
     n: int,
     *,
     clusters: int = 1000,
-    dim: int = BENCH_DIM,
+    dim: int = common.BENCH_DIM,
     subspace: int = 64,
     mix: tuple[float, float, float] = (0.6, 0.2, 0.2),
 ) -> np.ndarray:
@@ -101,7 +92,7 @@ def _artist_names(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def _latencies(samples_s: Sequence[float]) -> dict[str, float | None]:
-    return latency_summary([seconds * 1000.0 for seconds in samples_s])
+    return common.latency_summary([seconds * 1000.0 for seconds in samples_s])
 
 
 def _disk_mb(path: Path) -> dict[str, float]:
@@ -159,10 +150,10 @@ def run_backend(
     names = _artist_names(rng, n_artists)
     keys = [artist_key(n) for n in names]
     result: dict[str, Any] = {"backend": name, "tracks": n_tracks, "artists": n_artists}
-    log(f"[{name}] {n_tracks} tracks, {n_artists} artists, dim {BENCH_DIM}")
+    common.log(f"[{name}] {n_tracks} tracks, {n_artists} artists, dim {common.BENCH_DIM}")
 
     store = opener()
-    store.ensure_spec(BENCH_SPEC)
+    store.ensure_spec(common.BENCH_SPEC)
 
     upsert_s = 0.0
     for start in range(0, n_tracks, CHUNK):
@@ -193,7 +184,7 @@ def run_backend(
 
     seconds, _ = _timed(store.optimize)
     result["optimize_s"] = round(seconds, 2)
-    log(f"[{name}] writes and index done")
+    common.log(f"[{name}] writes and index done")
 
     queries = _unit_rows(rng, n_queries)
     excluded = rng.integers(0, n_artists, size=n_queries)
@@ -243,7 +234,7 @@ def run_backend(
         "artists": store.count_artists(),
     }
     store.close()
-    log(f"[{name}] {json.dumps(result)}")
+    common.log(f"[{name}] {json.dumps(result)}")
     return result
 
 
@@ -282,7 +273,7 @@ def run_recall(
     )
     backend = EdgeBackend(path, index=index)
     store = Store(backend)
-    store.ensure_spec(BENCH_SPEC)
+    store.ensure_spec(common.BENCH_SPEC)
     for start in range(0, n_artists, CHUNK):
         stop = min(n_artists, start + CHUNK)
         store.upsert_artists(
@@ -299,7 +290,7 @@ def run_recall(
     store.flush()
     seconds, _ = _timed(store.optimize)
     result["optimize_s"] = round(seconds, 1)
-    log(f"[recall] {n_artists} artists indexed in {seconds:.1f} s")
+    common.log(f"[recall] {n_artists} artists indexed in {seconds:.1f} s")
 
     # "stored": an artist's own centroid, excluding that artist ("artists like X");
     # "fresh": a new vector from the same distribution (a query track's embedding).
@@ -341,7 +332,7 @@ def run_recall(
                     "search": label,
                     "recall_at_10": round(found / (k * len(queries)), 4),
                 } | _latencies(latencies)
-                log(f"[recall] {json.dumps(row)}")
+                common.log(f"[recall] {json.dumps(row)}")
                 rows.append(row)
     store.close()
     result["rows"] = rows
@@ -349,7 +340,7 @@ def run_recall(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = bench_parser(MODULE, __doc__)
+    parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--tracks", type=int, default=100_000)
     parser.add_argument("--artists", type=int, default=100_000)
     parser.add_argument("--local-tracks", type=int, default=5_000)
@@ -430,14 +421,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.recall and args.queries > args.artists:
         parser.error("--recall needs --queries <= --artists (each query is a distinct artist)")
 
-    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
-    document["dim"] = BENCH_DIM
-    with work_dir(Path(args.dir) if args.dir else None, "store") as scratch:
+    document = common.document_header(MODULE, sys.argv[1:] if argv is None else argv)
+    document["dim"] = common.BENCH_DIM
+    with common.work_dir(Path(args.dir) if args.dir else None, "store") as scratch:
         if args.recall:
             document["results"] = [_run_recall(args, scratch)]
         else:
             document["results"] = _run_backends(args, scratch)
-    print_document(document)
+    common.print_document(document)
     return 0
 
 

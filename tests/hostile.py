@@ -2,7 +2,9 @@
 misbehaves on request (hangs, crashes its process, raises, hogs memory or CPU).
 
 `misbehaving_decode` is a module-level function so that the decode pool can ship it to its
-worker processes; it picks its misbehaviour from a marker in the file's name.
+worker processes; it picks its misbehaviour from a marker in the file's name. A worker is a fresh
+`python -c` process that imports this module by its name, `hostile`: a pool given
+`misbehaving_decode` must be started inside `importable_by_workers()`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from soundalike.ingest.decode_pool import DecodeJob, decode_job
 from soundalike.ingest.excerpt import DecodedAudio
+
+# tests/, where this module is: pytest puts it on the tests' sys.path, not on a child's.
+TESTS_DIR = Path(__file__).resolve().parent
 
 # Markers in a file name that `misbehaving_decode` acts on.
 HANG = "hang-forever"
@@ -99,6 +105,17 @@ def watch_opens(path: str | Path) -> Iterator[list[float]]:
         stop.set()
         watcher.join(timeout=5)
         path.unlink(missing_ok=True)
+
+
+@contextmanager
+def importable_by_workers() -> Iterator[None]:
+    """tests/ in front of PYTHONPATH while the block lasts, so the processes started in it (a
+    decode pool's workers, which unpickle `misbehaving_decode` by its module's name, and any
+    `python -c` script of a test) can import this module; PYTHONPATH as it was afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        inherited = os.environ.get("PYTHONPATH")
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), inherited])))
+        yield
 
 
 def misbehaving_decode(job: DecodeJob) -> DecodedAudio:

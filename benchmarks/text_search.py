@@ -1,6 +1,6 @@
 """Track search, radio and path benchmark at N tracks, through an Edge store.
 
-    python -m soundalike.api.benchmarks.text_search [--tracks 100000] [--queries 300] [--dir DIR]
+    python -m benchmarks.text_search [--tracks 100000] [--queries 300] [--dir DIR]
 
 Writes N tracks (random unit vectors, dim 768; titles, artists and albums of random syllables,
 100 tracks per artist) and measures: the first `find_tracks` after a catalogue change (one
@@ -21,17 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
-    BENCH_DIM,
-    BENCH_SPEC,
-    bench_parser,
-    document_header,
-    latency_summary,
-    log,
-    peak_rss_mb,
-    print_document,
-    work_dir,
-)
+from benchmarks import common
+from soundalike.api.bench import peak_rss_mb
 from soundalike.core.artist_names import artist_key
 from soundalike.core.identity import track_id
 from soundalike.core.types import Track
@@ -40,7 +31,7 @@ from soundalike.search.sonic_paths import sonic_path
 from soundalike.search.store import Store, open_store
 from soundalike.search.text_search import find_tracks
 
-MODULE = "soundalike.api.benchmarks.text_search"
+MODULE = "benchmarks.text_search"
 CHUNK = 5000
 TRACKS_PER_ARTIST = 100
 SYLLABLES = ["ka", "lo", "mi", "ra", "to", "ne", "su", "vi", "do", "be", "ze", "qu", "an", "or"]
@@ -55,7 +46,7 @@ def _words(rng: np.random.Generator, count: int) -> str:
 def write_tracks(store: Store, n: int, rng: np.random.Generator) -> list[Track]:
     written: list[Track] = []
     for start in range(0, n, CHUNK):
-        rows = rng.standard_normal((min(CHUNK, n - start), BENCH_DIM), dtype=np.float32)
+        rows = rng.standard_normal((min(CHUNK, n - start), common.BENCH_DIM), dtype=np.float32)
         rows /= np.linalg.norm(rows, axis=1, keepdims=True)
         chunk = []
         for offset, vector in enumerate(rows):
@@ -75,7 +66,7 @@ def write_tracks(store: Store, n: int, rng: np.random.Generator) -> list[Track]:
             )
         store.upsert_tracks(chunk)
         written += [Track(t.track_id, t.artist, t.artist_key, None, t.title) for t in chunk]
-        log(f"  {start + len(chunk)} tracks written")
+        common.log(f"  {start + len(chunk)} tracks written")
     store.recompute_centroids({t.artist_key for t in written})
     store.flush()
     store.optimize()
@@ -88,20 +79,20 @@ def timed(calls: Sequence[Callable[[], Any]]) -> dict[str, Any]:
         started = time.perf_counter()
         call()
         samples.append((time.perf_counter() - started) * 1000)
-    return latency_summary(samples)
+    return common.latency_summary(samples)
 
 
 def run(n: int, queries: int, folder: Path) -> dict[str, Any]:
     rng = np.random.default_rng(7)
     store = open_store(data_dir=folder / "data")
     try:
-        store.ensure_spec(BENCH_SPEC, force=True)
-        log(f"writing {n} tracks")
+        store.ensure_spec(common.BENCH_SPEC, force=True)
+        common.log(f"writing {n} tracks")
         tracks = write_tracks(store, n, rng)
         started = time.perf_counter()
         find_tracks(store, "ka")
         first_s = time.perf_counter() - started
-        log(f"first find_tracks (index build): {first_s:.2f} s")
+        common.log(f"first find_tracks (index build): {first_s:.2f} s")
         picks = [tracks[int(i)] for i in rng.integers(0, len(tracks), size=queries)]
         figures: dict[str, Any] = {"first_find_tracks_s": round(first_s, 3)}
         for length in (1, 3, 6):
@@ -138,15 +129,17 @@ def run(n: int, queries: int, folder: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(MODULE, __doc__)
+    parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--tracks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--dir", type=Path, default=None, help="keep the store here")
     args = parser.parse_args(argv)
     arguments = list(argv if argv is not None else sys.argv[1:])
-    with work_dir(args.dir, "text-search") as folder:
+    with common.work_dir(args.dir, "text-search") as folder:
         figures = run(args.tracks, args.queries, folder)
-    print_document({**document_header(MODULE, arguments), "tracks": args.tracks, **figures})
+    common.print_document(
+        {**common.document_header(MODULE, arguments), "tracks": args.tracks, **figures}
+    )
     return 0
 
 

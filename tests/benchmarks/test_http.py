@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from soundalike.api.benchmarks.http import (
+from benchmarks.http import (
     HEALTHZ,
     LIVE,
     SIMILAR,
     compare,
     main,
 )
-from soundalike.api.benchmarks.http_catalogue import bench_track_ids, fill_store
-from soundalike.api.benchmarks.wrk import (
+from benchmarks.http_catalogue import bench_track_ids, fill_store
+from benchmarks.wrk import (
     WRK_SCRIPT,
     Placement,
     parse_wrk_output,

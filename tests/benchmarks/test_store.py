@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from soundalike.api.benchmarks.store import clustered_centroids, main
+from benchmarks.store import clustered_centroids, main
 
 
 def _document(capsys: pytest.CaptureFixture[str]) -> dict:
@@ -22,7 +22,7 @@ def test_a_tiny_run_reports_both_backends_with_what_it_wrote(
     argv += ["--local-tracks", "40", "--local-artists", "40", "--local-queries", "10"]
     assert main(argv) == 0
     document = _document(capsys)
-    assert document["command"] == "python -m soundalike.api.benchmarks.store " + " ".join(argv)
+    assert document["command"] == "python -m benchmarks.store " + " ".join(argv)
     assert document["dim"] == 768 and document["machine"]["cores"] >= 1
     edge, local = document["results"]
     assert (edge["backend"], local["backend"]) == ("edge", "qdrant-client local (path)")

@@ -1,5 +1,6 @@
 """The benchmarks' shared helpers: spec, machine description, percentiles, isolated processes,
-and a server subprocess that never outlives its run."""
+and a server subprocess that never outlives its run (the machine description and isolated
+processes are soundalike.api.bench's, which the benchmarks share with `soundalike bench`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from soundalike.api.benchmarks.common import (
+from benchmarks.common import (
     BENCH_SPEC,
     describe_machine,
     free_port,
     latency_summary,
-    parse_cpu_description,
-    run_isolated,
     running_server,
 )
+from soundalike.api.bench import parse_cpu_description, run_isolated
 from soundalike.ingest.excerpt import ExcerptPolicy
 
 LSCPU = """\
@@ -165,8 +165,8 @@ def test_a_server_that_exits_before_it_is_ready_is_reported(tmp_path: Path) -> N
 def test_each_benchmark_documents_its_one_command_in_help(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = importlib.import_module(f"soundalike.api.benchmarks.{name}")
+    module = importlib.import_module(f"benchmarks.{name}")
     with pytest.raises(SystemExit) as exited:
         module.main(["--help"])
     assert exited.value.code == 0
-    assert f"python -m soundalike.api.benchmarks.{name} [" in capsys.readouterr().out
+    assert f"python -m benchmarks.{name} [" in capsys.readouterr().out

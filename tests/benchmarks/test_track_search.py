@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from soundalike.api.benchmarks.track_search import main
+from benchmarks.track_search import main
 from soundalike.search.store import DEFAULT_OVERSAMPLING
 
 

@@ -1,6 +1,6 @@
 """Track search at scale: float32 vs int8 scalar quantization, and `hnsw_ef`.
 
-    python -m soundalike.api.benchmarks.track_search [--tracks 1000000] [--per-artist 10]
+    python -m benchmarks.track_search [--tracks 1000000] [--per-artist 10]
         [--queries 500] [--ef 64,128,256] [--oversampling default,2,4] [--settings float32,int8]
         [--seconds 20] [--dir DIR] [--reuse]
 
@@ -36,32 +36,20 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
-    BENCH_DIM,
-    BENCH_SPEC,
-    bench_parser,
-    document_header,
-    free_port,
-    latency_summary,
-    log,
-    print_document,
-    run_isolated,
-    running_server,
-    serve_command,
-    work_dir,
-)
-from soundalike.api.benchmarks.store import (
+from benchmarks import common
+from benchmarks.store import (
     _artist_names,
     _bench_tracks,
     _disk_mb,
     clustered_centroids,
 )
-from soundalike.api.benchmarks.wrk import Placement, drive_wrk, pinned
+from benchmarks.wrk import Placement, drive_wrk, pinned
+from soundalike.api.bench import run_isolated
 from soundalike.core.artist_names import artist_key
 from soundalike.core.identity import track_id
 from soundalike.search.store import Store
 
-MODULE = "soundalike.api.benchmarks.track_search"
+MODULE = "benchmarks.track_search"
 SETTINGS = ("float32", "int8")
 WRITE_CHUNK = 5000
 # Squared weight of a track's own noise against its artist's centroid.
@@ -73,7 +61,7 @@ def track_vectors(n_tracks: int, n_artists: int, seed: int = 0) -> np.ndarray:
     """Track i belongs to artist i % n_artists (as `_bench_tracks` names it)."""
     rng = np.random.default_rng(seed)
     centroids = clustered_centroids(rng, n_artists)
-    vectors = np.empty((n_tracks, BENCH_DIM), dtype=np.float32)
+    vectors = np.empty((n_tracks, common.BENCH_DIM), dtype=np.float32)
     for start in range(0, n_tracks, WRITE_CHUNK):
         stop = min(n_tracks, start + WRITE_CHUNK)
         vectors[start:stop] = _track_rows(rng, centroids[np.arange(start, stop) % n_artists])
@@ -107,14 +95,14 @@ def write_stores(
         path = directory / setting
         store = _open(path, setting)
         if reuse and path.exists() and store.count_tracks() == len(vectors):
-            log(f"[{setting}] reusing the {len(vectors)} tracks in {path}")
+            common.log(f"[{setting}] reusing the {len(vectors)} tracks in {path}")
             store.close()
             figures[setting] = {"write_s": None, "index_s": None}
             continue
         store.close()
         shutil.rmtree(path, ignore_errors=True)
         stores[setting] = _open(path, setting)
-        stores[setting].ensure_spec(BENCH_SPEC)
+        stores[setting].ensure_spec(common.BENCH_SPEC)
         figures[setting] = {"write_s": 0.0}
     for start in range(0, len(vectors), WRITE_CHUNK):
         if not stores:
@@ -125,7 +113,7 @@ def write_stores(
             store.upsert_tracks(tracks)
             figures[setting]["write_s"] += time.perf_counter() - began
         if start % 100_000 == 0:
-            log(f"[write] {start + len(tracks)} / {len(vectors)} tracks")
+            common.log(f"[write] {start + len(tracks)} / {len(vectors)} tracks")
     for setting, store in stores.items():
         store.flush()
         began = time.perf_counter()
@@ -133,7 +121,7 @@ def write_stores(
         figures[setting]["index_s"] = round(time.perf_counter() - began, 1)
         figures[setting]["write_s"] = round(figures[setting]["write_s"], 1)
         store.close()
-        log(
+        common.log(
             f"[{setting}] written in {figures[setting]['write_s']} s, indexed in "
             f"{figures[setting]['index_s']} s"
         )
@@ -200,9 +188,9 @@ def measure_in_process(
             )
             latencies.append((time.perf_counter() - began) * 1000)
             found += len(set(expected) & {hit.track.track_id for hit in hits})
-        result[kind] = {"recall_at_10": round(found / (K * len(queries)), 4)} | latency_summary(
-            latencies
-        )
+        result[kind] = {
+            "recall_at_10": round(found / (K * len(queries)), 4)
+        } | common.latency_summary(latencies)
     result["memory_after_queries_mb"] = _memory()
     store.close()
     return result
@@ -211,12 +199,12 @@ def measure_in_process(
 def measure_http(
     directory: Path, setting: str, track_ids: list[str], seconds: float, placement: Placement
 ) -> dict[str, Any]:
-    port = free_port()
+    port = common.free_port()
     paths = [f"/tracks/{t}/similar?limit=10" for t in track_ids]
     with (
         pinned(placement.server_cpus),
-        running_server(
-            serve_command(directory / setting, port),
+        common.running_server(
+            common.serve_command(directory / setting, port),
             port,
             log_path=directory / f"{setting}-serve.log",
         ),
@@ -235,7 +223,7 @@ def measure_http(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = bench_parser(MODULE, __doc__)
+    parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--tracks", type=int, default=1_000_000)
     parser.add_argument("--per-artist", type=int, default=10, help="tracks per artist")
     parser.add_argument("--queries", type=int, default=500, help="queries of each kind")
@@ -267,10 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         None if factor == "default" else float(factor) for factor in args.oversampling.split(",")
     ]
     n_artists = max(1, args.tracks // args.per_artist)
-    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
-    document |= {"tracks": args.tracks, "artists": n_artists, "dim": BENCH_DIM}
-    with work_dir(Path(args.dir) if args.dir else None, "track-search") as scratch:
-        log(f"[data] generating {args.tracks} track vectors")
+    document = common.document_header(MODULE, sys.argv[1:] if argv is None else argv)
+    document |= {"tracks": args.tracks, "artists": n_artists, "dim": common.BENCH_DIM}
+    with common.work_dir(Path(args.dir) if args.dir else None, "track-search") as scratch:
+        common.log(f"[data] generating {args.tracks} track vectors")
         vectors = track_vectors(args.tracks, n_artists)
         document["stores"] = write_stores(scratch, vectors, n_artists, args.reuse)
 
@@ -286,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         centroids = clustered_centroids(np.random.default_rng(0), n_artists)
         clips = _track_rows(rng, centroids[clip_artists])
         del centroids
-        log("[truth] exact top 10 in NumPy")
+        common.log("[truth] exact top 10 in NumPy")
         stored_queries = vectors[stored]
         query_sets = {
             "tracks_like_y": (
@@ -313,11 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         query_sets,
                         oversampling,
                     )
-                    log(f"[search] {json.dumps(row)}")
+                    common.log(f"[search] {json.dumps(row)}")
                     rows.append(row)
         document["in_process"] = rows
         if args.seconds <= 0:
-            print_document(document)
+            common.print_document(document)
             return 0
         cpus = sorted(os.sched_getaffinity(0))
         placement = Placement.split(cpus)
@@ -326,9 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["http"] = []
         for setting in settings:
             figures = measure_http(scratch, setting, http_ids, args.seconds, placement)
-            log(f"[http] {json.dumps(figures)}")
+            common.log(f"[http] {json.dumps(figures)}")
             document["http"].append(figures)
-    print_document(document)
+    common.print_document(document)
     return 0
 
 

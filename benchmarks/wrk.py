@@ -19,7 +19,7 @@ from typing import Any
 WRK_TIMEOUT_S = 30
 
 # Each request GETs a random line of the paths file (args[1]); args[2] seeds the choice.
-WRK_SCRIPT = """-- Written by soundalike.api.benchmarks.http: a random path of a file per request.
+WRK_SCRIPT = """-- Written by benchmarks.http: a random path of a file per request.
 local paths = {}
 
 init = function(args)

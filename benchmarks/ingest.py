@@ -1,6 +1,6 @@
 """Ingest benchmark: the whole pipeline with the store vs the engine alone, and memory vs size.
 
-    python -m soundalike.api.benchmarks.ingest [--tracks 100 1000] [--seconds 12]
+    python -m benchmarks.ingest [--tracks 100 1000] [--seconds 12]
         [--model DIR] [--workers 1] [--json]
 
 For each catalogue size, two fresh spawned processes run on the same generated files:
@@ -22,16 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from soundalike.api.benchmarks.common import (
+from benchmarks.common import (
     bench_parser,
     document_header,
     environment_without_settings,
     log,
-    peak_rss_mb,
     print_document,
-    run_isolated,
     work_dir,
 )
+from soundalike.api.bench import peak_rss_mb, run_isolated
 from soundalike.api.services import Services
 from soundalike.api.settings import Settings
 from soundalike.core.errors import AudioError
@@ -40,7 +39,7 @@ from soundalike.ingest.devtools.synth import write_catalogue
 from soundalike.ingest.pipeline import IngestOptions, decode, discover, identify, ingest
 from soundalike.ingest.sources import FolderSource
 
-MODULE = "soundalike.api.benchmarks.ingest"
+MODULE = "benchmarks.ingest"
 MODES = ("engine", "ingest")
 # MERT's conv strides (75 frames a second) with small layers: fast enough to time 1,000 tracks.
 TINY_CONFIG = {

@@ -1,10 +1,10 @@
 """Neighbour lists benchmark: exact "artists like X" lists at N artists.
 
-    python -m soundalike.api.benchmarks.neighbours [--artists 100000] [--changes 10]
+    python -m benchmarks.neighbours [--artists 100000] [--changes 10]
         [--store [--no-index]] [--one-sided] [--device cuda] [--approximate 16,32]
         [--no-numpy] [--dir DIR]
-    python -m soundalike.api.benchmarks.neighbours --rate-at 1000000 [--rate-seconds 240]
-    python -m soundalike.api.benchmarks.neighbours --size-at 1000000 [--no-index] [--dir DIR]
+    python -m benchmarks.neighbours --rate-at 1000000 [--rate-seconds 240]
+    python -m benchmarks.neighbours --size-at 1000000 [--no-index] [--dir DIR]
 
 Clustered 768-d centroids shaped like MERT's (`clustered_centroids`). Measures, in NumPy: the
 full rebuild (every artist's exact top 100), and the incremental update per changed artist for
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
+from benchmarks.common import (
     BENCH_SPEC,
     bench_parser,
     document_header,
@@ -34,14 +34,14 @@ from soundalike.api.benchmarks.common import (
     print_document,
     work_dir,
 )
-from soundalike.api.benchmarks.store import _disk_mb, clustered_centroids
+from benchmarks.store import _disk_mb, clustered_centroids
 from soundalike.core.artist_names import artist_key
 from soundalike.core.types import Artist
 from soundalike.search import neighbours
 from soundalike.search.schema import F_NEIGHBOURS
 from soundalike.search.store import Store, open_store
 
-MODULE = "soundalike.api.benchmarks.neighbours"
+MODULE = "benchmarks.neighbours"
 NUDGE = 0.05
 
 

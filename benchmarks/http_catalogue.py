@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import BENCH_DIM, BENCH_SPEC, serve_command
+from benchmarks.common import BENCH_DIM, BENCH_SPEC, serve_command
 from soundalike.core.artist_names import artist_key
 from soundalike.core.identity import track_id
 from soundalike.core.types import Artist, Track
 from soundalike.search.store import Store
 
 # The benchmark whose `--serve-local` serves a qdrant-client local store.
-HTTP_MODULE = "soundalike.api.benchmarks.http"
+HTTP_MODULE = "benchmarks.http"
 WRITE_BATCH = 2000
 CLUSTER_SPREAD = 0.6
 

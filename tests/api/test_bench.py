@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from soundalike.api.benchmarks.engine import (
+from soundalike.api.bench import (
     PathMeasurement,
     PathRun,
     format_report,

@@ -1,6 +1,6 @@
 """Catalogue map benchmark: the 2-D projection behind GET /map at N artists.
 
-    python -m soundalike.api.benchmarks.map [--artists 100000] [--store [--browser]] [--dir DIR]
+    python -m benchmarks.map [--artists 100000] [--store [--browser]] [--dir DIR]
 
 Clustered 768-d centroids shaped like MERT's (`clustered_centroids`). Measures the PCA
 projection in NumPy (search/projection.py `project`), and with `--store` the whole of what the
@@ -23,37 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
-    BENCH_SPEC,
-    bench_parser,
-    document_header,
-    exit_on_sigterm,
-    free_port,
-    latency_summary,
-    log,
-    peak_rss_mb,
-    print_document,
-    running_server,
-    serve_command,
-    work_dir,
-)
-from soundalike.api.benchmarks.store import clustered_centroids
+from benchmarks import common
+from benchmarks.store import clustered_centroids
+from soundalike.api.bench import peak_rss_mb
 from soundalike.api.schemas import CatalogueMapBody, MapArtist, ModelResponse
 from soundalike.core.artist_names import artist_key
 from soundalike.core.types import Artist
 from soundalike.search.projection import catalogue_map, project
 from soundalike.search.store import open_store
 
-MODULE = "soundalike.api.benchmarks.map"
+MODULE = "benchmarks.map"
 GENRES = ("rock", "jazz", "ambient", "folk", "electronic", "classical", "hip hop", "metal")
 
 
 def measure_numpy(matrix: np.ndarray) -> dict[str, Any]:
-    log(f"projecting {matrix.shape[0]} centroids")
+    common.log(f"projecting {matrix.shape[0]} centroids")
     started = time.perf_counter()
     xy = project(matrix)
     seconds = time.perf_counter() - started
-    log(f"  {seconds:.2f} s")
+    common.log(f"  {seconds:.2f} s")
     return {"project_s": round(seconds, 3), "finite": bool(np.isfinite(xy).all())}
 
 
@@ -61,8 +49,8 @@ def measure_store(matrix: np.ndarray, folder: Path) -> dict[str, Any]:
     n = matrix.shape[0]
     store = open_store(data_dir=folder / "data")
     try:
-        store.ensure_spec(BENCH_SPEC, force=True)
-        log(f"store: writing {n} artists")
+        store.ensure_spec(common.BENCH_SPEC, force=True)
+        common.log(f"store: writing {n} artists")
         for start in range(0, n, 5000):
             store.upsert_artists(
                 [
@@ -77,7 +65,7 @@ def measure_store(matrix: np.ndarray, folder: Path) -> dict[str, Any]:
                 ]
             )
         store.flush()
-        log("store: the first GET /map's work")
+        common.log("store: the first GET /map's work")
         started = time.perf_counter()
         computed = catalogue_map(store)
         read_and_project_s = time.perf_counter() - started
@@ -90,7 +78,7 @@ def measure_store(matrix: np.ndarray, folder: Path) -> dict[str, Any]:
         )
         payload = ModelResponse(body).body
         total_s = time.perf_counter() - started
-        log(f"  {total_s:.2f} s, {len(payload) / 1e6:.1f} MB of JSON")
+        common.log(f"  {total_s:.2f} s, {len(payload) / 1e6:.1f} MB of JSON")
         return {
             "artists_mapped": len(computed.points),
             "read_and_project_s": round(read_and_project_s, 3),
@@ -128,16 +116,16 @@ def measure_browser(
         from playwright.sync_api import sync_playwright
     except ImportError as error:  # a test extra
         raise SystemExit("--browser needs playwright: pip install -e '.[test]'") from error
-    port = free_port()
-    command = serve_command(folder / "data", port)
+    port = common.free_port()
+    command = common.serve_command(folder / "data", port)
     with (
-        running_server(command, port, log_path=folder / "server.log"),
+        common.running_server(command, port, log_path=folder / "server.log"),
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=chromium)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
-            log("browser: opening the map")
+            common.log("browser: opening the map")
             started = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/#/map")
             page.wait_for_function(
@@ -152,15 +140,15 @@ def measure_browser(
                 page.screenshot(path=str(screenshot))
         finally:
             browser.close()
-    log(f"  drawn after {first_draw_s:.2f} s")
+    common.log(f"  drawn after {first_draw_s:.2f} s")
     return {
         "open_to_drawn_s": round(first_draw_s, 2),
-        "zoom_to_painted_frame_ms": latency_summary(frames_ms),
+        "zoom_to_painted_frame_ms": common.latency_summary(frames_ms),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(MODULE, __doc__)
+    parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--artists", type=int, default=100_000)
     parser.add_argument("--store", action="store_true", help="also through an Edge store")
     parser.add_argument("--browser", action="store_true", help="with --store: the page too")
@@ -170,19 +158,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.browser and not args.store:
         parser.error("--browser needs --store")
-    exit_on_sigterm()
-    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
+    common.exit_on_sigterm()
+    document = common.document_header(MODULE, sys.argv[1:] if argv is None else argv)
     matrix = clustered_centroids(np.random.default_rng(0), args.artists)
     document["artists"] = args.artists
     document["numpy"] = measure_numpy(matrix)
     if args.store:
-        with work_dir(args.dir, "map") as folder:
+        with common.work_dir(args.dir, "map") as folder:
             document["store"] = measure_store(matrix, folder)
             if args.browser:
                 document["browser"] = measure_browser(
                     folder, args.artists, args.chromium, args.screenshot
                 )
-    print_document(document)
+    common.print_document(document)
     return 0
 
 

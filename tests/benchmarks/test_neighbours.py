@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from soundalike.api.benchmarks.neighbours import main
+from benchmarks.neighbours import main
 from soundalike.search import neighbours
 
 
@@ -74,8 +74,8 @@ def test_without_numpy_sampled_rows_are_checked_against_brute_force(
 def test_the_sampled_check_catches_a_wrong_list() -> None:
     import numpy as np
 
-    from soundalike.api.benchmarks.neighbours import sampled_rows_match
-    from soundalike.api.benchmarks.store import clustered_centroids
+    from benchmarks.neighbours import sampled_rows_match
+    from benchmarks.store import clustered_centroids
 
     matrix = clustered_centroids(np.random.default_rng(0), 300)
     table = neighbours.build(matrix, spare=neighbours.SPARE)

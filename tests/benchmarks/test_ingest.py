@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from soundalike.api.benchmarks.ingest import main, store_cost
+from benchmarks.ingest import main, store_cost
 
 
 def test_store_cost_from_known_timings() -> None:

@@ -1,6 +1,6 @@
 """ "Artists like X" latency while the live library ingests, against the same store idle.
 
-    python -m soundalike.api.benchmarks.library [--artists 100000] [--files 200]
+    python -m benchmarks.library [--artists 100000] [--files 200]
         [--track-seconds 8] [--idle-seconds 20] [--model full|tiny] [--dir DIR]
 
 The catalogue: `--artists` artists (one track each, centroids shaped like MERT's: see
@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks import common
-from soundalike.api.benchmarks.store import _artist_names, clustered_centroids
+from benchmarks import common
+from benchmarks.store import _artist_names, clustered_centroids
 from soundalike.core.artist_names import artist_key
 from soundalike.core.identity import track_id
 from soundalike.core.types import Track
@@ -42,7 +42,7 @@ from soundalike.ingest.library import Library, LibraryConfig
 from soundalike.search.queries import artists_like
 from soundalike.search.store import Store, open_store
 
-MODULE = "soundalike.api.benchmarks.library"
+MODULE = "benchmarks.library"
 WRITE_BATCH = 2000
 FILES_PER_ARTIST = 10
 RATE = 24_000

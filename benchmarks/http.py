@@ -1,6 +1,6 @@
 """HTTP load benchmark: "artists like X" and lookups over real HTTP, 8 concurrent connections.
 
-    python -m soundalike.api.benchmarks.http [--artists 100000] [--driver wrk|python]
+    python -m benchmarks.http [--artists 100000] [--driver wrk|python]
         [--seconds 10] [--requests 4000] [--backends edge,local] [--clusters 0]
         [--workdir DIR [--reuse]] [--no-live] [--record FILE] [--json]
 
@@ -41,21 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
-    BENCH_DIM,
-    bench_parser,
-    describe_machine,
-    document_header,
-    environment_without_settings,
-    exit_on_sigterm,
-    free_port,
-    latency_summary,
-    log,
-    print_document,
-    running_server,
-    work_dir,
-)
-from soundalike.api.benchmarks.http_catalogue import (
+from benchmarks import common
+from benchmarks.http_catalogue import (
     artist_name,
     bench_track_ids,
     fill_store,
@@ -63,14 +50,14 @@ from soundalike.api.benchmarks.http_catalogue import (
     serve_local,
     server_command,
 )
-from soundalike.api.benchmarks.wrk import (
+from benchmarks.wrk import (
     Placement,
     drive_wrk,
     pinned,
 )
 from soundalike.search.store import open_store
 
-MODULE = "soundalike.api.benchmarks.http"
+MODULE = "benchmarks.http"
 BACKENDS = ("edge", "local")
 DRIVERS = ("wrk", "python")
 SIMILAR = "GET /artists/{artist}/similar"
@@ -104,7 +91,7 @@ class RouteResult:
                 "failures": self.failures,
                 "throughput_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
             }
-            | latency_summary(self.latencies_ms)
+            | common.latency_summary(self.latencies_ms)
             | {"first_failure": self.first_failure}
         )
 
@@ -195,9 +182,9 @@ def _prepare_data(backend: str, args: argparse.Namespace, data_dir: Path) -> dic
     store = open_store(data_dir=data_dir) if backend == "edge" else open_local_store(data_dir)
     try:
         if args.reuse and store.count_artists() == args.artists:
-            log(f"[{backend}] reusing the {args.artists} artists stored in {data_dir}")
+            common.log(f"[{backend}] reusing the {args.artists} artists stored in {data_dir}")
             if store.neighbour_lists_version() is None:  # written before the lists existed
-                log(f"[{backend}] building the neighbour lists")
+                common.log(f"[{backend}] building the neighbour lists")
                 store.rebuild_neighbour_lists()
                 store.optimize()
             return {
@@ -208,7 +195,9 @@ def _prepare_data(backend: str, args: argparse.Namespace, data_dir: Path) -> dic
     finally:
         store.close()
     load_seconds = round(time.perf_counter() - started, 1)
-    log(f"[{backend}] wrote {args.artists} artists and {len(track_ids)} tracks in {load_seconds} s")
+    common.log(
+        f"[{backend}] wrote {args.artists} artists and {len(track_ids)} tracks in {load_seconds} s"
+    )
     return {"track_ids": track_ids, "load_seconds": load_seconds}
 
 
@@ -224,8 +213,8 @@ def measure_routes(
     """One server for `backend` (with lookups off when `live`), each of `routes` driven in
     turn; the per-route figures."""
     data_dir = workdir / backend
-    port = free_port()
-    env = environment_without_settings()
+    port = common.free_port()
+    env = common.environment_without_settings()
     if live:
         env["SOUNDALIKE_SIMILAR_LOOKUP"] = "false"
     label = "live" if live else "server"
@@ -233,7 +222,7 @@ def measure_routes(
     started = time.perf_counter()
     with (
         pinned(placement.server_cpus),
-        running_server(
+        common.running_server(
             server_command(backend, data_dir, port),
             port,
             log_path=workdir / f"{backend}-{label}.log",
@@ -241,18 +230,20 @@ def measure_routes(
             env=env,
         ),
     ):
-        log(f"[{backend}] {label} ready in {time.perf_counter() - started:.1f} s (port {port})")
+        common.log(
+            f"[{backend}] {label} ready in {time.perf_counter() - started:.1f} s (port {port})"
+        )
         if backend == "edge":
             in_memory = wait_until_in_memory(port, args.start_timeout)
             waited = time.perf_counter() - started
-            log(f"[{backend}] lists in memory: {in_memory} after {waited:.1f} s")
+            common.log(f"[{backend}] lists in memory: {in_memory} after {waited:.1f} s")
         with pinned(placement.client_cpus):
             for route, paths in routes.items():
                 result = drive_route(port, route, paths, backend, args, workdir)
                 if live:
                     result["route"] = LIVE
                 results.append(result)
-                log(
+                common.log(
                     f"[{backend}] {result['route']:<46} {result['requests']:7d} req "
                     f"{result['throughput_rps']:8.1f}/s  p50 {result['p50_ms']} ms  "
                     f"p99 {result['p99_ms']} ms  failures {result['failures']}"
@@ -383,7 +374,7 @@ def markdown(document: dict[str, Any]) -> str:
         "## HTTP search",
         "",
         f"- date: {document['date']}",
-        f"- machine: {describe_machine(document['machine'])}; load average when the run "
+        f"- machine: {common.describe_machine(document['machine'])}; load average when the run "
         f"started: {document['load_average']} (other processes share the cores)",
         f"- command: `{document['command']}`",
         f"- {document['artists']} artists ({document['centroids']}, written through the "
@@ -423,7 +414,7 @@ def markdown(document: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = bench_parser(MODULE, __doc__)
+    parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--artists", type=int, default=100_000)
     parser.add_argument(
         "--tracks",
@@ -524,15 +515,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpus = usable_cpus()
     placement = Placement(cpus, cpus) if args.shared_cores else Placement.split(cpus)
 
-    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
-    with work_dir(args.workdir, "load") as workdir:
+    document = common.document_header(MODULE, sys.argv[1:] if argv is None else argv)
+    with common.work_dir(args.workdir, "load") as workdir:
         runs = [bench_backend(b, args, workdir, placement) for b in backends]
     document |= {
         "artists": args.artists,
         "centroids": (
-            f"random unit {BENCH_DIM}-d centroids around {args.clusters} random cluster centres"
+            f"random unit {common.BENCH_DIM}-d centroids around {args.clusters} random cluster"
+            " centres"
             if args.clusters
-            else f"random unit {BENCH_DIM}-d centroids, uniform on the sphere"
+            else f"random unit {common.BENCH_DIM}-d centroids, uniform on the sphere"
         ),
         "clients": args.clients,
         "driver": args.driver,
@@ -543,10 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         with open(args.record, "a", encoding="utf-8") as handle:
             handle.write(report)
-    print_document(document, text=None if args.json else report)
+    common.print_document(document, text=None if args.json else report)
     return 0
 
 
 if __name__ == "__main__":
-    exit_on_sigterm()
+    common.exit_on_sigterm()
     raise SystemExit(main())

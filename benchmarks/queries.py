@@ -1,7 +1,7 @@
 """Work per request on a catalogue with very large artists: bounded queries against the
 unbounded way they used to run, in one run on one store.
 
-    python -m soundalike.api.benchmarks.queries [--big-tracks 5000] [--small-artists 200]
+    python -m benchmarks.queries [--big-tracks 5000] [--small-artists 200]
         [--repeat 5] [--dir DIR]
 
 The catalogue: two artists of `--big-tracks` tracks each (nearby directions, so they are each
@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.api.benchmarks import common
+from benchmarks import common
 from soundalike.core.identity import track_id
 from soundalike.core.types import Track
 from soundalike.search import queries
 from soundalike.search.store import Store, open_store
 
-MODULE = "soundalike.api.benchmarks.queries"
+MODULE = "benchmarks.queries"
 SMALL_ARTIST_TRACKS = 5
 PAGE = 100
 WRITE_BATCH = 2000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from soundalike.api.benchmarks.queries import (
+from benchmarks.queries import (
     capped_unbounded,
     explain_unbounded,
     fill,

@@ -1,47 +1,142 @@
-"""Embedding throughput: soundalike's path against the naive reference path, in one run.
+"""`soundalike bench`: embedding throughput, soundalike's path against the naive reference path,
+in one run.
 
-    python -m soundalike.api.benchmarks.engine [--random-weights | --model M] [--device auto]
-        [--clips 3] [--batch-size 1] [--layer 11] [--no-naive] [--steps] [--json]
+    soundalike bench [--random-weights | --model M] [--device auto] [--clips 3]
+        [--batch-size 1] [--layer 11] [--no-naive] [--steps] [--json]
 
-(`soundalike bench` runs the same.) Naive path: a full 12-layer HubertModel, eager attention,
-fp32, batch 1, all hidden states requested and `hidden_states[layer]` mean-pooled. soundalike's
-path: `MertEmbedder`. Both embed the same deterministic synthetic 30 s clips (devtools.synth).
-Each path runs in its own spawned process, so its peak memory is its own: on CPU the growth of
-the process's peak RSS (getrusage ru_maxrss) over the RSS measured after imports, before the
-model is loaded (weights included); on CUDA torch.cuda.max_memory_allocated.
+(`python -m benchmarks.engine`, from a checkout, runs the same.) Naive path: a full 12-layer
+HubertModel, eager attention, fp32, batch 1, all hidden states requested and
+`hidden_states[layer]` mean-pooled. soundalike's path: `MertEmbedder`. Both embed the same
+deterministic synthetic 30 s clips (devtools.synth). Each path runs in its own spawned process,
+so its peak memory is its own: on CPU the growth of the process's peak RSS (getrusage ru_maxrss)
+over the RSS measured after imports, before the model is loaded (weights included); on CUDA
+torch.cuda.max_memory_allocated.
+
+This is the one benchmark the wheel carries; the others live in the checkout's `benchmarks/` and
+take the machine description, memory figures and isolated processes from here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import multiprocessing
+import os
+import platform
+import queue as queue_module
+import resource
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from soundalike.api.benchmarks.common import (
-    bench_parser,
-    document_header,
-    machine,
-    peak_rss_mb,
-    print_document,
-    rss_mb,
-    run_isolated,
-)
 from soundalike.core.errors import InvalidRequest
 from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_MODEL, DEFAULT_WINDOW_SECONDS
 from soundalike.ingest.devtools.synth import synth_track
 
-MODULE = "soundalike.api.benchmarks.engine"
 CLIP_SECONDS = DEFAULT_WINDOW_SECONDS
 # Intermediate configurations, in the order that shows where the speed-up comes from.
 STEP_PATHS = ("sdpa_full", "sdpa_truncated")
+# The instruction sets that decide which kernels torch and Qdrant can use on an x86 CPU.
+FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+Result = TypeVar("Result")
+
+
+# --- the machine -----------------------------------------------------------------------------
+
+
+def parse_cpu_description(text: str) -> dict[str, Any]:
+    """CPU model name, family and the flags that matter, from `lscpu` or /proc/cpuinfo text
+    (both spell the keys the same way once lower-cased; cpuinfo repeats them per core)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, separator, value = line.partition(":")
+        if separator:
+            fields.setdefault(key.strip().lower(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family": fields.get("cpu family"),
+        "cpu_flags": [flag for flag in FLAGS_THAT_MATTER if flag in flags],
+    }
+
+
+def _cpu_text() -> str:
+    try:
+        return subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        try:
+            return Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 0
+
+
+def machine() -> dict[str, Any]:
+    return parse_cpu_description(_cpu_text()) | {
+        "cores": usable_cores(),
+        "python": platform.python_version(),
+    }
+
+
+# --- memory and isolated measurements --------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _call_into_queue(target: Callable[..., Any], args: tuple[Any, ...], results: Any) -> None:
+    results.put(target(*args))
+
+
+def run_isolated(target: Callable[..., Result], *args: Any) -> Result:
+    """`target(*args)` in a fresh spawned process, so its peak memory and its imports are its
+    own; returns what it returned. `target` must be a module-level function."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_call_into_queue, args=(target, args, results))
+    process.start()
+    received: list[Result] = []
+    try:
+        while not received:
+            # Asked before waiting: a result put just before the exit is still read.
+            alive = process.is_alive()
+            try:
+                received.append(results.get(timeout=1.0))
+            except queue_module.Empty:
+                if not alive:
+                    break
+    finally:
+        process.join()
+    if not received or process.exitcode != 0:
+        name = getattr(target, "__name__", repr(target))
+        raise RuntimeError(f"benchmark process {name} failed (exit code {process.exitcode})")
+    return received[0]
+
+
+# --- the embedding benchmark -----------------------------------------------------------------
 
 
 def synthetic_clip(index: int, sample_rate: int, seconds: float = CLIP_SECONDS) -> np.ndarray:
@@ -240,7 +335,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def add_bench_flags(parser: argparse.ArgumentParser) -> None:
-    """This benchmark's flags; `soundalike bench` takes the same."""
+    """`soundalike bench`'s flags; `python -m benchmarks.engine` takes the same."""
     parser.add_argument("--model", help="checkpoint to time (default: --random-weights)")
     parser.add_argument(
         "--random-weights",
@@ -274,20 +369,3 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         steps=args.steps,
         clip_seconds=args.clip_seconds,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(MODULE, __doc__)
-    add_bench_flags(parser)
-    parser.add_argument("--json", action="store_true", help="only the JSON document")
-    args = parser.parse_args(argv)
-    if args.clips < 1:
-        parser.error("--clips must be >= 1")
-    report = run_from_args(args)
-    document = document_header(MODULE, sys.argv[1:] if argv is None else argv) | report
-    print_document(document, text=None if args.json else format_report(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

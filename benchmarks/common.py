@@ -1,6 +1,10 @@
-"""What every benchmark shares: the spec of its random vectors, a description of the machine,
-latency percentiles, memory figures, isolated measurement processes, and a `soundalike serve`
-subprocess that is stopped, children included, however the benchmark ends."""
+"""What every benchmark shares: the spec of its random vectors, the JSON document's header,
+latency percentiles, and a `soundalike serve` subprocess that is stopped, children included,
+however the benchmark ends.
+
+The machine description, memory figures and isolated measurement processes belong to
+`soundalike.api.bench` (the `soundalike bench` command, which the wheel carries); the benchmarks
+import them from there."""
 
 from __future__ import annotations
 
@@ -8,11 +12,7 @@ import argparse
 import contextlib
 import http.client
 import json
-import multiprocessing
 import os
-import platform
-import queue as queue_module
-import resource
 import shutil
 import signal
 import socket
@@ -20,13 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from soundalike.api.bench import machine
 from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.defaults import DEFAULT_EXCERPT, DEFAULT_LAYER, DEFAULT_WINDOW_SECONDS
 from soundalike.ingest.devtools.checkpoint import MERT_V1_95M_CONFIG
@@ -46,57 +47,12 @@ BENCH_SPEC = EmbeddingSpec(
     dim=BENCH_DIM,
 )
 
-# The instruction sets that decide which kernels torch and Qdrant can use on an x86 CPU.
-FLAGS_THAT_MATTER = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 PERCENTILES = (50, 90, 99)
 # How much of a server's log a start-up failure quotes.
 LOG_TAIL_CHARS = 3000
 
-Result = TypeVar("Result")
-
 
 # --- the machine and the document ------------------------------------------------------------
-
-
-def parse_cpu_description(text: str) -> dict[str, Any]:
-    """CPU model name, family and the flags that matter, from `lscpu` or /proc/cpuinfo text
-    (both spell the keys the same way once lower-cased; cpuinfo repeats them per core)."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, separator, value = line.partition(":")
-        if separator:
-            fields.setdefault(key.strip().lower(), value.strip())
-    flags = set(fields.get("flags", "").split())
-    return {
-        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
-        "cpu_family": fields.get("cpu family"),
-        "cpu_flags": [flag for flag in FLAGS_THAT_MATTER if flag in flags],
-    }
-
-
-def _cpu_text() -> str:
-    try:
-        return subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        try:
-            return Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return ""
-
-
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 0
-
-
-def machine() -> dict[str, Any]:
-    return parse_cpu_description(_cpu_text()) | {
-        "cores": usable_cores(),
-        "python": platform.python_version(),
-    }
 
 
 def describe_machine(described: dict[str, Any]) -> str:
@@ -168,50 +124,6 @@ def latency_summary(samples_ms: Sequence[float]) -> dict[str, float | None]:
     samples = np.asarray(samples_ms, dtype=np.float64)
     values = [*np.percentile(samples, PERCENTILES), samples.mean(), samples.max()]
     return {key: round(float(value), 3) for key, value in zip(keys, values, strict=True)}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_mb() -> float:
-    """This process's resident memory now."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
-
-
-# --- isolated measurements -------------------------------------------------------------------
-
-
-def _call_into_queue(target: Callable[..., Any], args: tuple[Any, ...], results: Any) -> None:
-    results.put(target(*args))
-
-
-def run_isolated(target: Callable[..., Result], *args: Any) -> Result:
-    """`target(*args)` in a fresh spawned process, so its peak memory and its imports are its
-    own; returns what it returned. `target` must be a module-level function."""
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(target=_call_into_queue, args=(target, args, results))
-    process.start()
-    received: list[Result] = []
-    try:
-        while not received:
-            # Asked before waiting: a result put just before the exit is still read.
-            alive = process.is_alive()
-            try:
-                received.append(results.get(timeout=1.0))
-            except queue_module.Empty:
-                if not alive:
-                    break
-    finally:
-        process.join()
-    if not received or process.exitcode != 0:
-        name = getattr(target, "__name__", repr(target))
-        raise RuntimeError(f"benchmark process {name} failed (exit code {process.exitcode})")
-    return received[0]
 
 
 # --- a server in a subprocess ----------------------------------------------------------------
