@@ -17,6 +17,7 @@ from soundalike.api.auth import KeyCheck
 from soundalike.api.metrics import Metrics
 from soundalike.api.settings import Settings
 from soundalike.api.uploads import UploadEmbedder
+from soundalike.core.events import EventStream
 from soundalike.ingest.library import Library
 from soundalike.search.store import Store
 
@@ -47,6 +48,10 @@ def get_key_check(request: Request) -> KeyCheck:
     return request.app.state.key_check
 
 
+def get_event_stream(request: Request) -> EventStream:
+    return request.app.state.services.events
+
+
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -57,3 +62,4 @@ UploadEmbedderDep = Annotated[UploadEmbedder, Depends(get_upload_embedder)]
 LibraryDep = Annotated[Library, Depends(get_library)]
 KeyCheckDep = Annotated[KeyCheck, Depends(get_key_check)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EventStreamDep = Annotated[EventStream, Depends(get_event_stream)]

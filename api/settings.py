@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -21,6 +21,9 @@ from soundalike.ingest.defaults import (
 )
 from soundalike.search.neighbours import APPROXIMATE_ABOVE
 from soundalike.search.store import QUANTIZE_TRACKS, NeighbourConfig, StoreConfig
+
+if TYPE_CHECKING:
+    from soundalike.api.uploads import UploadLimits
 
 # Shorter keys are guessable; an empty one (an unset `${API_KEY}` in compose) would let an
 # empty `Bearer` through.
@@ -260,6 +263,13 @@ class Settings(BaseSettings):
             ),
         )
 
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
+    def upload_limits(self) -> UploadLimits:
+        """The uploads' section (`POST /search/audio`)."""
+        from soundalike.api.uploads import UploadLimits
+
+        return UploadLimits(
+            concurrency=self.embed_concurrency,
+            queue=self.embed_queue,
+            max_bytes=int(self.max_upload_mb * 1024 * 1024),
+            read_seconds=self.upload_read_seconds,
+        )

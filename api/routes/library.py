@@ -4,6 +4,7 @@ events (a front end follows a scan without polling)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -13,15 +14,18 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from soundalike.api.deps import LibraryDep
+from soundalike.api.deps import EventStreamDep, LibraryDep
 from soundalike.api.errors import error_responses
 from soundalike.api.schemas import ErrorBody
+from soundalike.core.events import Event, LibraryChanged
 
 router = APIRouter(tags=["library"])
 
-# How often a server-sent event stream looks for a change (at most this many events a second),
-# and how long it stays silent before a keep-alive comment (proxies drop idle connections).
-EVENT_POLL_SECONDS = 0.3
+# A server-sent event stream sends at most one event per interval (a scan changes the state per
+# file), looks at least this often whether the server is stopping, and stays silent at most
+# KEEP_ALIVE_SECONDS before a keep-alive comment (proxies drop idle connections).
+EVENT_MIN_INTERVAL_SECONDS = 0.3
+WAKE_AT_LEAST_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 15.0
 
 
@@ -124,27 +128,42 @@ def library_scan(
         **error_responses(401),
     },
 )
-async def library_events(library: LibraryDep) -> StreamingResponse:
+async def library_events(library: LibraryDep, stream: EventStreamDep) -> StreamingResponse:
     """The library's state as a stream of server-sent events."""
 
     async def events() -> AsyncIterator[str]:
-        seen = -1
-        last_sent = time.monotonic()
-        while True:
-            version = library.version
-            if version != seen:
-                seen = version
-                last_sent = time.monotonic()
-                document = library.status().to_dict()
-                yield f"event: status\ndata: {json.dumps(document, ensure_ascii=False)}\n\n"
-                if not library.enabled:
-                    return  # nothing will change: the stream ends
-            elif time.monotonic() - last_sent >= KEEP_ALIVE_SECONDS:
-                last_sent = time.monotonic()
-                yield ": keep-alive\n\n"
-            if library.closed:  # the server is stopping
-                return
-            await asyncio.sleep(EVENT_POLL_SECONDS)
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake(event: Event) -> None:
+            # A sink of the process's event stream: the library's own news wakes the stream.
+            if isinstance(event, LibraryChanged) or getattr(event, "origin", None) == "library":
+                loop.call_soon_threadsafe(changed.set)
+
+        unsubscribe = stream.subscribe(wake)
+        try:
+            seen = -1
+            last_sent = time.monotonic()
+            while True:
+                changed.clear()  # before reading the version: a change after it wakes us
+                version = library.version
+                if version != seen:
+                    seen = version
+                    last_sent = time.monotonic()
+                    document = library.status().to_dict()
+                    yield f"event: status\ndata: {json.dumps(document, ensure_ascii=False)}\n\n"
+                    if not library.enabled:
+                        return  # nothing will change: the stream ends
+                elif time.monotonic() - last_sent >= KEEP_ALIVE_SECONDS:
+                    last_sent = time.monotonic()
+                    yield ": keep-alive\n\n"
+                if library.closed:  # the server is stopping
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WAKE_AT_LEAST_SECONDS)
+                await asyncio.sleep(EVENT_MIN_INTERVAL_SECONDS)  # a few events a second at most
+        finally:
+            unsubscribe()
 
     return StreamingResponse(
         events(),

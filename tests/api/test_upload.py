@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from soundalike.api.deps import UploadEmbedder, get_upload_embedder
+from soundalike.api.deps import get_upload_embedder
 from soundalike.api.services import Services
+from soundalike.api.uploads import UploadEmbedder
 from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_audio
 

@@ -29,9 +29,10 @@ from hostile import (
     write_hls_playlist,
 )
 
-from soundalike.api.deps import UploadEmbedder, get_upload_embedder
+from soundalike.api.deps import get_upload_embedder
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
+from soundalike.api.uploads import UploadEmbedder
 from soundalike.ingest.devtools.synth import WrittenTrack
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
@@ -117,8 +118,12 @@ def hostile_client(
     """An app whose upload decoder misbehaves on marked files, with a 2 s decode limit."""
     with hostile.importable_by_workers(), make_client() as client:
         app: Any = client.app
+        services = app.state.services
         embedder = UploadEmbedder(
-            app.state.services, decode=misbehaving_decode, decode_timeout_s=2.0
+            services,
+            services.settings.upload_limits(),
+            decode=misbehaving_decode,
+            decode_timeout_s=2.0,
         )
         app.dependency_overrides[get_upload_embedder] = lambda: embedder
         try:
