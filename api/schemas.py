@@ -178,7 +178,8 @@ class ArtistScore(BaseModel):
 
 class SimilarArtistResult(ArtistScore):
     closest_pairs: list[ClosestPair] | None = Field(
-        None, description="Only with `explain=true`: the closest track pairs of the two artists."
+        default=None,
+        description="Only with `explain=true`: the closest track pairs of the two artists.",
     )
 
     @classmethod

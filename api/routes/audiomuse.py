@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -159,6 +160,38 @@ PREFIX = "/api"
 # answers the others' refusals in this contract's shape (`error_response`).
 open_router = APIRouter(prefix=PREFIX, tags=[AUDIOMUSE_TAG], route_class=AudioMuseRoute)
 router = APIRouter(prefix=PREFIX, tags=[AUDIOMUSE_TAG], route_class=AudioMuseRoute)
+# What a contract route may answer besides its result: all but the search may answer a 404.
+LOOKUP_ERRORS = (400, 401, 404, 503)
+
+
+def contract_route(
+    method: Literal["GET", "POST"],
+    path: str,
+    summary: str,
+    *,
+    errors: tuple[int, ...] = LOOKUP_ERRORS,
+    **options: Any,
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A route of `router`, documenting the contract's errors it may answer; `options` go to
+    FastAPI's `api_route`."""
+    return router.api_route(
+        path, methods=[method], summary=summary, responses=audiomuse_errors(*errors), **options
+    )
+
+
+def media_id_query(description: str) -> Any:
+    """A media server's id as a query parameter (`Any`, as FastAPI's own `Query` is typed)."""
+    return Query(min_length=1, max_length=200, description=description)
+
+
+def words_query(description: str) -> Any:
+    """Words of a title, artist or album (`Any`, as FastAPI's own `Query` is typed)."""
+    return Query(max_length=500, description=description)
+
+
+def results_query(most: int) -> Any:
+    """How many results (`n`), 1 to `most`."""
+    return Query(ge=1, le=most, description="Results.")
 
 
 # --- shapes ------------------------------------------------------------------------------
@@ -237,25 +270,19 @@ def _similar_hits(store: Store, seed: Track, n: int, cap: int | None) -> list[Tr
     return cap_per_artist(hits, cap, n)
 
 
-@router.get(
+@contract_route(
+    "GET",
     "/similar_tracks",
-    summary="Tracks that sound like a track (AudioMuse-AI); a bare array, closest first",
-    responses=audiomuse_errors(400, 401, 404, 503),
+    "Tracks that sound like a track (AudioMuse-AI); a bare array, closest first",
 )
 def audiomuse_similar_tracks(
     store: StoreDep,
-    item_id: Annotated[
-        str | None,
-        Query(min_length=1, max_length=200, description="The seed's media-server id."),
-    ] = None,
+    item_id: Annotated[str | None, media_id_query("The seed's media-server id.")] = None,
     title: Annotated[
-        str | None,
-        Query(max_length=500, description="With `artist`, instead of `item_id`: the seed's title."),
+        str | None, words_query("With `artist`, instead of `item_id`: the seed's title.")
     ] = None,
-    artist: Annotated[
-        str | None, Query(max_length=500, description="With `title`: the seed's artist.")
-    ] = None,
-    n: Annotated[int, Query(ge=1, le=MAX_SIMILAR, description="Results.")] = 10,
+    artist: Annotated[str | None, words_query("With `title`: the seed's artist.")] = None,
+    n: Annotated[int, results_query(MAX_SIMILAR)] = 10,
     eliminate_duplicates: Annotated[
         bool, Query(description=f"At most {DUPLICATE_ARTIST_CAP} tracks per artist.")
     ] = True,
@@ -290,19 +317,13 @@ class PathBody(BaseModel):
     total_distance: float = Field(description="Sum of each hop's 1 − cosine.")
 
 
-@router.get(
-    "/find_path",
-    summary="A smooth path of tracks from one track to another (AudioMuse-AI)",
-    responses=audiomuse_errors(400, 401, 404, 503),
+@contract_route(
+    "GET", "/find_path", "A smooth path of tracks from one track to another (AudioMuse-AI)"
 )
 def audiomuse_find_path(
     store: StoreDep,
-    start_song_id: Annotated[
-        str, Query(min_length=1, max_length=200, description="Media-server id of the start.")
-    ],
-    end_song_id: Annotated[
-        str, Query(min_length=1, max_length=200, description="Media-server id of the end.")
-    ],
+    start_song_id: Annotated[str, media_id_query("Media-server id of the start.")],
+    end_song_id: Annotated[str, media_id_query("Media-server id of the end.")],
     max_steps: Annotated[
         int, Query(ge=MIN_STEPS, le=MAX_STEPS, description="Songs in the path, both ends counted.")
     ] = 25,
@@ -344,14 +365,15 @@ class SimilarArtistRow(BaseModel):
     divergence: float = Field(description="1 − cosine of the artist centroids; smaller = closer.")
     track_count: int
     component_matches: list[ComponentMatch] | None = Field(
-        None, description="Only with `include_component_matches=true`: the closest track pairs."
+        default=None,
+        description="Only with `include_component_matches=true`: the closest track pairs.",
     )
 
 
-@router.get(
+@contract_route(
+    "GET",
     "/similar_artists",
-    summary="Artists that sound like an artist (AudioMuse-AI); a bare array, closest first",
-    responses=audiomuse_errors(400, 401, 404, 503),
+    "Artists that sound like an artist (AudioMuse-AI); a bare array, closest first",
     response_model_exclude_none=True,
 )
 def audiomuse_similar_artists(
@@ -365,7 +387,7 @@ def audiomuse_similar_artists(
         str | None,
         Query(min_length=1, max_length=500, description="A media-server artist id."),
     ] = None,
-    n: Annotated[int, Query(ge=1, le=MAX_SIMILAR_ARTISTS, description="Results.")] = 10,
+    n: Annotated[int, results_query(MAX_SIMILAR_ARTISTS)] = 10,
     include_component_matches: Annotated[
         bool, Query(description="Add the closest track pairs of each result.")
     ] = False,
@@ -415,23 +437,17 @@ def audiomuse_similar_artists(
 # --- search ------------------------------------------------------------------------------
 
 
-@router.get(
+@contract_route(
+    "GET",
     "/search_tracks",
-    summary="Tracks by title, artist or album words (AudioMuse-AI)",
-    responses=audiomuse_errors(400, 401, 503),
+    "Tracks by title, artist or album words (AudioMuse-AI)",
+    errors=(400, 401, 503),
 )
 def audiomuse_search_tracks(
     store: StoreDep,
-    search_query: Annotated[
-        str | None,
-        Query(max_length=500, description="Words of the title, artist or album."),
-    ] = None,
-    title: Annotated[
-        str | None, Query(max_length=500, description="Instead of search_query: title words.")
-    ] = None,
-    artist: Annotated[
-        str | None, Query(max_length=500, description="Instead of search_query: artist words.")
-    ] = None,
+    search_query: Annotated[str | None, words_query("Words of the title, artist or album.")] = None,
+    title: Annotated[str | None, words_query("Instead of search_query: title words.")] = None,
+    artist: Annotated[str | None, words_query("Instead of search_query: artist words.")] = None,
     start: Annotated[int, Query(ge=0, le=1_000_000, description="First result (0-based).")] = 0,
     end: Annotated[
         int | None,
@@ -480,10 +496,8 @@ def _alchemy_seed(store: Store, item: AlchemyItem) -> Seed:
     return Seed(artist=artist_by_media_id(store, item.id).name)
 
 
-@router.post(
-    "/alchemy",
-    summary="Tracks near what is added and far from what is subtracted (AudioMuse-AI)",
-    responses=audiomuse_errors(400, 401, 404, 503),
+@contract_route(
+    "POST", "/alchemy", "Tracks near what is added and far from what is subtracted (AudioMuse-AI)"
 )
 def audiomuse_alchemy(store: StoreDep, body: AlchemyRequest) -> AlchemyBody:
     like = [_alchemy_seed(store, i) for i in body.items if i.op == "ADD"]
@@ -506,14 +520,9 @@ class MaxDistanceBody(BaseModel):
     farthest_item_id: str | None = Field(description="That track's media-server id.")
 
 
-@router.get(
-    "/max_distance",
-    summary="The farthest stored track from a track (AudioMuse-AI)",
-    responses=audiomuse_errors(400, 401, 404, 503),
-)
+@contract_route("GET", "/max_distance", "The farthest stored track from a track (AudioMuse-AI)")
 def audiomuse_max_distance(
-    store: StoreDep,
-    item_id: Annotated[str, Query(min_length=1, max_length=200, description="Media-server id.")],
+    store: StoreDep, item_id: Annotated[str, media_id_query("Media-server id.")]
 ) -> MaxDistanceBody:
     seed = track_by_media_id(store, item_id)
     assert seed.vector is not None
