@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -150,7 +151,7 @@ class _Reader:
         self.max_decoded_seconds = max_decoded_seconds
         self._max_decoded_samples: int | None = None
         self.container: av.container.InputContainer | None = None
-        self._open()
+        container = self._open()
         first = self._first_frame()
         if first is None:
             raise UndecodableAudio(str(path), "no audio could be decoded (empty or damaged file)")
@@ -168,7 +169,7 @@ class _Reader:
         # out_step output samples.
         self.src_step = self.source_rate // step
         self.out_step = self.target_rate // step
-        format_names = set(self.container.format.name.split(","))
+        format_names = set(container.format.name.split(","))
         # How a read finds its start: "seek" (the demuxer seeks, frame timestamps place the
         # samples), "skip" (read packets from the start, decode from a second before the
         # pre-roll) or "count" (timestamps coarser than a sample, e.g. Matroska's
@@ -181,14 +182,15 @@ class _Reader:
 
     # --- container handling ----------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self) -> av.container.InputContainer:
         if self.container is not None:
             self.container.close()
-        self.container = _open_container(self.path)
-        if not self.container.streams.audio:
+        container = self.container = _open_container(self.path)
+        if not container.streams.audio:
             raise UndecodableAudio(str(self.path), "the file has no audio stream")
-        self.stream = self.container.streams.audio[0]
+        self.stream = container.streams.audio[0]
         self.time_base = self.stream.time_base or Fraction(1, self.stream.rate or 1)
+        return container
 
     def close(self) -> None:
         if self.container is not None:
@@ -219,7 +221,7 @@ class _Reader:
                 return seconds
         return None
 
-    def _packets(self):  # noqa: ANN202 - a generator of av.Packet
+    def _packets(self) -> Iterator[av.Packet[av.AudioStream]]:
         """Demuxed packets of the audio stream; a read error after the start ends the data."""
         assert self.container is not None
         iterator = self.container.demux(self.stream)
@@ -232,7 +234,7 @@ class _Reader:
                 raise _EndOfData(_plain(error)) from error
             yield packet
 
-    def _decode(self, packet: av.Packet) -> list[av.AudioFrame]:
+    def _decode(self, packet: av.Packet[av.AudioStream]) -> list[av.AudioFrame]:
         try:
             frames = packet.decode()
         except _BAD_INPUT_ERRORS as error:
@@ -423,7 +425,11 @@ def _trim_front(frame: av.AudioFrame, count: int) -> av.AudioFrame:
     else:
         data = data[:, count * len(frame.layout.channels) :]
     trimmed = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout
+        # The data is the frame's own, so its dtype is one from_ndarray takes; PyAV's stubs
+        # can't tie to_ndarray's result to the frame's format.
+        np.ascontiguousarray(data),  # type: ignore[arg-type]
+        format=frame.format.name,
+        layout=frame.layout,
     )
     trimmed.sample_rate = frame.sample_rate
     if frame.time_base is not None:
@@ -552,7 +558,10 @@ def _decode_windows(
         # The data ended before a window was full: now the true length is known.
         total, duration_from = track_total, "decoded"
 
-    duration_seconds = total / sample_rate if duration_from == "decoded" else float(duration)
+    # duration is None only when the length was decoded; the second test says so to mypy.
+    duration_seconds = (
+        total / sample_rate if duration_from == "decoded" or duration is None else float(duration)
+    )
     if duration_seconds < min_duration_seconds:
         raise AudioTooShort(
             str(path),

@@ -11,7 +11,7 @@ become one GEMM, and the weight-normed positional conv weight is computed once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -53,7 +53,9 @@ class OneDnnLinear(nn.Module):
 class FusedSelfAttention(nn.Module):
     """HubertAttention (self-attention, SDPA) with Q, K and V computed by one GEMM."""
 
-    def __init__(self, attention: nn.Module, make_linear: Any) -> None:
+    # `attention` is transformers' HubertAttention, typed Any: its parts are attributes set at
+    # runtime, which nn.Module's stubs see only as `Tensor | Module`.
+    def __init__(self, attention: Any, make_linear: Any) -> None:
         super().__init__()
         self.num_heads = int(attention.num_heads)
         self.head_dim = int(attention.head_dim)
@@ -67,7 +69,7 @@ class FusedSelfAttention(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
     ) -> tuple[torch.Tensor, None]:
-        batch, frames, _ = hidden_states.shape
+        batch, frames, _width = hidden_states.shape
         qkv = self.qkv_proj(hidden_states).view(batch, frames, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         attended = nn.functional.scaled_dot_product_attention(
@@ -91,7 +93,9 @@ class GemmFeatureEncoder(nn.Module):
     BLOCK_BYTES = 32 * 2**20
     MIN_BLOCK_ROWS = 1024
 
-    def __init__(self, encoder: nn.Module, make_linear: Any) -> None:
+    # `encoder` is transformers' HubertFeatureEncoder, typed Any for the same reason as
+    # FusedSelfAttention's `attention`.
+    def __init__(self, encoder: Any, make_linear: Any) -> None:
         super().__init__()
         self.kernels: list[int] = []
         self.strides: list[int] = []
@@ -151,7 +155,8 @@ class GemmFeatureEncoder(nn.Module):
         Two-pass mean/variance like GroupNorm's; column reductions run block by block because
         torch's strided var_mean over the time axis of a channels-last tensor is slow.
         """
-        norm, activation = self.norms[index], self.activations[index]
+        # Only group-norm layers come here (see norm_kinds).
+        norm, activation = cast(nn.GroupNorm, self.norms[index]), self.activations[index]
         frames, channels = signal.shape
         rows = self._block_rows(channels)
         mean = signal.sum(0) / frames
@@ -191,6 +196,10 @@ def optimize_for_cpu(module: nn.Module) -> nn.Module:
     """Swap HubertModel's hot modules for numerically equivalent faster ones (in place)."""
     from torch.nn.utils import parametrize
 
+    # HubertModel's submodules are attributes set at runtime, which nn.Module's stubs type as
+    # `Tensor | Module`; the model is walked untyped.
+    hubert: Any = module
+
     if _onednn_linear_available():
         make_linear: Any = OneDnnLinear
     else:  # keep the math, lose only the speed
@@ -202,14 +211,14 @@ def optimize_for_cpu(module: nn.Module) -> nn.Module:
                 linear.bias.data = bias.detach().contiguous()
             return linear.requires_grad_(False)
 
-    module.feature_extractor = GemmFeatureEncoder(module.feature_extractor, make_linear)
-    projection = module.feature_projection
+    hubert.feature_extractor = GemmFeatureEncoder(hubert.feature_extractor, make_linear)
+    projection = hubert.feature_projection
     projection.projection = make_linear(projection.projection.weight, projection.projection.bias)
-    conv = module.encoder.pos_conv_embed.conv
+    conv = hubert.encoder.pos_conv_embed.conv
     if parametrize.is_parametrized(conv):
         parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
         conv.weight.requires_grad_(False)
-    for layer in module.encoder.layers:
+    for layer in hubert.encoder.layers:
         layer.attention = FusedSelfAttention(layer.attention, make_linear)
         feed_forward = layer.feed_forward
         for name in ("intermediate_dense", "output_dense"):

@@ -43,7 +43,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from soundalike.core.errors import AudioError, InvalidRequest, UndecodableAudio
 from soundalike.ingest.audio import decode_excerpt
@@ -64,7 +64,7 @@ __all__ = [
 
 log = logging.getLogger("soundalike.ingest")
 
-DecodeResult = DecodedAudio | AudioError
+DecodeResult: TypeAlias = DecodedAudio | AudioError
 Item = TypeVar("Item")
 
 # Seconds a fresh worker may take to import the decoder and answer; not part of a file's time.

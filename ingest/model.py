@@ -404,7 +404,10 @@ def load_mert(
         parameter.requires_grad_(False)
 
     dtype = torch.bfloat16 if target.type == "cuda" else torch.float32
-    module.to(target)
+    # Called through nn.Module's type: transformers' stub for PreTrainedModel.to loses the
+    # bound self (the call still runs PreTrainedModel.to).
+    as_module: nn.Module = module
+    as_module.to(target)
     if optimize and target.type == "cpu":
         optimize_for_cpu(module)
 

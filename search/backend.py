@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 Scalar = str | int | float | bool
 IndexKind = Literal["keyword", "integer", "float", "bool"]
@@ -301,7 +301,8 @@ def spell_filter(where: Where | None, spelling: FilterSpelling[Native]) -> Any:
 def _spell(condition: Condition, spelling: FilterSpelling[Native]) -> Native:
     match condition:
         case MatchAny(field_name, values):
-            return spelling.match_any(field_name, list(values))
+            # list() of `tuple[str, ...] | tuple[int, ...]` joins to list[object] in mypy.
+            return spelling.match_any(field_name, cast("list[str] | list[int]", list(values)))
         case MatchValue(field_name, value):
             return spelling.match_bool(field_name, value)
         case InRange(field_name, gte, lte):

@@ -13,6 +13,7 @@ server's raw response.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -315,8 +316,8 @@ class ServerBackend:
             ]
             self._call(
                 f"write to {name}",
-                lambda ops=operations: self._client.batch_update_points(
-                    name, update_operations=ops, wait=True
+                functools.partial(
+                    self._client.batch_update_points, name, update_operations=operations, wait=True
                 ),
             )
 
@@ -435,7 +436,7 @@ class ServerBackend:
             while time.monotonic() < deadline:
                 info = self._call(
                     f"read {collection.name}",
-                    lambda c=collection: self._client.get_collection(c.name),
+                    functools.partial(self._client.get_collection, collection.name),
                 )
                 if info.status == qm.CollectionStatus.GREEN:
                     break

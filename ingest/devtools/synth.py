@@ -260,6 +260,9 @@ def write_audio(
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
+        # `codec` is any name to PyAV's stubs; the writer only ever asks for audio codecs.
+        if not isinstance(stream, av.AudioStream):
+            raise ValueError(f"{codec} is not an audio codec")
         codec_options = dict(options)
         if codec in _EXPERIMENTAL_CODECS:
             codec_options["strict"] = "experimental"

@@ -343,9 +343,9 @@ class Library:
             now = time.monotonic()
             if now >= self._next_rescan:
                 self._next_rescan = now + self.config.rescan_seconds
-                for root in self._roots:
-                    if root not in self._full_scans:
-                        self._full_scans.append(root)
+                for scan_root in self._roots:
+                    if scan_root not in self._full_scans:
+                        self._full_scans.append(scan_root)
             root = self._full_scans[0] if self._full_scans else None
             batch: list[str] = []
             quiet = now - self._last_event >= self.config.debounce_seconds

@@ -43,6 +43,9 @@ from soundalike.search.store.tracks import TrackSide
 class Store(Closing):
     """soundalike's store. Vectors in, our types out; the backend never leaks."""
 
+    # Declared here because the name index's loader (a lambda made before it is set) reads it.
+    _artist_side: ArtistSide
+
     def __init__(
         self,
         backend: Backend,
