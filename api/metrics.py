@@ -43,6 +43,57 @@ HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 UNMATCHED_ROUTE = "unmatched"
 LIBRARY_STATES = ("off", "idle", "watching", "scanning")
 
+# Every counter, by its name after `soundalike_`: its documentation, its label names, and the
+# values of its one label known up front. Those are exported from the start (at 0): a rate over
+# a series that appears only at its first event misses that event, and dashboards show no gaps.
+_COUNTERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "http_requests": (
+        "HTTP requests answered, by route template, method and status.",
+        ("route", "method", "status"),
+        (),
+    ),
+    "ingest_tracks": (
+        "Tracks this process ingested, skipped (already stored) or failed.",
+        ("outcome",),
+        ("ingested", "skipped", "failed"),
+    ),
+    "ingest_failures": (
+        "Tracks that could not be ingested, by reason class.",
+        ("reason",),
+        get_args(FailureClass),
+    ),
+    "ingest_windows": ("Audio windows embedded.", (), ()),
+    "ingest_stage_seconds": (
+        "Seconds spent per ingest stage (decode: waiting for decoded audio).",
+        ("stage",),
+        get_args(Stage),
+    ),
+    "upkeep_seconds": (
+        "Seconds of store upkeep: artist centroids, neighbour lists.",
+        ("kind",),
+        get_args(UpkeepKind),
+    ),
+    "upkeep_artists": ("Artists recomputed by store upkeep.", ("kind",), get_args(UpkeepKind)),
+    "upload_rejections": (
+        "Uploads refused with 503: every embedding worker and queue slot was taken.",
+        (),
+        (),
+    ),
+}
+
+
+def _declare(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    labels: tuple[str, ...],
+    known: tuple[str, ...],
+) -> Counter:
+    counter = Counter(f"soundalike_{name}", documentation, labels, registry=registry)
+    for value in known:
+        counter.labels(value)
+    return counter
+
 
 class Metrics:
     """The app's metrics. Subscribe it to the event stream; `exposition()` is `/metrics`."""
@@ -55,12 +106,7 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self._requests = Counter(
-            "soundalike_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["route", "method", "status"],
-            registry=registry,
-        )
+        self._counters = {name: _declare(registry, name, *spec) for name, spec in _COUNTERS.items()}
         self._duration = Histogram(
             "soundalike_http_request_duration_seconds",
             "Time from a request's arrival to its answer, by route template.",
@@ -68,76 +114,28 @@ class Metrics:
             buckets=HTTP_BUCKETS,
             registry=registry,
         )
-        self._tracks = Counter(
-            "soundalike_ingest_tracks",
-            "Tracks this process ingested, skipped (already stored) or failed.",
-            ["outcome"],
-            registry=registry,
-        )
-        self._failures = Counter(
-            "soundalike_ingest_failures",
-            "Tracks that could not be ingested, by reason class.",
-            ["reason"],
-            registry=registry,
-        )
-        self._windows = Counter(
-            "soundalike_ingest_windows", "Audio windows embedded.", registry=registry
-        )
-        self._stage_seconds = Counter(
-            "soundalike_ingest_stage_seconds",
-            "Seconds spent per ingest stage (decode: waiting for decoded audio).",
-            ["stage"],
-            registry=registry,
-        )
-        self._upkeep_seconds = Counter(
-            "soundalike_upkeep_seconds",
-            "Seconds of store upkeep: artist centroids, neighbour lists.",
-            ["kind"],
-            registry=registry,
-        )
-        self._upkeep_artists = Counter(
-            "soundalike_upkeep_artists",
-            "Artists recomputed by store upkeep.",
-            ["kind"],
-            registry=registry,
-        )
-        self._upload_rejections = Counter(
-            "soundalike_upload_rejections",
-            "Uploads refused with 503: every embedding worker and queue slot was taken.",
-            registry=registry,
-        )
-        # Every known label value exported from the start (at 0): a rate over a series that
-        # appears only at its first event misses that event, and dashboards show no gaps.
-        for outcome in ("ingested", "skipped", "failed"):
-            self._tracks.labels(outcome)
-        for reason in get_args(FailureClass):
-            self._failures.labels(reason)
-        for stage in get_args(Stage):
-            self._stage_seconds.labels(stage)
-        for kind in get_args(UpkeepKind):
-            self._upkeep_seconds.labels(kind)
-            self._upkeep_artists.labels(kind)
         # Per-request work is one dict lookup: a labelled child is made once per series.
         self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         registry.register(_CurrentState(opened_store, library, upload_queue_depth))
 
     def __call__(self, event: Event) -> None:
+        counters = self._counters
         if isinstance(event, RequestServed):
             self._count_request(event)
         elif isinstance(event, TrackStored):
-            self._tracks.labels(event.outcome).inc()
+            counters["ingest_tracks"].labels(event.outcome).inc()
         elif isinstance(event, TrackFailed):
-            self._tracks.labels("failed").inc()
-            self._failures.labels(event.reason_class).inc()
+            counters["ingest_tracks"].labels("failed").inc()
+            counters["ingest_failures"].labels(event.reason_class).inc()
         elif isinstance(event, StageTimed):
-            self._stage_seconds.labels(event.stage).inc(event.seconds)
+            counters["ingest_stage_seconds"].labels(event.stage).inc(event.seconds)
             if event.stage == "embed":
-                self._windows.inc(event.windows)
+                counters["ingest_windows"].inc(event.windows)
         elif isinstance(event, UpkeepDone):
-            self._upkeep_seconds.labels(event.kind).inc(event.seconds)
-            self._upkeep_artists.labels(event.kind).inc(event.artists)
+            counters["upkeep_seconds"].labels(event.kind).inc(event.seconds)
+            counters["upkeep_artists"].labels(event.kind).inc(event.artists)
         elif isinstance(event, UploadRejected):
-            self._upload_rejections.inc()
+            counters["upload_rejections"].inc()
 
     def _count_request(self, event: RequestServed) -> None:
         route = event.route or UNMATCHED_ROUTE
@@ -145,7 +143,7 @@ class Metrics:
         series = self._request_series.get(key)
         if series is None:
             series = (
-                self._requests.labels(route, event.method, str(event.status)),
+                self._counters["http_requests"].labels(route, event.method, str(event.status)),
                 self._duration.labels(route),
             )
             self._request_series[key] = series
