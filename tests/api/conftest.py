@@ -7,27 +7,21 @@ its own copy of the ingested dir.
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from apps import ingest_into
+from apps import serving as serving_app
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
 from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_audio, write_catalogue
-from soundalike.ingest.engine import Decoding, VectorEngine
-from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.sources import source_for
-from soundalike.search.store import open_store
 
 ARTISTS = 4
 TRACKS_PER_ARTIST = 3
@@ -52,17 +46,12 @@ def ingested_dir(
     api_catalogue: list[WrittenTrack], tiny_embedder: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The catalogue ingested into an Edge store (closed again; copy it before opening)."""
-    root = api_catalogue[0].path.parent.parent
-    data_dir = tmp_path_factory.mktemp("api-ingested")
-    with open_store(data_dir=data_dir) as store:
-        summary = ingest(
-            source_for(root),
-            store=store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=IngestOptions(workers=1),
-        )
-    assert summary.ingested == ARTISTS * TRACKS_PER_ARTIST, summary.to_dict()
-    return data_dir
+    return ingest_into(
+        tmp_path_factory.mktemp("api-ingested"),
+        api_catalogue[0].path.parent.parent,
+        tiny_embedder,
+        expected=ARTISTS * TRACKS_PER_ARTIST,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -167,9 +156,11 @@ LABELS = {
 
 
 @pytest.fixture(scope="session")
-def labelled_dir(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Path:
-    """A manifest catalogue with a `label` column declared filterable at ingest, ingested once
-    (closed again: copy it before opening)."""
+def copy_labelled_dir(
+    tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any
+) -> Callable[[], Path]:
+    """A fresh copy per call of a manifest catalogue with a `label` column declared filterable
+    at ingest, ingested once."""
     root = tmp_path_factory.mktemp("labelled")
     rows = ["path,artist,title,label"]
     for artist_seed, (artist, labels) in enumerate(LABELS.items()):
@@ -180,47 +171,18 @@ def labelled_dir(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -
             rows.append(f"{path.name},{artist},Song {track_seed},{label}")
     manifest = root / "catalogue.csv"
     manifest.write_text("\n".join(rows) + "\n")
-    data_dir = root / "data"
-    with open_store(data_dir=data_dir) as store:
-        summary = ingest(
-            source_for(manifest),
-            store=store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=IngestOptions(workers=1, filterable_columns=("label",)),
-        )
-    assert summary.ingested == sum(len(labels) for labels in LABELS.values())
-    return data_dir
-
-
-@pytest.fixture(scope="session")
-def copy_labelled_dir(
-    labelled_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[], Path]:
-    """A fresh copy of the labelled store per call."""
+    labelled_dir = ingest_into(
+        root / "data",
+        manifest,
+        tiny_embedder,
+        expected=sum(len(labels) for labels in LABELS.values()),
+        filterable_columns=("label",),
+    )
     return copier(labelled_dir, tmp_path_factory, "labelled-data")
-
-
-@contextmanager
-def _serving(app: FastAPI) -> Iterator[tuple[str, int]]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        yield listener.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        listener.close()
 
 
 @pytest.fixture(scope="session")
 def serving() -> Callable[[FastAPI], AbstractContextManager[tuple[str, int]]]:
     """serving(app): the app behind a real uvicorn on a free loopback port, in a thread of
     this process, for as long as the `with` lasts; gives (host, port)."""
-    return _serving
+    return serving_app

@@ -15,6 +15,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from apps import ingest_into
 from fastapi.testclient import TestClient
 
 from soundalike.api.main import create_app
@@ -22,11 +23,8 @@ from soundalike.api.routes.audio import ByteRange, Unsatisfiable, parse_range
 from soundalike.api.settings import Settings
 from soundalike.ingest.audio import decode_excerpt
 from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
-from soundalike.ingest.engine import Decoding, VectorEngine
+from soundalike.ingest.engine import Decoding
 from soundalike.ingest.excerpt import ExcerptPolicy
-from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.sources import source_for
-from soundalike.search.store import open_store
 
 SECONDS = 6.0
 KEY = "a-key-for-audio-tests-0123"
@@ -50,17 +48,14 @@ def audio_client(
     make_settings: Callable[..., Settings],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("audio-data") / "data"
-    # A 4 s window (shorter than the 6 s tracks), so the excerpt is a part of each track.
-    decoding = Decoding(excerpt=ExcerptPolicy.parse("centre"), window_seconds=4.0)
-    with open_store(data_dir=data_dir) as store:
-        summary = ingest(
-            source_for(audio_catalogue[0].path.parent.parent),
-            store=store,
-            engine=VectorEngine(tiny_embedder, decoding),
-            options=IngestOptions(workers=1),
-        )
-    assert summary.ingested == len(audio_catalogue)
+    data_dir = ingest_into(
+        tmp_path_factory.mktemp("audio-data") / "data",
+        audio_catalogue[0].path.parent.parent,
+        tiny_embedder,
+        expected=len(audio_catalogue),
+        # A 4 s window (shorter than the 6 s tracks), so the excerpt is a part of each track.
+        decoding=Decoding(excerpt=ExcerptPolicy.parse("centre"), window_seconds=4.0),
+    )
     app = create_app(make_settings(data_dir))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
@@ -192,14 +187,7 @@ def test_a_track_whose_file_disappeared_is_404_not_500(
     tmp_path: Path,
 ) -> None:
     written = write_catalogue(tmp_path / "gone", artists=1, tracks_per_artist=1, seconds=4.0)
-    data_dir = tmp_path / "data"
-    with open_store(data_dir=data_dir) as store:
-        ingest(
-            source_for(tmp_path / "gone"),
-            store=store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=IngestOptions(workers=1),
-        )
+    data_dir = ingest_into(tmp_path / "data", tmp_path / "gone", tiny_embedder, expected=1)
     written[0].path.unlink()
     with TestClient(create_app(make_settings(data_dir)), raise_server_exceptions=False) as client:
         (track,) = client.get(f"/artists/{written[0].artist}").json()["tracks"]

@@ -29,14 +29,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from apps import ingest_into
 from fastapi.testclient import TestClient
 
 from soundalike.api.settings import Settings
 from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
-from soundalike.ingest.engine import Decoding, VectorEngine
-from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.sources import source_for
-from soundalike.search.store import open_store
 from tests.api.conftest import copier
 
 API_KEY = "m" * 24
@@ -79,12 +76,13 @@ def media(written: list[WrittenTrack]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def audiomuse_dir(
+def copy_audiomuse_dir(
     written: list[WrittenTrack],
     media: dict[str, Any],
     tiny_embedder: Any,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Path:
+) -> Callable[[], Path]:
+    """A fresh copy per call of the media catalogue, ingested once."""
     manifest = written[0].path.parent.parent / "catalogue.csv"
     with manifest.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
@@ -101,22 +99,12 @@ def audiomuse_dir(
                     media["artist_ids"].get(t.artist, ""),
                 ]
             )
-    data_dir = tmp_path_factory.mktemp("audiomuse-ingested")
-    with open_store(data_dir=data_dir) as store:
-        summary = ingest(
-            source_for(manifest),
-            store=store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=IngestOptions(workers=1),
-        )
-    assert summary.ingested == ARTISTS * TRACKS_PER_ARTIST, summary.to_dict()
-    return data_dir
-
-
-@pytest.fixture(scope="module")
-def copy_audiomuse_dir(
-    audiomuse_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[], Path]:
+    audiomuse_dir = ingest_into(
+        tmp_path_factory.mktemp("audiomuse-ingested"),
+        manifest,
+        tiny_embedder,
+        expected=ARTISTS * TRACKS_PER_ARTIST,
+    )
     return copier(audiomuse_dir, tmp_path_factory, "audiomuse-data")
 
 
@@ -372,17 +360,24 @@ def test_find_path_without_fixed_size_never_hops_further_than_the_direct_distanc
 
 
 @pytest.mark.parametrize(
-    ("query", "status"),
+    ("route", "query", "status"),
     [
-        ("?start_song_id=101", 400),
-        ("?end_song_id=101", 400),
-        ("?start_song_id=101&end_song_id=101", 400),
-        ("?start_song_id=101&end_song_id=102&max_steps=1", 400),
-        ("?start_song_id=101&end_song_id=nope", 404),
+        ("find_path", "?start_song_id=101", 400),
+        ("find_path", "?end_song_id=101", 400),
+        ("find_path", "?start_song_id=101&end_song_id=101", 400),
+        ("find_path", "?start_song_id=101&end_song_id=102&max_steps=1", 400),
+        ("find_path", "?start_song_id=101&end_song_id=nope", 404),
+        ("similar_artists", "", 400),
+        ("similar_artists", "?artist=ar-0&artist_id=ar-1", 400),
+        ("similar_artists", "?artist=nobody%20we%20know", 404),
+        ("similar_artists", "?artist_id=ar-99", 404),
+        ("similar_artists", "?artist=ar-0&n=0", 400),
     ],
 )
-def test_find_path_errors(am: TestClient, query: str, status: int) -> None:
-    response = am.get(f"/api/find_path{query}")
+def test_find_path_and_similar_artists_errors(
+    am: TestClient, route: str, query: str, status: int
+) -> None:
+    response = am.get(f"/api/{route}{query}")
     assert response.status_code == status, response.text
     assert set(response.json()) == {"error"}
 
@@ -462,22 +457,6 @@ def test_similar_artists_cli_http_and_audiomuse_agree(
     for http_row, am_row, cli_row in zip(ours, theirs, cli, strict=True):
         assert am_row["divergence"] == pytest.approx(1 - http_row["score"], abs=1e-6)
         assert cli_row["score"] == http_row["score"]
-
-
-@pytest.mark.parametrize(
-    ("query", "status"),
-    [
-        ("", 400),
-        ("?artist=ar-0&artist_id=ar-1", 400),
-        ("?artist=nobody%20we%20know", 404),
-        ("?artist_id=ar-99", 404),
-        ("?artist=ar-0&n=0", 400),
-    ],
-)
-def test_similar_artists_errors(am: TestClient, query: str, status: int) -> None:
-    response = am.get(f"/api/similar_artists{query}")
-    assert response.status_code == status, response.text
-    assert set(response.json()) == {"error"}
 
 
 # --- search -------------------------------------------------------------------------------

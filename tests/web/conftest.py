@@ -10,27 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from apps import ingest_into, serving
 from fastapi import FastAPI
 from playwright import sync_api
 
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
 from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
-from soundalike.ingest.engine import Decoding, VectorEngine
-from soundalike.ingest.pipeline import IngestOptions, ingest
-from soundalike.ingest.sources import source_for
-from soundalike.search.store import open_store
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # test_front_end.py repeats ARTISTS and API_KEY.
@@ -56,36 +49,18 @@ def web_catalogue(tmp_path_factory: pytest.TempPathFactory) -> list[WrittenTrack
 def web_ingested(
     web_catalogue: list[WrittenTrack], tiny_embedder: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    data_dir = tmp_path_factory.mktemp("web-ingested") / "data"
-    with open_store(data_dir=data_dir) as store:
-        summary = ingest(
-            source_for(web_catalogue[0].path.parent.parent),
-            store=store,
-            engine=VectorEngine(tiny_embedder, Decoding()),
-            options=IngestOptions(workers=1),
-        )
-    assert summary.ingested == len(web_catalogue), summary.to_dict()
-    return data_dir
+    return ingest_into(
+        tmp_path_factory.mktemp("web-ingested") / "data",
+        web_catalogue[0].path.parent.parent,
+        tiny_embedder,
+        expected=len(web_catalogue),
+    )
 
 
 @contextmanager
 def _serving(app: FastAPI) -> Iterator[str]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        host, port = listener.getsockname()
+    with serving(app) as (host, port):
         yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        listener.close()
 
 
 def _settings(data_dir: Path, tiny_mert_dir: Path, **overrides: Any) -> Settings:
@@ -104,24 +79,33 @@ def _settings(data_dir: Path, tiny_mert_dir: Path, **overrides: Any) -> Settings
 
 
 @pytest.fixture(scope="session")
-def server(
+def serve_catalogue(
     web_ingested: Path, tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+) -> Callable[..., AbstractContextManager[str]]:
+    """serve_catalogue(name, **settings): the base URL of a server over its own copy of the
+    catalogue, for as long as the `with` lasts."""
+
+    @contextmanager
+    def serve(name: str, **overrides: Any) -> Iterator[str]:
+        data_dir = tmp_path_factory.mktemp(name) / "data"
+        shutil.copytree(web_ingested, data_dir)
+        with _serving(create_app(_settings(data_dir, tiny_mert_dir, **overrides))) as url:
+            yield url
+
+    return serve
+
+
+@pytest.fixture(scope="session")
+def server(serve_catalogue: Callable[..., AbstractContextManager[str]]) -> Iterator[str]:
     """The base URL of a server over the catalogue, without an API key."""
-    data_dir = tmp_path_factory.mktemp("web-open") / "data"
-    shutil.copytree(web_ingested, data_dir)
-    with _serving(create_app(_settings(data_dir, tiny_mert_dir))) as url:
+    with serve_catalogue("web-open") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def keyed_server(
-    web_ingested: Path, tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def keyed_server(serve_catalogue: Callable[..., AbstractContextManager[str]]) -> Iterator[str]:
     """The base URL of a server over the catalogue that needs API_KEY."""
-    data_dir = tmp_path_factory.mktemp("web-keyed") / "data"
-    shutil.copytree(web_ingested, data_dir)
-    with _serving(create_app(_settings(data_dir, tiny_mert_dir, api_key=API_KEY))) as url:
+    with serve_catalogue("web-keyed", api_key=API_KEY) as url:
         yield url
 
 
