@@ -113,10 +113,13 @@ def serve_local(data_dir: Path, port: int) -> None:
     from soundalike.api.main import create_app
     from soundalike.api.services import Services
     from soundalike.api.settings import Settings
+    from soundalike.core.events import EventStream
 
     settings = Settings(data_dir=data_dir, log_level="warning")
 
-    def open_local(_settings: Settings) -> Store:
+    # Services' StoreOpener signature; the store's upkeep events are not measured here, so the
+    # stream is not handed on.
+    def open_local(_settings: Settings, _events: EventStream) -> Store:
         return open_local_store(data_dir)
 
     with Services(settings, store_opener=open_local) as services:
