@@ -13,6 +13,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
+COPY core core
 COPY ingest ingest
 COPY search search
 COPY api api
