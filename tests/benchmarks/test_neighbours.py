@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from patching import set_constants
 
 from benchmarks.neighbours import main
 from soundalike.search import neighbours
@@ -42,13 +43,17 @@ def test_the_store_size_grows_with_the_lists(
 def torch_cpu_as_device(monkeypatch: pytest.MonkeyPatch) -> None:
     """The --device path run on torch's CPU, standing in for CUDA, on the symmetric build."""
     pytest.importorskip("torch")
-    monkeypatch.setattr(neighbours, "products_device", lambda setting: "cpu")
-    monkeypatch.setattr(neighbours, "SYMMETRIC_MIN_ROWS", 1)
-    monkeypatch.setattr(neighbours, "BLOCK_ROWS", 64)
-    monkeypatch.setattr(neighbours, "SAMPLE_COLUMNS", 128)
-    monkeypatch.setattr(neighbours, "THRESHOLD_COLUMNS", 128)
-    monkeypatch.setattr(neighbours, "STRIP_COLUMNS", 200)
-    monkeypatch.setattr(neighbours, "DEVICE_COLUMNS", 2)
+    set_constants(
+        monkeypatch,
+        neighbours,
+        products_device=lambda setting: "cpu",
+        SYMMETRIC_MIN_ROWS=1,
+        BLOCK_ROWS=64,
+        SAMPLE_COLUMNS=128,
+        THRESHOLD_COLUMNS=128,
+        STRIP_COLUMNS=200,
+        DEVICE_COLUMNS=2,
+    )
 
 
 def test_the_device_rebuild_is_checked_against_numpy(

@@ -16,7 +16,13 @@ from soundalike.search.queries import artists_like
 from soundalike.search.store import Store, open_store
 
 from .conftest import DIM
-from .test_neighbours import add_artists, assert_stored_lists_exact, unit_rows
+from .test_neighbours import (
+    add_artists,
+    add_move_and_delete,
+    assert_stored_lists_exact,
+    unit_rows,
+    with_lists,
+)
 
 
 @pytest.fixture
@@ -57,9 +63,7 @@ def keys_of(answer: Any) -> list[str]:
 def test_lookups_come_from_memory_and_equal_the_store_and_live_answers(
     edge: Store, k5: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rng = np.random.default_rng(11)
-    keys = add_artists(edge, unit_rows(rng, 30, DIM))
-    edge.rebuild_neighbour_lists()
+    _, keys = with_lists(edge, 11, 30)
     assert edge.answers_from_memory()
 
     reads = Reads(edge, monkeypatch)
@@ -88,17 +92,10 @@ def test_upkeep_from_memory_reads_only_what_changed_and_stays_exact(
     edge: Store, k5: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(neighbour_lists, "FULL_REBUILD_SHARE", 1.0)
-    rng = np.random.default_rng(12)
-    keys = add_artists(edge, unit_rows(rng, 40, DIM))
-    edge.rebuild_neighbour_lists()
+    rng, keys = with_lists(edge, 12, 40)
     reads = Reads(edge, monkeypatch)
 
-    add_artists(edge, unit_rows(rng, 2, DIM), start=40)  # added
-    moved = edge.get_artist(keys[5], with_centroid=True)
-    assert moved is not None
-    moved.centroid = unit_rows(rng, 1, DIM)[0].tolist()
-    edge.upsert_artists([moved])  # changed
-    edge.delete_artist(keys[9])  # deleted: its row is refilled from the end
+    add_move_and_delete(edge, rng, keys)  # keys[9]'s row is refilled from the end
     edge.delete_artist(keys[39])
     assert not edge.answers_from_memory()  # the catalogue moved on: not served
     result = edge.update_neighbour_lists()
@@ -148,9 +145,7 @@ def test_a_restart_loads_the_copy_and_finds_nothing_changed(
 def test_artists_written_while_the_copy_loads_are_read_again(
     edge: Store, k5: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rng = np.random.default_rng(14)
-    keys = add_artists(edge, unit_rows(rng, 20, DIM))
-    edge.rebuild_neighbour_lists()
+    rng, keys = with_lists(edge, 14, 20)
     fresh = Store(edge.backend_for_tests)  # a second Store on the same backend: no copy yet
     backend = fresh.backend_for_tests
     real_scroll = backend.scroll

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from patching import set_constants
 
 from soundalike.core.artist_names import artist_key
 from soundalike.core.identity import artist_id64, artist_point_id
@@ -50,9 +51,9 @@ def assert_same(table: neighbours.NeighbourTable, expected: tuple[np.ndarray, np
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Several row blocks and a sampled first threshold, even on a small matrix."""
-    monkeypatch.setattr(neighbours, "BLOCK_BYTES", 4 * 300 * 37)
-    monkeypatch.setattr(neighbours, "SAMPLE_COLUMNS", 40)
-    monkeypatch.setattr(neighbours, "EXACT_ROWS", 7)
+    set_constants(
+        monkeypatch, neighbours, BLOCK_BYTES=4 * 300 * 37, SAMPLE_COLUMNS=40, EXACT_ROWS=7
+    )
 
 
 @pytest.fixture
@@ -60,15 +61,19 @@ def symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The symmetric full build on a small matrix: blocks of 16 rows, a 64-row sample (48 rows
     for its first thresholds), strips of 40 columns (not a whole number of blocks), and
     candidates narrowed as soon as a block holds two per list entry."""
-    monkeypatch.setattr(neighbours, "SYMMETRIC_MIN_ROWS", 1)
-    monkeypatch.setattr(neighbours, "BLOCK_ROWS", 16)
-    monkeypatch.setattr(neighbours, "SAMPLE_COLUMNS", 50)
-    monkeypatch.setattr(neighbours, "THRESHOLD_COLUMNS", 48)
-    monkeypatch.setattr(neighbours, "STRIP_COLUMNS", 40)
-    monkeypatch.setattr(neighbours, "COMPACT_PER_ENTRY", 2)
-    monkeypatch.setattr(neighbours, "EXACT_ROWS", 5)
-    # On a device: a 112-row sample, strips of 80 columns (the triangle still has several).
-    monkeypatch.setattr(neighbours, "DEVICE_COLUMNS", 2)
+    set_constants(
+        monkeypatch,
+        neighbours,
+        SYMMETRIC_MIN_ROWS=1,
+        BLOCK_ROWS=16,
+        SAMPLE_COLUMNS=50,
+        THRESHOLD_COLUMNS=48,
+        STRIP_COLUMNS=40,
+        COMPACT_PER_ENTRY=2,
+        EXACT_ROWS=5,
+        # On a device: a 112-row sample, strips of 80 columns (the triangle still has several).
+        DEVICE_COLUMNS=2,
+    )
 
 
 def clustered_rows(
@@ -116,7 +121,7 @@ def test_the_symmetric_build_on_torch_equals_numpy(
     ranks = rng.permutation(200)
     in_numpy = neighbours.build(matrix, ranks, k=10, spare=2)
     monkeypatch.setattr(neighbours, "products_device", lambda setting: "cpu")
-    on_torch = neighbours.build(matrix, ranks, k=10, spare=2, device="cuda")
+    on_torch = neighbours.build(matrix, ranks, k=10, spare=2, config=NeighbourConfig(device="cuda"))
     np.testing.assert_array_equal(on_torch.neighbours, in_numpy.neighbours)
     np.testing.assert_array_equal(on_torch.scores, in_numpy.scores)
     np.testing.assert_array_equal(on_torch.next_scores, in_numpy.next_scores)
@@ -142,7 +147,9 @@ def test_the_symmetric_build_on_cuda_equals_numpy(symmetric_blocks: None) -> Non
     # lists: the build's products turn it off, and back on after.
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        on_cuda = neighbours.build(matrix, ranks, k=10, spare=2, device="cuda")
+        on_cuda = neighbours.build(
+            matrix, ranks, k=10, spare=2, config=NeighbourConfig(device="cuda")
+        )
         assert torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -336,6 +343,25 @@ def stored_centroids(store: Store) -> tuple[list[str], np.ndarray]:
     return keys, np.asarray([artists[key].centroid for key in keys], dtype=np.float32)
 
 
+def with_lists(store: Store, seed: int, n: int) -> tuple[np.random.Generator, list[str]]:
+    """n random artists (from a generator seeded with `seed`) and their neighbour lists built;
+    gives the generator, to draw more from, and the artists' keys."""
+    rng = np.random.default_rng(seed)
+    keys = add_artists(store, unit_rows(rng, n, DIM))
+    store.rebuild_neighbour_lists()
+    return rng, keys
+
+
+def add_move_and_delete(store: Store, rng: np.random.Generator, keys: list[str]) -> None:
+    """Of 40 artists: two added (Artist 040 and 041), keys[5] moved, keys[9] deleted."""
+    add_artists(store, unit_rows(rng, 2, DIM), start=40)  # added
+    moved = store.get_artist(keys[5], with_centroid=True)
+    assert moved is not None
+    moved.centroid = unit_rows(rng, 1, DIM)[0].tolist()  # changed
+    store.upsert_artists([moved])
+    store.delete_artist(keys[9])  # deleted
+
+
 def assert_stored_lists_exact(store: Store, k: int) -> None:
     """Every stored list is the start of brute force over the stored centroids (ties by artist
     key): the k served entries at least, up to k + SPARE."""
@@ -397,16 +423,9 @@ def test_added_changed_and_deleted_artists_are_updated_incrementally(
     store: Store, k5: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(neighbour_lists, "FULL_REBUILD_SHARE", 1.0)
-    rng = np.random.default_rng(2)
-    keys = add_artists(store, unit_rows(rng, 40, DIM))
-    store.rebuild_neighbour_lists()
+    rng, keys = with_lists(store, 2, 40)
 
-    add_artists(store, unit_rows(rng, 2, DIM), start=40)  # added
-    moved = store.get_artist(keys[5], with_centroid=True)
-    assert moved is not None
-    moved.centroid = unit_rows(rng, 1, DIM)[0].tolist()  # changed
-    store.upsert_artists([moved])
-    store.delete_artist(keys[9])  # deleted
+    add_move_and_delete(store, rng, keys)
     assert store.neighbour_lists_version() is None
 
     result = store.update_neighbour_lists({keys[9]})
@@ -600,11 +619,12 @@ def test_a_rebuild_is_approximate_above_the_threshold_and_only_on_the_cpu(
 ) -> None:
     monkeypatch.setattr(neighbours, "PROBES", 2)
     matrix = clustered_rows(np.random.default_rng(13), 300, clusters=6)
-    assert neighbours.build(matrix, k=10, approximate_above=300).exact
-    assert not neighbours.build(matrix, k=10, approximate_above=299).exact
+    assert neighbours.build(matrix, k=10, config=NeighbourConfig(approximate_above=300)).exact
+    assert not neighbours.build(matrix, k=10, config=NeighbourConfig(approximate_above=299)).exact
     assert neighbours.build(matrix, k=10).exact  # no threshold: always exact
     monkeypatch.setattr(neighbours, "products_device", lambda setting: setting)  # a GPU
-    assert neighbours.build(matrix, k=10, approximate_above=299, device="cuda").exact
+    on_cuda = NeighbourConfig(device="cuda", approximate_above=299)
+    assert neighbours.build(matrix, k=10, config=on_cuda).exact
 
 
 def test_a_store_above_the_threshold_serves_approximate_lists_and_keeps_them_current(
