@@ -428,11 +428,12 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
         store = services.store()
         document: dict[str, Any] = {}
         if args.rebuild:
-            from soundalike.ingest.pipeline import counted_progress
+            from soundalike.ingest.pipeline import listening
 
+            # The bar is drawn from the store's UpkeepProgress events on the services' stream.
             shown = not args.json and sys.stderr.isatty()
-            with counted_progress("artist", "neighbour lists", shown) as advance:
-                done = store.rebuild_neighbour_lists(advance)
+            with listening(services.events, progress=shown):
+                done = store.rebuild_neighbour_lists()
             # Every artist point was rewritten, and so left the vector index: the live search
             # (filters, lookups off) would scan every centroid until it is rebuilt.
             store.optimize()

@@ -137,7 +137,10 @@ def measure_device(
     table, seconds = _timed(
         f"full rebuild of {n} artists, products on {device}",
         lambda progress: neighbours.build(
-            matrix, spare=neighbours.SPARE, device=device, progress=progress
+            matrix,
+            spare=neighbours.SPARE,
+            config=neighbours.NeighbourConfig(device=device),
+            progress=progress,
         ),
     )
     result: dict[str, Any] = {"device": device, "full_rebuild_s": round(seconds, 2)}

@@ -10,7 +10,7 @@ from pathlib import Path
 from soundalike.core.events import NO_EVENTS, EventStream, IngestOrigin
 from soundalike.ingest.engine import VectorEngine
 from soundalike.ingest.flow import IngestOptions, decode_embed_write, run
-from soundalike.ingest.sinks import IngestSummary, counted_progress, listening
+from soundalike.ingest.sinks import IngestSummary, listening
 from soundalike.ingest.sources import CatalogueSource
 from soundalike.ingest.stages import (
     Failure,
@@ -36,7 +36,6 @@ __all__ = [
     "PendingTrack",
     "Shard",
     "Writer",
-    "counted_progress",
     "decode",
     "decode_embed_write",
     "discover",

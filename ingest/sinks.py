@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -234,28 +234,3 @@ def listening(
         bar.close()
         report.close()
         summary.summary.report_error = report.error
-
-
-@contextlib.contextmanager
-def counted_progress(
-    unit: str, description: str, enabled: bool
-) -> Iterator[Callable[[int, int], None] | None]:
-    """A `(done, total)` callback drawing a tqdm bar on stderr, created on the first call and
-    closed on exit; None when disabled (pipes, `--json`). For `soundalike neighbours --rebuild`,
-    until the store's UpkeepProgress events draw that bar too."""
-    if not enabled:
-        yield None
-        return
-    bar: Any = None
-
-    def advance(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = _bar(unit, description, total)
-        bar.update(done - bar.n)
-
-    try:
-        yield advance
-    finally:
-        if bar is not None:
-            bar.close()

@@ -406,28 +406,22 @@ class NeighbourLists:
 
     # --- upkeep -----------------------------------------------------------------------------
 
-    def rebuild(self, progress: Progress | None = None) -> NeighbourListsUpdate:
+    def rebuild(self) -> NeighbourListsUpdate:
         """Computes every list from scratch and stores them."""
-        return self._refresh((), progress, force_full=True)
+        return self._refresh((), force_full=True)
 
-    def update(
-        self, changed_keys: Iterable[str] = (), progress: Progress | None = None
-    ) -> NeighbourListsUpdate:
+    def update(self, changed_keys: Iterable[str] = ()) -> NeighbourListsUpdate:
         """Brings the lists up to date: nothing when they are valid and nothing changed; the
         changed artists' lists and the lists they enter or leave when few changed; a rebuild
         when there are no valid lists or many changed. `changed_keys` are artists known to have
         changed; others are found from the lists' fingerprints."""
-        return self._refresh(changed_keys, progress, force_full=False)
+        return self._refresh(changed_keys, force_full=False)
 
-    def _refresh(
-        self, changed_keys: Iterable[str], progress: Progress | None, *, force_full: bool
-    ) -> NeighbourListsUpdate:
+    def _refresh(self, changed_keys: Iterable[str], *, force_full: bool) -> NeighbourListsUpdate:
         started = time.monotonic()
 
         def report(done: int, total: int) -> None:
             self._events.emit(UpkeepProgress("neighbour_lists", done, total))
-            if progress is not None:
-                progress(done, total)
 
         version = self.catalogue_version() or self.bump_catalogue_version()
         record = self._record()

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from soundalike.search.neighbours.approximate import build_approximate
-from soundalike.search.neighbours.config import APPROXIMATE_ABOVE, NeighbourConfig
+from soundalike.search.neighbours.config import APPROXIMATE_ABOVE, EXACT_ON_CPU, NeighbourConfig
 from soundalike.search.neighbours.exact import (
     _compute_rows,
     _ranks,
@@ -120,20 +120,16 @@ def build(
     k: int = K,
     spare: int = 0,
     progress: Progress | None = None,
-    device: str = "cpu",
     one_sided: bool = False,
-    approximate_above: int | None = None,
-    config: NeighbourConfig | None = None,
+    config: NeighbourConfig = EXACT_ON_CPU,
 ) -> NeighbourTable:
-    """Every row's exact top k + spare other rows, by blocked matrix products; `device` is
-    the device setting (`auto`, `cpu`, `cuda`, `cuda:N`) for the products of a catalogue
+    """Every row's exact top k + spare other rows, by blocked matrix products; `config.device`
+    is the device setting (`auto`, `cpu`, `cuda`, `cuda:N`) for the products of a catalogue
     large enough to take the symmetric path (see `products_device`). `one_sided`: every row
     against every artist instead, in numpy (twice the products; for measuring). With more
-    rows than `approximate_above` and the products on the CPU: `build_approximate`'s lists.
-    `config`: the store's settings as one object, in place of `device` and `approximate_above`
-    (the loose keywords stay for measuring one build)."""
-    if config is not None:
-        device, approximate_above = config.device, config.approximate_above
+    rows than `config.approximate_above` and the products on the CPU: `build_approximate`'s
+    lists."""
+    device, approximate_above = config.device, config.approximate_above
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     n = matrix.shape[0]
     if (

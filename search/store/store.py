@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -376,24 +376,19 @@ class Store(Closing):
         """Whether "artists like X" is answered from the in-memory lists now."""
         return self._collections.ready() and self._neighbour_lists.served() is not None
 
-    def rebuild_neighbour_lists(
-        self, progress: Callable[[int, int], None] | None = None
-    ) -> NeighbourListsUpdate:
-        """Recomputes and stores every artist's neighbour list; `progress(done, total)`."""
+    def rebuild_neighbour_lists(self) -> NeighbourListsUpdate:
+        """Recomputes and stores every artist's neighbour list (progress: UpkeepProgress
+        events)."""
         if not self._collections.ready():
             return NeighbourListsUpdate(True, 0, 0, 0, 0.0)
-        return self._counted(self._neighbour_lists.rebuild(progress))
+        return self._counted(self._neighbour_lists.rebuild())
 
-    def update_neighbour_lists(
-        self,
-        changed_keys: Iterable[str] = (),
-        progress: Callable[[int, int], None] | None = None,
-    ) -> NeighbourListsUpdate:
+    def update_neighbour_lists(self, changed_keys: Iterable[str] = ()) -> NeighbourListsUpdate:
         """Brings the lists up to date after centroid changes: incrementally when few artists
         changed (`changed_keys`, plus any the lists show changed), else by a rebuild."""
         if not self._collections.ready():
             return NeighbourListsUpdate(False, 0, 0, 0, 0.0)
-        return self._counted(self._neighbour_lists.update(changed_keys, progress))
+        return self._counted(self._neighbour_lists.update(changed_keys))
 
     def _counted(self, update: NeighbourListsUpdate) -> NeighbourListsUpdate:
         # A rewritten payload moves its point out of the indexed segment (copy on write).
