@@ -55,6 +55,23 @@ def _add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document on the last line")
 
 
+# Where a catalogue folder's artist comes from (the library's own flag on `serve` too).
+ARTIST_FROM = ["folders", "tags"]
+
+
+def _add_artist_from_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--artist-from", choices=ARTIST_FROM, default="folders")
+
+
+def _add_workers_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, help="decoding processes (default 2)")
+
+
+def _add_server_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--server URL`: a running `soundalike serve` the command talks to instead of the store."""
+    parser.add_argument("--server", metavar="URL", help=what)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="soundalike", description="Which artists sound like X? Audio similarity with MERT."
@@ -70,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder (artist = first level), a .csv/.jsonl manifest, or a Subsonic server "
         "subsonic+http(s)://USER@HOST:PORT[/base] (password: SOUNDALIKE_SUBSONIC_PASSWORD)",
     )
-    ingest.add_argument("--artist-from", choices=["folders", "tags"], default="folders")
-    ingest.add_argument("--workers", type=int, help="decoding processes (default 2)")
+    _add_artist_from_flag(ingest)
+    _add_workers_flag(ingest)
     ingest.add_argument(
         "--force",
         action="store_true",
@@ -79,10 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--shard", help="i/N: only artists whose key hashes to i of N")
     ingest.add_argument("--report", type=Path, help="append one JSON line per file to FILE")
-    ingest.add_argument(
-        "--server",
-        metavar="URL",
-        help="hand the folder to the running `soundalike serve` at URL (its library scans it)",
+    _add_server_flag(
+        ingest, "hand the folder to the running `soundalike serve` at URL (its library scans it)"
     )
     ingest.add_argument(
         "--rebuild-centroids",
@@ -148,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--artist-from",
-        choices=["folders", "tags"],
+        choices=ARTIST_FROM,
         dest="library_artist_from",
         help="artist of a library file: first folder level (default) or tags",
     )
@@ -158,9 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     library = commands.add_parser("library", help="a running server's library")
     library_commands = library.add_subparsers(dest="library_command", required=True)
     library_status = library_commands.add_parser("status", help="print the library's state")
-    library_status.add_argument(
-        "--server", metavar="URL", help="the server (default: the one owning the data dir)"
-    )
+    _add_server_flag(library_status, "the server (default: the one owning the data dir)")
     library_status.add_argument("--data-dir", dest="data_dir", help="embedded store folder")
     _add_json_flag(library_status)
 
@@ -168,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out_flag(demo, "soundalike-demo", "folder for the catalogue and its store")
     demo.add_argument("--model", help="hub id or local directory (default m-a-p/MERT-v1-95M)")
     demo.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
-    demo.add_argument("--workers", type=int, help="decoding processes (default 2)")
+    _add_workers_flag(demo)
 
     evaluate = commands.add_parser(
         "eval", help="how well the vectors separate artists: metrics, layer sweep, chunking"
@@ -190,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure after subtracting the catalogue mean vector",
     )
     evaluate.add_argument("--k", type=int, default=5, help="k of precision@k and overlap@k")
-    evaluate.add_argument("--artist-from", choices=["folders", "tags"], default="folders")
+    _add_artist_from_flag(evaluate)
     _add_model_flags(evaluate)
     _add_store_flags(evaluate)
     _add_json_flag(evaluate)
