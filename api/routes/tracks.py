@@ -14,7 +14,8 @@ from soundalike.api.schemas import ErrorBody, SimilarTracks, TrackInfo, TrackLis
 from soundalike.search.queries import MAX_LIMIT, require_track, tracks_like
 from soundalike.search.text_search import MAX_SEARCH_LIMIT, find_tracks
 
-router = APIRouter(prefix="/tracks", tags=["tracks"])
+# Every route here needs the key, validates its parameters and reads the store.
+router = APIRouter(prefix="/tracks", tags=["tracks"], responses=error_responses(401, 422, 503))
 
 TrackId = Annotated[UUID, Path(description="A track id, as listed by /artists/{artist}.")]
 TrackGenre = Annotated[str | None, Query(max_length=200, description="Only tracks of this genre.")]
@@ -25,7 +26,6 @@ TrackYear = Annotated[int | None, Query(ge=0, le=9999, description="Only tracks 
 @router.get(
     "",
     summary="Tracks by title, artist or album (a substring, any case or accents)",
-    responses=error_responses(401, 422, 503),
 )
 def search_tracks_by_text(
     store: StoreDep,
@@ -43,7 +43,7 @@ def search_tracks_by_text(
 @router.get(
     "/{track_id}",
     summary="One track's metadata",
-    responses=error_responses(401, 404, 422, 503, not_found=ErrorBody),
+    responses=error_responses(404, not_found=ErrorBody),
 )
 def get_one_track(store: StoreDep, track_id: TrackId) -> TrackInfo:
     return TrackInfo.from_track(require_track(store, str(track_id)))
@@ -52,7 +52,7 @@ def get_one_track(store: StoreDep, track_id: TrackId) -> TrackInfo:
 @router.get(
     "/{track_id}/similar",
     summary="Tracks that sound like this one (never itself)",
-    responses=error_responses(401, 404, 422, 503, not_found=ErrorBody),
+    responses=error_responses(404, not_found=ErrorBody),
 )
 def similar_tracks(
     store: StoreDep,
