@@ -24,6 +24,13 @@ ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 SIMILAR = "/artists/eclair%20ensemble/similar"
 
 
+def lists_in_memory(client: TestClient) -> Any:
+    """The app's services, once they answer artists-like-X from the lists in memory."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.wait_until_in_memory()
+    return services
+
+
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """The route's calls of artists_like: its keyword arguments and the thread it ran on."""
@@ -85,9 +92,7 @@ def test_only_a_valid_in_process_lookup_runs_on_the_event_loop(
     make_client: ClientFactory, calls: list[dict[str, Any]]
 ) -> None:
     with make_client() as client:
-        services = client.app.state.services  # type: ignore[attr-defined]
-        services.wait_until_in_memory()
-        assert services.store().answers_from_memory()
+        assert lists_in_memory(client).store().answers_from_memory()
         for query in ("", "?genre=none-such", "?explain=true"):
             assert client.get(SIMILAR + query).status_code == 200
         loop_thread = calls[0]["thread"]
@@ -103,9 +108,7 @@ def test_stale_lists_send_the_query_to_the_threadpool(
     make_client: ClientFactory, calls: list[dict[str, Any]]
 ) -> None:
     with make_client() as client:
-        services = client.app.state.services  # type: ignore[attr-defined]
-        services.wait_until_in_memory()
-        store = services.store()
+        store = lists_in_memory(client).store()
         first = client.get(SIMILAR).json()
         # The same artist written again: the catalogue version moves on, the lists are stale
         # until their upkeep, and the live search answers (the same artists) off the loop.
@@ -184,7 +187,7 @@ def test_the_fast_path_answers_the_plain_lookup_byte_for_byte_as_the_route(
     make_client: ClientFactory, fast_answers: list[bool]
 ) -> None:
     with make_client() as client:
-        client.app.state.services.wait_until_in_memory()  # type: ignore[attr-defined]
+        lists_in_memory(client)
         for query in ("", "?limit=2", "?min_tracks=3&limit=1", "?limit=100"):
             fast_answers.clear()
             fast = client.get(SIMILAR + query)
@@ -214,7 +217,7 @@ def test_the_fast_path_answers_the_plain_lookup_byte_for_byte_as_the_route(
 def test_what_the_fast_path_cannot_answer_exactly_goes_to_the_route(
     client: TestClient, fast_answers: list[bool], path: str, status: int
 ) -> None:
-    client.app.state.services.wait_until_in_memory()  # type: ignore[attr-defined]
+    lists_in_memory(client)
     response = client.get(path)
     assert response.status_code == status, response.text
     assert fast_answers == [False]
@@ -227,7 +230,7 @@ def test_the_fast_path_needs_the_key_as_the_route_does(
 ) -> None:
     key = "k" * 32
     with make_client(api_key=key) as client:
-        client.app.state.services.wait_until_in_memory()  # type: ignore[attr-defined]
+        lists_in_memory(client)
         assert client.get(SIMILAR).status_code == 401
         wrong = client.get(SIMILAR, headers={"Authorization": "Bearer " + "w" * 32})
         assert wrong.status_code == 401

@@ -96,3 +96,17 @@ def empty_store(backend_kind: str, data_dir: Path) -> Iterator[Store]:
 def store(empty_store: Store, spec: EmbeddingSpec) -> Store:
     empty_store.ensure_spec(spec)
     return empty_store
+
+
+@pytest.fixture
+def stored_tracks(store: Store, make_track: MakeTrack) -> Callable[[list[str], int], list[Track]]:
+    """stored_tracks(artists, per_artist): tracks 0 to per_artist - 1 of each artist written to
+    the store, with their artists' centroids; gives the tracks."""
+
+    def add(artists: list[str], per_artist: int) -> list[Track]:
+        made = [make_track(artist, n) for artist in artists for n in range(per_artist)]
+        store.upsert_tracks(made)
+        store.recompute_centroids({t.artist_key for t in made})
+        return made
+
+    return add

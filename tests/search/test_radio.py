@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -9,17 +11,13 @@ from soundalike.core.errors import ArtistNotFound, InvalidRequest, TrackNotFound
 from soundalike.core.types import Track
 from soundalike.search.radio import Seed, radio
 from soundalike.search.store import Store
-from tests.search.conftest import MakeTrack
 
 ARTISTS = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon"]
 
 
 @pytest.fixture
-def tracks(store: Store, make_track: MakeTrack) -> list[Track]:
-    made = [make_track(artist, n) for artist in ARTISTS for n in range(6)]
-    store.upsert_tracks(made)
-    store.recompute_centroids({t.artist_key for t in made})
-    return made
+def tracks(stored_tracks: Callable[[list[str], int], list[Track]]) -> list[Track]:
+    return stored_tracks(ARTISTS, 6)
 
 
 def _brute_force(
