@@ -51,7 +51,6 @@ class Querier:
         self.failures: list[str] = []
         self.answered = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         routes = [f"/artists/{self.artist}/similar?limit=5", "/artists?limit=100", "/library"]
@@ -67,13 +66,18 @@ class Querier:
                 self.answered += 1
             time.sleep(0.02)
 
-    def __enter__(self) -> Querier:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
+    @classmethod
+    @contextmanager
+    def running(cls, http: httpx.Client, artist: str) -> Iterator[Querier]:
+        """A Querier asking in its thread for as long as the `with` lasts."""
+        querier = cls(http, artist)
+        thread = threading.Thread(target=querier._run, daemon=True)
+        thread.start()
+        try:
+            yield querier
+        finally:
+            querier._stop.set()
+            thread.join(30)
 
 
 @pytest.fixture
@@ -143,7 +147,7 @@ def test_a_served_library_follows_its_folder_while_answering_queries(
         assert state["files_seen"] == 4 and state["ingested"] == 4
         assert state["roots"] == [str(root)] and state["last_scan_finished"] is not None
 
-        with Querier(http, "Ana Ruiz") as querier:
+        with Querier.running(http, "Ana Ruiz") as querier:
             # A new artist folder, then 200 files at once (a folder moved in).
             write_song(root / "Cy Moss" / "0.flac", 2, 0)
             converge(lambda: artists(http).get("Cy Moss") == 1, "a new artist folder")
@@ -207,13 +211,26 @@ def test_a_served_library_follows_its_folder_while_answering_queries(
         )  # a retagged file's old point is replaced, not counted
 
 
+@contextmanager
+def polled_library(
+    served_library: Callable[..., AbstractContextManager[httpx.Client]],
+    root: Path,
+    *,
+    rescan_seconds: float,
+) -> Iterator[httpx.Client]:
+    """A server on a library of one song by Ana Ruiz, not watched (polled every
+    `rescan_seconds`), once its first scan has found the song."""
+    write_song(root / "Ana Ruiz" / "0.flac", 0, 0)
+    with served_library(root, library_watch=False, library_rescan_seconds=rescan_seconds) as http:
+        converge(lambda: artists(http) == {"Ana Ruiz": 1}, "the first scan")
+        yield http
+
+
 def test_polling_fallback_and_rescan_now(
     tmp_path: Path, served_library: Callable[..., AbstractContextManager[httpx.Client]]
 ) -> None:
     root = tmp_path / "music"
-    write_song(root / "Ana Ruiz" / "0.flac", 0, 0)
-    with served_library(root, library_watch=False, library_rescan_seconds=3600) as http:
-        converge(lambda: artists(http) == {"Ana Ruiz": 1}, "the first scan")
+    with polled_library(served_library, root, rescan_seconds=3600) as http:
         converge(lambda: library(http)["state"] == "idle", "idle: no events followed")
         write_song(root / "Bo Lind" / "0.flac", 1, 0)
         time.sleep(1.5)
@@ -231,9 +248,7 @@ def test_periodic_rescan_without_events(
     tmp_path: Path, served_library: Callable[..., AbstractContextManager[httpx.Client]]
 ) -> None:
     root = tmp_path / "music"
-    write_song(root / "Ana Ruiz" / "0.flac", 0, 0)
-    with served_library(root, library_watch=False, library_rescan_seconds=1.0) as http:
-        converge(lambda: artists(http) == {"Ana Ruiz": 1}, "the first scan")
+    with polled_library(served_library, root, rescan_seconds=1.0) as http:
         write_song(root / "Bo Lind" / "0.flac", 1, 0)
         (root / "Ana Ruiz" / "0.flac").unlink()
         converge(lambda: artists(http) == {"Bo Lind": 1}, "the periodic rescan")
