@@ -59,6 +59,16 @@ class ExcerptPolicy:
         return [round(i * last / (self.count - 1)) for i in range(self.count)]
 
 
+@dataclass(frozen=True)
+class ExcerptRead:
+    """What decoding reads of a file: the excerpt `policy`, the window length, and the rate
+    the audio is resampled to (a remote source fetches only that part ahead)."""
+
+    policy: ExcerptPolicy
+    window_seconds: float
+    sample_rate: int
+
+
 @dataclass
 class DecodedAudio:
     """The excerpt windows of one file, mono float32 at `sample_rate`."""

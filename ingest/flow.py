@@ -29,7 +29,7 @@ from soundalike.core.events import (
 from soundalike.core.types import Track
 from soundalike.ingest.defaults import DEFAULT_WORKERS
 from soundalike.ingest.engine import VectorEngine
-from soundalike.ingest.excerpt import DecodedAudio
+from soundalike.ingest.excerpt import DecodedAudio, ExcerptRead
 from soundalike.ingest.sources import CatalogueSource
 from soundalike.ingest.stages import (
     PendingTrack,
@@ -267,7 +267,8 @@ def decode_embed_write(
     # decoded: it can download ahead and fetch only the excerpt (HTTP Range).
     decoding = engine.decoding
     source.prepare_fetch(
-        [item.track for item in todo], decoding.excerpt, decoding.window_seconds, engine.sample_rate
+        [item.track for item in todo],
+        ExcerptRead(decoding.excerpt, decoding.window_seconds, engine.sample_rate),
     )
     batch: list[tuple[PendingTrack, DecodedAudio]] = []
     windows_in_batch = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from soundalike.ingest.excerpt import ExcerptPolicy
+    from soundalike.ingest.excerpt import ExcerptRead
 
 
 def displayable(text: str) -> str:
@@ -85,13 +85,7 @@ class CatalogueSource(Protocol):
         """Of the stored tracks' locations, those this source owns but no longer lists."""
         ...
 
-    def prepare_fetch(
-        self,
-        tracks: Sequence[SourceTrack],
-        policy: ExcerptPolicy,
-        window_seconds: float,
-        sample_rate: int,
-    ) -> None:
+    def prepare_fetch(self, tracks: Sequence[SourceTrack], excerpt: ExcerptRead) -> None:
         """The tracks the flow will ask `audio_file` for, in order, and which excerpt it
         decodes (a remote source downloads ahead and fetches only the excerpt)."""
         ...
@@ -110,13 +104,7 @@ class SourceBase:
     def missing(self, stored_locations: Iterable[str]) -> set[str]:
         return set()
 
-    def prepare_fetch(
-        self,
-        tracks: Sequence[SourceTrack],
-        policy: ExcerptPolicy,
-        window_seconds: float,
-        sample_rate: int,
-    ) -> None:
+    def prepare_fetch(self, tracks: Sequence[SourceTrack], excerpt: ExcerptRead) -> None:
         return None  # a local file is read when it is decoded: nothing to fetch ahead
 
     def check(self) -> None:

@@ -44,7 +44,7 @@ import httpx
 
 from soundalike.core.errors import AudioError
 from soundalike.core.types import Track
-from soundalike.ingest.excerpt import ExcerptPolicy
+from soundalike.ingest.excerpt import ExcerptRead
 from soundalike.ingest.sources.base import AbstractAudioFile, Problem, SourceBase, SourceTrack
 from soundalike.ingest.sources.subsonic_client import (
     ATTEMPTS,
@@ -127,7 +127,7 @@ class SubsonicSource(SourceBase):
         )
         self.description = f"Subsonic server {self.address.display}"
         self._listed: set[str] | None = None
-        self._excerpt: tuple[ExcerptPolicy, float, int] | None = None
+        self._excerpt: ExcerptRead | None = None
         self._durations: dict[str, int] = {}
         # Downloads: one scratch folder for this source (removed by close(), or when the source
         # is collected or the process exits), one subfolder per song.
@@ -143,18 +143,12 @@ class SubsonicSource(SourceBase):
         self._next_upcoming = 0
         self._songs_without_server = 0
 
-    def prepare_fetch(
-        self,
-        tracks: Sequence[SourceTrack],
-        policy: ExcerptPolicy,
-        window_seconds: float,
-        sample_rate: int,
-    ) -> None:
+    def prepare_fetch(self, tracks: Sequence[SourceTrack], excerpt: ExcerptRead) -> None:
         """The songs the pipeline will ask for, in its order, and what it will decode of them:
         downloads run ahead of the decoder (PARALLEL_DOWNLOADS at once, at most PREFETCH_AHEAD
         files waiting on disk), and a PCM WAV song is fetched as its excerpt only (HTTP Range,
         subsonic_excerpt.py). Without this call each song is downloaded whole, when asked."""
-        self._excerpt = (policy, window_seconds, sample_rate)
+        self._excerpt = excerpt
         with self._lock:
             self._upcoming = list(tracks)
             self._next_upcoming = 0
@@ -266,12 +260,12 @@ class SubsonicSource(SourceBase):
         (header, tail, each window with margins); False when that does not apply (another
         format, a server that ignores Range, an excerpt that is most of the file)."""
         suffix = str(track.extra.get("suffix") or "").lower()
-        if self._excerpt is None or suffix not in WAV_SUFFIXES:
+        excerpt = self._excerpt
+        if excerpt is None or suffix not in WAV_SUFFIXES:
             return False
-        policy, window_seconds, sample_rate = self._excerpt
         listed_seconds = self._durations.get(track.source_id)
         if listed_seconds is not None and not worth_a_partial_read(
-            listed_seconds, policy, window_seconds
+            listed_seconds, excerpt.policy, excerpt.window_seconds
         ):
             return False  # a short song: one whole download, not a header read first
         head = self.client.read_range(track.source_id, 0, HEADER_BYTES)
@@ -282,7 +276,11 @@ class SubsonicSource(SourceBase):
         if layout is None:
             return False
         ranges = excerpt_byte_ranges(
-            layout, total, policy=policy, window_seconds=window_seconds, sample_rate=sample_rate
+            layout,
+            total,
+            policy=excerpt.policy,
+            window_seconds=excerpt.window_seconds,
+            sample_rate=excerpt.sample_rate,
         )
         if ranges is None:
             return False

@@ -21,7 +21,7 @@ from soundalike.core.events import (
 from soundalike.ingest.devtools.synth import synth_track, write_audio, write_catalogue
 from soundalike.ingest.embed import MertEmbedder
 from soundalike.ingest.engine import Decoding, VectorEngine
-from soundalike.ingest.excerpt import ExcerptPolicy
+from soundalike.ingest.excerpt import ExcerptPolicy, ExcerptRead
 from soundalike.ingest.library import Library, LibraryConfig
 from soundalike.ingest.library.files import LibrarySource
 from soundalike.ingest.pipeline import IngestOptions, ingest
@@ -166,13 +166,7 @@ class _Minimal(SourceBase):
 
         return nullcontext(path)
 
-    def prepare_fetch(
-        self,
-        tracks: Sequence[SourceTrack],
-        policy: ExcerptPolicy,
-        window_seconds: float,
-        sample_rate: int,
-    ) -> None:
+    def prepare_fetch(self, tracks: Sequence[SourceTrack], excerpt: ExcerptRead) -> None:
         self.prepared = [t.source_id for t in tracks]
 
 
@@ -181,7 +175,8 @@ def test_sources_declare_their_hooks_with_no_op_defaults(catalogue: Path) -> Non
     assert base.lists_everything is False
     assert base.missing(["x"]) == set()
     assert base.check() is None
-    assert base.prepare_fetch([], ExcerptPolicy.parse("centre"), 30.0, 24_000) is None
+    excerpt = ExcerptRead(ExcerptPolicy.parse("centre"), 30.0, 24_000)
+    assert base.prepare_fetch([], excerpt) is None
     assert FolderSource.lists_everything is False
     assert SubsonicSource.lists_everything is True
     assert LibrarySource.lists_everything is True
