@@ -105,6 +105,17 @@ def catalogue(url: str) -> dict[str, list[str]]:
     return found
 
 
+def soundalike(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`soundalike ARGS` run to its end in a child process with `env`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "soundalike.api.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_killed_mid_scan_a_server_resumes_and_ends_complete(
     tmp_path: Path, tiny_mert_dir: Path
 ) -> None:
@@ -144,37 +155,20 @@ def test_killed_mid_scan_a_server_resumes_and_ends_complete(
         new_folder = root / "Dee Vo"
         write_song(new_folder / "a.flac", 7, 0)
         write_song(new_folder / "b.flac", 7, 1)
-        cli = [sys.executable, "-m", "soundalike.api.cli"]
-        refused = subprocess.run(
-            [*cli, "ingest", str(new_folder)], env=env, capture_output=True, text=True, timeout=120
-        )
+        refused = soundalike(env, "ingest", str(new_folder))
         assert refused.returncode == 1
         assert "soundalike serve" in refused.stderr and f"--server {url}" in refused.stderr
         assert f"pid {refused.stderr.split('(pid ')[1].split(')')[0]}" in refused.stderr
-        handed = subprocess.run(
-            [*cli, "ingest", str(new_folder), "--server", url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        handed = soundalike(env, "ingest", str(new_folder), "--server", url)
         assert handed.returncode == 0, handed.stderr
         assert "handed" in handed.stdout
         converge(lambda: len(catalogue(url).get("Dee Vo", [])) == 2, "the handed-over folder")
         outside = tmp_path / "elsewhere"
         outside.mkdir()
-        refused_outside = subprocess.run(
-            [*cli, "ingest", str(outside), "--server", url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        refused_outside = soundalike(env, "ingest", str(outside), "--server", url)
         assert refused_outside.returncode == 1
         assert "not under the server's library folders" in refused_outside.stderr
 
-        status = subprocess.run(
-            [*cli, "library", "status"], env=env, capture_output=True, text=True, timeout=120
-        )
+        status = soundalike(env, "library", "status")
         assert status.returncode == 0, status.stderr
         assert "library: watching" in status.stdout and str(root) in status.stdout

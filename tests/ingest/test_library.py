@@ -212,13 +212,22 @@ def test_a_copied_album_arrives_as_one_batch(
     assert library.status().ingested == 13
 
 
+def polled_library(
+    make_library: Callable[..., tuple[Library, CountingEngine]], store: Store, song: Path
+) -> Library:
+    """A library of one song by Ana Ruiz at `song` (its root two folders up), not watched but
+    rescanned every second, once its first scan has stored the song."""
+    write_song(song, 0, 0)
+    library, _ = make_library(song.parent.parent, watch=False, rescan_seconds=1.0)
+    converge(lambda: catalogue(store) == {"Ana Ruiz": 1}, "the first scan")
+    return library
+
+
 def test_polling_finds_changes_without_events(
     tmp_path: Path, store: Store, make_library: Callable[..., tuple[Library, CountingEngine]]
 ) -> None:
     root = tmp_path / "music"
-    write_song(root / "Ana Ruiz" / "one.flac", 0, 0)
-    library, _ = make_library(root, watch=False, rescan_seconds=1.0)
-    converge(lambda: catalogue(store) == {"Ana Ruiz": 1}, "the first scan")
+    library = polled_library(make_library, store, root / "Ana Ruiz" / "one.flac")
     converge(settled(library), "idle")
     assert library.status().state == "idle"
     write_song(root / "Bo Lind" / "one.flac", 1, 0)
@@ -360,9 +369,7 @@ def test_an_empty_mount_point_keeps_its_tracks(
     tmp_path: Path, store: Store, make_library: Callable[..., tuple[Library, CountingEngine]]
 ) -> None:
     root = tmp_path / "nas"
-    write_song(root / "Ana Ruiz" / "a.flac", 0, 0)
-    library, _ = make_library(root, watch=False, rescan_seconds=1.0)
-    converge(lambda: catalogue(store) == {"Ana Ruiz": 1}, "the first scan")
+    library = polled_library(make_library, store, root / "Ana Ruiz" / "a.flac")
     shutil.move(root / "Ana Ruiz", tmp_path / "Ana Ruiz")  # "unmounted": the folder is empty
     converge(
         lambda: any("empty" in f["reason"] for f in library.status().failures),
