@@ -86,6 +86,11 @@ def bench_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
     )
 
 
+def int_list(text: str) -> list[int]:
+    """An argparse `type`: a comma list of whole numbers (`64,128,256`)."""
+    return [int(part) for part in text.split(",") if part]
+
+
 def print_document(document: dict[str, Any], *, text: str | None = None) -> None:
     """Optional human-readable text, then the JSON document on the last line of stdout."""
     if text:

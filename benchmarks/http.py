@@ -413,6 +413,17 @@ def markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The load generators' knobs: flag, type, default, help.
+DRIVER_FLAGS: tuple[tuple[str, type, float, str], ...] = (
+    ("--seconds", float, 10.0, "per route, wrk driver"),
+    ("--warmup-seconds", float, 2.0, "unmeasured wrk run before each route"),
+    ("--requests", int, 4000, "per route, python driver, embedded store"),
+    ("--local-requests", int, 200, "per route, python driver, qdrant-client local mode (slower)"),
+    ("--max-seconds", float, 60.0, "python driver: most seconds per route, whatever the count"),
+    ("--warmup", int, 5, "python driver: unmeasured requests per client"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--artists", type=int, default=100_000)
@@ -441,34 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="load generator (default: wrk when installed)",
     )
     parser.add_argument("--wrk", default="wrk", help=argparse.SUPPRESS)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per route, wrk driver")
-    parser.add_argument(
-        "--warmup-seconds",
-        type=float,
-        default=2.0,
-        dest="warmup_seconds",
-        help="unmeasured wrk run before each route",
-    )
-    parser.add_argument(
-        "--requests", type=int, default=4000, help="per route, python driver, embedded store"
-    )
-    parser.add_argument(
-        "--local-requests",
-        type=int,
-        default=200,
-        dest="local_requests",
-        help="per route, python driver, qdrant-client local mode (much slower)",
-    )
-    parser.add_argument(
-        "--max-seconds",
-        type=float,
-        default=60.0,
-        dest="max_seconds",
-        help="python driver: stop a route's run after this long, whatever the count",
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=5, help="python driver: unmeasured requests per client"
-    )
+    for flag, kind, default, text in DRIVER_FLAGS:
+        parser.add_argument(flag, type=kind, default=default, help=text)
     parser.add_argument(
         "--no-live",
         action="store_false",
@@ -478,16 +463,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shared-cores",
         action="store_true",
-        dest="shared_cores",
         help="let server and load generator use every core (no pinning)",
     )
     parser.add_argument("--backends", default="edge,local", help="edge, local or both")
     parser.add_argument("--routes", nargs="*", help="only routes containing one of these")
-    parser.add_argument("--start-timeout", type=float, default=600.0, dest="start_timeout")
+    parser.add_argument("--start-timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, help="keep the data here (default: a temp dir)")
     parser.add_argument("--record", type=Path, help="append the markdown section to this file")
     parser.add_argument("--json", action="store_true", help="only the JSON document")
-    parser.add_argument("--serve-local", type=Path, dest="serve_local", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-local", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     return parser
 

@@ -350,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backends", default="edge,local", help="comma list: edge, local")
     parser.add_argument("--dir", type=Path, default=None, help="scratch dir (default: a tmp dir)")
     parser.add_argument("--recall", action="store_true", help="measure search recall instead")
-    parser.add_argument("--ef", default="64,128,256,512", help="comma list of hnsw_ef values")
+    parser.add_argument(
+        "--ef", type=common.int_list, default="64,128,256,512", help="comma list of hnsw_ef values"
+    )
     parser.add_argument("--hnsw-m", type=int, default=None)
     parser.add_argument("--hnsw-ef-construct", type=int, default=None)
     parser.add_argument("--int8", action="store_true", help="scalar int8 quantization")
@@ -402,7 +404,7 @@ def _run_recall(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         path,
         n_artists=args.artists,
         n_queries=args.queries,
-        efs=[int(ef) for ef in args.ef.split(",") if ef],
+        efs=args.ef,
         hnsw_m=args.hnsw_m,
         hnsw_ef_construct=args.hnsw_ef_construct,
         quantize_int8=args.int8,

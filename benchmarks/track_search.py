@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracks", type=int, default=1_000_000)
     parser.add_argument("--per-artist", type=int, default=10, help="tracks per artist")
     parser.add_argument("--queries", type=int, default=500, help="queries of each kind")
-    parser.add_argument("--ef", default="64,128,256", help="comma list of hnsw_ef values")
+    parser.add_argument(
+        "--ef", type=common.int_list, default="64,128,256", help="comma list of hnsw_ef values"
+    )
     parser.add_argument(
         "--oversampling",
         default="default",
@@ -247,7 +249,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tracks < 2 * args.queries or args.per_artist < 1:
         parser.error("--tracks must be at least twice --queries, --per-artist at least 1")
-    efs = [int(ef) for ef in args.ef.split(",") if ef]
     settings = [s for s in args.settings.split(",") if s]
     if set(settings) - set(SETTINGS):
         parser.error(f"--settings takes {', '.join(SETTINGS)}")
@@ -291,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         del vectors
         rows = []
         for setting in settings:
-            for ef in efs:
+            for ef in args.ef:
                 for oversampling in oversamplings if setting == "int8" else [None]:
                     row = run_isolated(
                         measure_in_process,
