@@ -1,6 +1,6 @@
 # Two entry points for a new user (README "Quick start"); both are idempotent.
 #   make demo   set up .venv and run `soundalike demo`
-#   make test   set up .venv with the test extras and run ruff + the whole test suite (CI runs this)
+#   make test   set up .venv with the test extras, run ruff, mypy and every test (CI runs this)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -38,6 +38,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: lint $(SUPYSONIC_VENV)/.installed
 	$(BIN)/python -m pytest

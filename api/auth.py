@@ -102,7 +102,7 @@ class KeyCheck:
         path: str = scope["path"]
         refusal: Refusal = next(
             (answer for prefix, answer in self._refusals if path.startswith(prefix)),
-            domain_error_handler,  # type: ignore[arg-type]
+            domain_error_handler,
         )
         # Labelled with the route it was refused on (metrics, logs): matched only when refused.
         scope["route"] = next((r for r in self._routes if r.matches(scope)[0] == Match.FULL), None)
