@@ -21,6 +21,7 @@ from soundalike.core.events import (
     EventStream,
     FailureClass,
     IngestOrigin,
+    Stage,
     StageTimed,
     TrackFailed,
     TracksPlanned,
@@ -126,9 +127,9 @@ class _Emitter:
             )
         )
 
-    def timed(self, stage: str, started: float, windows: int = 0) -> None:
+    def timed(self, stage: Stage, started: float, windows: int = 0) -> None:
         seconds = time.perf_counter() - started
-        self.events.emit(StageTimed(stage, seconds, windows, self.origin))  # type: ignore[arg-type]
+        self.events.emit(StageTimed(stage, seconds, windows, self.origin))
 
 
 def run(

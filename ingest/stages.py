@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +156,7 @@ def decode(
     decoding: Decoding,
     sample_rate: int,
     workers: int,
-) -> Iterator[tuple[PendingTrack, DecodedAudio | AudioError]]:
+) -> Generator[tuple[PendingTrack, DecodedAudio | AudioError], None, None]:
     """Decode in worker processes, yielding in completion order with bounded look-ahead. A file
     that crashes, hangs or breaks its decoder fails alone (see ingest/decode_pool.py)."""
     with DecodePool(

@@ -43,11 +43,15 @@ CONVERT_ROWS = 512
 
 
 class StoredRow(Protocol):
-    """A stored list, decoded (neighbour_lists.StoredList)."""
+    """A stored list, decoded (neighbour_lists.StoredList). Read-only members, so that the
+    frozen StoredList matches."""
 
-    ids: np.ndarray
-    scores: np.ndarray
-    next_score: float
+    @property
+    def ids(self) -> np.ndarray: ...
+    @property
+    def scores(self) -> np.ndarray: ...
+    @property
+    def next_score(self) -> float: ...
 
 
 @dataclass(frozen=True)

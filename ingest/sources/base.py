@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -113,7 +114,14 @@ class SourceBase:
 
 class AbstractAudioFile(Protocol):
     def __enter__(self) -> Path: ...
-    def __exit__(self, *exc: object) -> None: ...
+    # As contextlib's managers declare it (True would swallow the exception).
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> bool | None: ...
 
 
 def content_hash(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
@@ -136,4 +144,4 @@ class LocalFiles(SourceBase):
         yield path
 
     def audio_file(self, track: SourceTrack) -> AbstractAudioFile:
-        return self._local(Path(track.source_id))  # type: ignore[return-value]
+        return self._local(Path(track.source_id))

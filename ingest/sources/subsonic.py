@@ -299,7 +299,7 @@ class SubsonicSource(SourceBase):
         return True
 
     def audio_file(self, track: SourceTrack) -> AbstractAudioFile:
-        return self._downloaded(track)  # type: ignore[return-value]
+        return self._downloaded(track)
 
     def missing(self, stored_locations: Iterable[str]) -> set[str]:
         if self._listed is None:
