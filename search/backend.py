@@ -52,16 +52,16 @@ class Where:
         )
 
 
-@dataclass(frozen=True)
-class VectorQuery:
-    """A nearest-neighbour search: the `limit` closest points (cosine) passing `where`.
+@dataclass(frozen=True, kw_only=True)
+class ScoredRead:
+    """What every scored read of points says besides how it scores: the `limit` best points
+    passing `where`.
 
     `search_ef`: HNSW candidates (None: the index's default); `exact`: scan every vector;
     `with_vectors`: return the points' vectors too; `oversampling`: in a quantized
     collection, how many times `limit` candidates the int8 search keeps for rescoring with
     the float32 originals (None: Qdrant's default, 1)."""
 
-    vector: list[float]
     limit: int
     where: Where | None = None
     search_ef: int | None = None
@@ -71,7 +71,14 @@ class VectorQuery:
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class VectorQuery(ScoredRead):
+    """A nearest-neighbour search: the `limit` closest points (cosine) to `vector`."""
+
+    vector: list[float]
+
+
+@dataclass(frozen=True)
+class Recommendation(ScoredRead):
     """Qdrant's recommendation query, "sum of scores" strategy: the `limit` points passing
     `where` with the highest sum of cosines to the `positives` minus the sum of cosines to the
     `negatives` (example vectors). For unit vectors that orders points by cosine to
@@ -79,12 +86,6 @@ class Recommendation:
 
     positives: list[list[float]]
     negatives: list[list[float]]
-    limit: int
-    where: Where | None = None
-    search_ef: int | None = None
-    exact: bool = False
-    with_vectors: bool = False
-    oversampling: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

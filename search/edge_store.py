@@ -31,6 +31,7 @@ from soundalike.search.backend import (
     Recommendation,
     Scalar,
     Scan,
+    ScoredRead,
     StoredPoint,
     VectorQuery,
     Where,
@@ -365,12 +366,13 @@ class EdgeBackend:
 
     def recommend(self, name: str, query: Recommendation) -> list[tuple[StoredPoint, float]]:
         scored = qe.Query.RecommendSumScores(
-            qe.RecommendQuery(positives=query.positives, negatives=query.negatives)
+            # Fresh lists typed by the stub's wider element type (a list is invariant).
+            qe.RecommendQuery(positives=[*query.positives], negatives=[*query.negatives])
         )
         return self._query(name, f"recommend from {name}", scored, query)
 
     def _query(
-        self, name: str, doing: str, scored: Any, query: VectorQuery | Recommendation
+        self, name: str, doing: str, scored: Any, query: ScoredRead
     ) -> list[tuple[StoredPoint, float]]:
         """The `limit` best points for `scored` passing `query.where`, with its search params."""
         shard = self._shard(name)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.core.events import NO_EVENTS, EventStream, UpkeepDone, UpkeepProgress
+from soundalike.core.events import EventStream, UpkeepDone, UpkeepProgress
 from soundalike.core.identity import artist_id64, artist_point_id
 from soundalike.core.types import ArtistHit
 from soundalike.search import neighbours
@@ -54,6 +54,7 @@ from soundalike.search.schema import (
     NEIGHBOUR_LISTS_KEY,
     SCROLL_BATCH,
     UPSERT_BATCH,
+    CollectionNames,
 )
 
 FORMAT = 2
@@ -180,19 +181,17 @@ class NeighbourLists:
     def __init__(
         self,
         backend: Backend,
-        tracks_collection: str,
-        artists_collection: str,
+        names: CollectionNames,
+        events: EventStream,
         *,
         keep_in_memory: bool = False,
         config: NeighbourConfig = EXACT_ON_CPU,
-        events: EventStream = NO_EVENTS,
     ) -> None:
         self._backend = backend
         # How full rebuilds run: handed whole to `neighbours.build`.
         self._config = config
         self._events = events
-        self._tracks = tracks_collection
-        self._artists = artists_collection
+        self._tracks, self._artists = names
         self._keep_in_memory = keep_in_memory
         self._mirror: ArtistMirror | None = None
         # While a mirror loads: the artists written meanwhile, read again once it is in place.

@@ -6,6 +6,8 @@ and calls `like_vector`.
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +138,7 @@ def artists_like(
         )
     results = [SimilarArtist(hit) for hit in hits]
     if explain and results:
+        assert artist.centroid is not None  # explaining reads it (from_memory is False)
         others = store.get_artists([r.hit.artist.artist_key for r in results], with_centroid=True)
         for result in results:
             other = others.get(result.hit.artist.artist_key)
@@ -216,17 +219,15 @@ def cap_per_artist(hits: list[TrackHit], max_per_artist: int | None, limit: int)
     """The first `limit` hits, at most `max_per_artist` of any one artist (None: no cap)."""
     if max_per_artist is None:
         return hits[:limit]
-    per_artist: dict[str, int] = {}
-    page: list[TrackHit] = []
-    for hit in hits:
-        key = hit.track.artist_key
-        if per_artist.get(key, 0) >= max_per_artist:
-            continue
-        per_artist[key] = per_artist.get(key, 0) + 1
-        page.append(hit)
-        if len(page) == limit:
-            break
-    return page
+    cap = max_per_artist
+    per_artist: Counter[str] = Counter()
+
+    def within_cap(hit: TrackHit) -> bool:
+        per_artist[hit.track.artist_key] += 1
+        return per_artist[hit.track.artist_key] <= cap
+
+    # islice stops at `limit`: the hits after it are never counted.
+    return list(itertools.islice(filter(within_cap, hits), limit))
 
 
 def tracks_like(

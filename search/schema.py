@@ -20,6 +20,8 @@ Layout
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from soundalike.search.backend import IndexKind
 
 TRACKS = "tracks"
@@ -80,6 +82,13 @@ NAME_SCROLL_BATCH = SCROLL_BATCH * 4
 CENTROID_KEY_BATCH = 256
 
 
-def collection_names(prefix: str = "") -> tuple[str, str]:
+class CollectionNames(NamedTuple):
+    """A store's two collections, by name."""
+
+    tracks: str
+    artists: str
+
+
+def collection_names(prefix: str = "") -> CollectionNames:
     """(tracks, artists) collection names for a collection prefix."""
-    return f"{prefix}{TRACKS}", f"{prefix}{ARTISTS}"
+    return CollectionNames(f"{prefix}{TRACKS}", f"{prefix}{ARTISTS}")

@@ -36,6 +36,7 @@ from soundalike.search.backend import (
     Recommendation,
     Scalar,
     Scan,
+    ScoredRead,
     StoredPoint,
     VectorQuery,
     Where,
@@ -371,15 +372,16 @@ class ServerBackend:
     def recommend(self, name: str, query: Recommendation) -> list[tuple[StoredPoint, float]]:
         recommendation = qm.RecommendQuery(
             recommend=qm.RecommendInput(
-                positive=query.positives,
-                negative=query.negatives,
+                # Fresh lists typed by the stub's wider element type (a list is invariant).
+                positive=[*query.positives],
+                negative=[*query.negatives],
                 strategy=qm.RecommendStrategy.SUM_SCORES,
             )
         )
         return self._query(name, f"recommend from {name}", recommendation, query)
 
     def _query(
-        self, name: str, doing: str, scored: Any, query: VectorQuery | Recommendation
+        self, name: str, doing: str, scored: Any, query: ScoredRead
     ) -> list[tuple[StoredPoint, float]]:
         """The `limit` best points for `scored` passing `query.where`, with its search params."""
         # Local mode always scans every vector (and warns that search params do nothing).

@@ -203,6 +203,7 @@ class ArtistSide:
         min_tracks: int = 1,
         only_keys: Iterable[str] | None = None,
     ) -> list[ArtistHit]:
+        """Artists whose centroid is closest to `vector` (cosine), best first."""
         spec = self._collections.spec()
         if spec is None or limit <= 0:
             return []

@@ -30,8 +30,8 @@ class VectorSearch:
     ) -> list[tuple[StoredPoint, float]]:
         request = VectorQuery(
             query,
-            limit,
-            where,
+            limit=limit,
+            where=where,
             search_ef=self.search_ef,
             exact=self.exact,
             with_vectors=with_vectors,

@@ -18,6 +18,7 @@ from soundalike.search.schema import (
     PENDING_CENTROIDS_KEY,
     SPEC_METADATA_KEY,
     TRACK_INDEXES,
+    CollectionNames,
 )
 
 # How long a known embedding spec is trusted before it is read again, so that a rebuild with
@@ -31,8 +32,7 @@ class Collections:
     def __init__(
         self,
         backend: Backend,
-        tracks_collection: str,
-        artists_collection: str,
+        names: CollectionNames,
         *,
         quantize_tracks: bool,
         spec_recheck_seconds: float = SPEC_RECHECK_S,
@@ -42,8 +42,7 @@ class Collections:
         """`spec_changed`: called when the spec seen changes (what was read of the artists
         belongs to other data); `dropped`: after both collections were dropped."""
         self._backend = backend
-        self.tracks_collection = tracks_collection
-        self.artists_collection = artists_collection
+        self.tracks_collection, self.artists_collection = names
         self._quantize_tracks = quantize_tracks
         self._spec_recheck_seconds = spec_recheck_seconds
         self._spec_changed = spec_changed

@@ -14,11 +14,9 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from soundalike.core.errors import InvalidRequest
 from soundalike.core.events import NO_EVENTS, EventStream
-from soundalike.core.types import Artist, ArtistHit, EmbeddingSpec, Track, TrackHit
+from soundalike.core.types import Artist, ArtistHit, EmbeddingSpec, Track
 from soundalike.search.backend import Backend
 from soundalike.search.closing import Closing
 from soundalike.search.name_index import CachedNameIndex
@@ -35,6 +33,7 @@ from soundalike.search.store.config import (
     SHARED_NAME_INDEX_TTL_S,
     StoreConfig,
 )
+from soundalike.search.store.forwarding import forward, forwarded
 from soundalike.search.store.searching import VectorSearch
 from soundalike.search.store.spec import SPEC_RECHECK_S, Collections
 from soundalike.search.store.tracks import TrackSide
@@ -80,19 +79,17 @@ class Store(Closing):
             lambda: self._artist_side.load_name_entries(),
             max_age_seconds=SHARED_NAME_INDEX_TTL_S if backend.shared else None,
         )
-        tracks_collection, artists_collection = collection_names(config.collection_prefix)
+        names_of_collections = collection_names(config.collection_prefix)
         self._neighbour_lists = NeighbourLists(
             backend,
-            tracks_collection,
-            artists_collection,
+            names_of_collections,
+            events,
             keep_in_memory=config.artists_in_memory and not backend.shared,
             config=config.neighbours,
-            events=events,
         )
         self._collections = Collections(
             backend,
-            tracks_collection,
-            artists_collection,
+            names_of_collections,
             quantize_tracks=config.quantize_tracks,
             spec_recheck_seconds=spec_recheck_seconds,
             spec_changed=names.invalidate,
@@ -108,25 +105,11 @@ class Store(Closing):
 
     # --- what the store is ------------------------------------------------------------
 
-    @property
-    def tracks_collection(self) -> str:
-        return self._collections.tracks_collection
-
-    @property
-    def artists_collection(self) -> str:
-        return self._collections.artists_collection
-
-    @property
-    def search_ef(self) -> int | None:
-        return self._vectors.search_ef
-
-    @property
-    def exact_search(self) -> bool:
-        return self._vectors.exact
-
-    @property
-    def oversampling(self) -> float | None:
-        return self._vectors.oversampling
+    tracks_collection = forwarded[str]("_collections", "tracks_collection")
+    artists_collection = forwarded[str]("_collections", "artists_collection")
+    search_ef = forwarded[int | None]("_vectors", "search_ef")
+    exact_search = forwarded[bool]("_vectors", "exact")
+    oversampling = forwarded[float | None]("_vectors", "oversampling")
 
     @property
     def is_shared(self) -> bool:
@@ -228,52 +211,9 @@ class Store(Closing):
     def count_tracks(self) -> int:
         return self._track_side.count_tracks()
 
-    def search_tracks(
-        self,
-        vector: Sequence[float] | np.ndarray,
-        *,
-        limit: int,
-        exclude_ids: Iterable[str] = (),
-        exclude_artist_key: str | None = None,
-        filters: Mapping[str, Any] | None = None,
-        artist_keys: Iterable[str] | None = None,
-        with_vectors: bool = False,
-    ) -> list[TrackHit]:
-        """Tracks closest to `vector` (cosine), best first, passing every filter.
+    search_tracks = forward("_track_side", TrackSide.search_tracks)
 
-        `filters` match exactly on genre, album, year, title, artist, path or an extra
-        column (by its bare name); a list value matches any of its items."""
-        return self._track_side.search_tracks(
-            vector,
-            limit=limit,
-            exclude_ids=exclude_ids,
-            exclude_artist_key=exclude_artist_key,
-            filters=filters,
-            artist_keys=artist_keys,
-            with_vectors=with_vectors,
-        )
-
-    def recommend_tracks(
-        self,
-        positives: Sequence[Sequence[float] | np.ndarray],
-        negatives: Sequence[Sequence[float] | np.ndarray] = (),
-        *,
-        limit: int,
-        exclude_ids: Iterable[str] = (),
-        exclude_artist_keys: Iterable[str] = (),
-        filters: Mapping[str, Any] | None = None,
-    ) -> list[TrackHit]:
-        """Qdrant's recommendation query over the tracks: closest to the `positives` and
-        farthest from the `negatives` (example vectors), best first, passing every filter.
-        Scores are Qdrant's sum of cosines to positives minus those to negatives."""
-        return self._track_side.recommend_tracks(
-            positives,
-            negatives,
-            limit=limit,
-            exclude_ids=exclude_ids,
-            exclude_artist_keys=exclude_artist_keys,
-            filters=filters,
-        )
+    recommend_tracks = forward("_track_side", TrackSide.recommend_tracks)
 
     def artist_keys_with(self, filters: Mapping[str, Any]) -> set[str]:
         """Keys of artists having at least one track that passes `filters`."""
@@ -324,23 +264,7 @@ class Store(Closing):
         artist when it has no tracks left. Returns how many artists were written or removed."""
         return self._artist_side.recompute_centroids(artist_keys)
 
-    def search_artists(
-        self,
-        vector: Sequence[float] | np.ndarray,
-        *,
-        limit: int,
-        exclude_keys: Iterable[str] = (),
-        min_tracks: int = 1,
-        only_keys: Iterable[str] | None = None,
-    ) -> list[ArtistHit]:
-        """Artists whose centroid is closest to `vector` (cosine), best first."""
-        return self._artist_side.search_artists(
-            vector,
-            limit=limit,
-            exclude_keys=exclude_keys,
-            min_tracks=min_tracks,
-            only_keys=only_keys,
-        )
+    search_artists = forward("_artist_side", ArtistSide.search_artists)
 
     def scan_artists(self) -> Iterator[Artist]:
         """Every stored artist with its centroid, one scroll (nothing on an empty store)."""

@@ -184,6 +184,10 @@ class TrackSide:
         artist_keys: Iterable[str] | None = None,
         with_vectors: bool = False,
     ) -> list[TrackHit]:
+        """Tracks closest to `vector` (cosine), best first, passing every filter.
+
+        `filters` match exactly on genre, album, year, title, artist, path or an extra
+        column (by its bare name); a list value matches any of its items."""
         spec = self._collections.spec()
         if spec is None or limit <= 0:
             return []
@@ -215,6 +219,9 @@ class TrackSide:
         exclude_artist_keys: Iterable[str] = (),
         filters: Mapping[str, Any] | None = None,
     ) -> list[TrackHit]:
+        """Qdrant's recommendation query over the tracks: closest to the `positives` and
+        farthest from the `negatives` (example vectors), best first, passing every filter.
+        Scores are Qdrant's sum of cosines to positives minus those to negatives."""
         spec = self._collections.spec()
         if spec is None or limit <= 0:
             return []
@@ -229,8 +236,8 @@ class TrackSide:
         request = Recommendation(
             [as_vector(v, spec.dim, "positive example") for v in positives],
             [as_vector(v, spec.dim, "negative example") for v in negatives],
-            limit,
-            where,
+            limit=limit,
+            where=where,
             search_ef=self._vectors.search_ef,
             exact=self._vectors.exact,
             oversampling=self._vectors.oversampling,
