@@ -82,6 +82,13 @@ class KeyCheck:
             return False
         return not any(route.matches(scope)[0] != Match.NONE for route in self._open_routes)
 
+    def method_not_allowed(self, scope: Scope) -> bool:
+        """True when a route has this path but not this method. Routing answers those 405
+        before any key is asked for, as the contract says (the methods a path takes are in the
+        public OpenAPI document anyway). Asked only of requests about to be refused."""
+        found = {route.matches(scope)[0] for route in self._routes}
+        return Match.PARTIAL in found and Match.FULL not in found
+
     def has_key(self, scope: Scope) -> bool:
         """True when no key is configured or the request carries the exact key. The comparison
         runs in constant time on the raw header bytes (a non-ASCII key is sent as its UTF-8
@@ -121,7 +128,12 @@ class KeyCheckMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         check = self.check
-        if scope["type"] == "http" and check.needs_key(scope) and not check.has_key(scope):
+        if (
+            scope["type"] == "http"
+            and check.needs_key(scope)
+            and not check.has_key(scope)
+            and not check.method_not_allowed(scope)
+        ):
             await check.refuse(scope, receive, send)
             return
         await self.app(scope, receive, send)
