@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ import torch
 from soundalike.core.errors import AudioTooShort, InvalidRequest, UnusableVector
 from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.defaults import DEFAULT_BATCH_SIZE
-from soundalike.ingest.model import DEFAULT_LAYER, DEFAULT_MODEL, LoadedMert, load_mert
+from soundalike.ingest.model import DEFAULT_MODEL, LoadedMert, load_mert
 
 # Wav2Vec2FeatureExtractor's zero-mean/unit-variance normalisation: (x - mean) / sqrt(var + 1e-7).
 NORMALIZE_EPSILON = 1e-7
@@ -117,14 +117,19 @@ class MertEmbedder:
         )
 
 
+class LoadOptions(TypedDict, total=False):
+    """load_mert's keywords that load_embedder hands through (the defaults stay load_mert's)."""
+
+    revision: str | None
+    layer: int
+    device: str
+
+
 def load_embedder(
     model: str = DEFAULT_MODEL,
     *,
-    revision: str | None = None,
-    layer: int = DEFAULT_LAYER,
-    device: str = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    **options: Unpack[LoadOptions],
 ) -> MertEmbedder:
     """load_mert + MertEmbedder in one call."""
-    loaded = load_mert(model, revision=revision, layer=layer, device=device)
-    return MertEmbedder(loaded, batch_size=batch_size)
+    return MertEmbedder(load_mert(model, **options), batch_size=batch_size)

@@ -116,12 +116,7 @@ class ReportSink:
             self.write(event.location, "failed", event.track_id, event.artist, event.reason)
 
     def write(
-        self,
-        path: str,
-        status: str,
-        track: str | None = None,
-        artist: str | None = None,
-        reason: str | None = None,
+        self, path: str, status: str, track: str | None, artist: str | None, reason: str | None
     ) -> None:
         if self._file is None:
             return

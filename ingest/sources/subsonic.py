@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -47,8 +47,6 @@ from soundalike.core.types import Track
 from soundalike.ingest.excerpt import ExcerptRead
 from soundalike.ingest.sources.base import AbstractAudioFile, Problem, SourceBase, SourceTrack
 from soundalike.ingest.sources.subsonic_client import (
-    ATTEMPTS,
-    BACKOFF_S,
     DOWNLOAD_CHUNK,
     ServerAddress,
     Song,
@@ -98,6 +96,17 @@ class DownloadFailed(AudioError):
 # --- the catalogue source ------------------------------------------------------------------
 
 
+class ClientOptions(TypedDict, total=False):
+    """SubsonicClient's connection keywords, handed through by the source (the defaults stay
+    the client's)."""
+
+    password: str | None
+    api_key: str | None
+    transport: httpx.BaseTransport | None
+    attempts: int
+    backoff_s: float
+
+
 class SubsonicSource(SourceBase):
     """Every song of a Subsonic server: the server's artist is the artist; the audio of a song
     not yet stored is downloaded into a temporary file for decoding and removed after."""
@@ -106,25 +115,10 @@ class SubsonicSource(SourceBase):
     lists_everything = True
 
     def __init__(
-        self,
-        url: str,
-        *,
-        password: str | None = None,
-        api_key: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-        attempts: int = ATTEMPTS,
-        backoff_s: float = BACKOFF_S,
-        scratch_dir: Path | None = None,
+        self, url: str, *, scratch_dir: Path | None = None, **client: Unpack[ClientOptions]
     ) -> None:
         self.address = ServerAddress.parse(url)
-        self.client = SubsonicClient(
-            self.address,
-            password=password,
-            api_key=api_key,
-            transport=transport,
-            attempts=attempts,
-            backoff_s=backoff_s,
-        )
+        self.client = SubsonicClient(self.address, **client)
         self.description = f"Subsonic server {self.address.display}"
         self._listed: set[str] | None = None
         self._excerpt: ExcerptRead | None = None
