@@ -202,7 +202,10 @@ def _run_path(run: PathRun) -> PathMeasurement:
         depth = layer if truncated else int(config.get("num_hidden_layers", 12))
         loaded = load_mert(model, layer=depth, device=device, optimize=False)
         module = loaded.module.float()
-        module.set_attn_implementation("eager" if path == "naive" else "sdpa")
+        # A transformers model; nn.Module's __getattr__ types its extra methods Tensor | Module.
+        module.set_attn_implementation(  # type: ignore[operator]
+            "eager" if path == "naive" else "sdpa"
+        )
         sample_rate = loaded.sample_rate
         normalizer = MertEmbedder(loaded)
 

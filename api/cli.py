@@ -360,7 +360,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         answer = artists_like(
             services.store(), args.artist, limit=args.limit, min_tracks=args.min_tracks
         )
-    document = {
+    document: dict[str, Any] = {
         "artist": answer.artist.name,
         "results": [
             {
@@ -481,7 +481,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.library and args.http_workers > 1:
         raise UsageError("a library is followed by one process: --library needs --http-workers 1")
     # The JSON access log is soundalike's own (api/errors.py): uvicorn's is off.
-    server = {
+    server: dict[str, Any] = {  # uvicorn.run's keywords, of several types
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,

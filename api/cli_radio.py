@@ -62,7 +62,7 @@ def cmd_path(args: argparse.Namespace) -> int:
             steps=args.steps,
             max_per_artist=args.max_per_artist,
         )
-    document = {
+    document: dict[str, Any] = {
         "tracks": [
             {
                 **_row(step.track),

@@ -247,7 +247,8 @@ class SimilarLookupFastPath:
         if values is None or not answers_on_the_event_loop(store, settings, {}, False):
             return None
         try:
-            answer = artists_like(store, name, lookup=True, **values)
+            # `values` holds only PARAMETERS' keys (limit, min_tracks), both ints.
+            answer = artists_like(store, name, lookup=True, **values)  # type: ignore[arg-type]
         except SoundalikeError:
             return None  # the route answers it, through the one error handler
         # The route it stands in for: metrics and logs label the request alike.

@@ -132,7 +132,13 @@ def track_audio(
             raise AudioUnavailable("the catalogue's embedding spec is gone")
         policy = ExcerptPolicy.parse(spec.excerpt)
         if _from_a_server(track):  # a Subsonic track: its whole file, then the excerpt
-            key = ("excerpt", track.track_id, track.content_hash, spec.excerpt, spec.window_seconds)
+            key: tuple[Any, ...] = (
+                "excerpt",
+                track.track_id,
+                track.content_hash,
+                spec.excerpt,
+                spec.window_seconds,
+            )
             content = _cached(
                 key,
                 lambda: _excerpt_of_download(

@@ -257,7 +257,7 @@ def _seed_by_title(store: Store, title: str, artist: str) -> Track:
     candidates = find_tracks(store, title=title, artist=artist, limit=MAX_SEARCH_LIMIT)
     wanted = (key_prefix(title), key_prefix(artist))
     exact = [t for t in candidates if (key_prefix(t.title or ""), key_prefix(t.artist)) == wanted]
-    chosen = (exact or candidates or [None])[0]
+    chosen = next(iter(exact or candidates), None)
     if chosen is None:
         raise TrackNotFound(f"{title} by {artist}")
     return track_by_media_id(store, chosen.track_id)

@@ -58,7 +58,8 @@ def get_map(store: StoreDep, request: Request) -> Response:
                 ],
                 projection=computed.projection,
             )
-            content = ModelResponse(body).body  # serialised once per catalogue version
+            # Serialised once per catalogue version (bytes: Response.body may be a memoryview).
+            content = bytes(ModelResponse(body).body)
             etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
             cached = _maps[store] = (key, content, etag)
     _, content, etag = cached
