@@ -77,8 +77,14 @@ def ingested(
 
 def test_ingest_json_summary(ingested: tuple[Path, dict]) -> None:
     _, summary = ingested
-    assert set(summary) == {"ingested", "skipped", "failed", "artists_updated", "seconds"}
+    assert set(summary) == {
+        "ingested", "skipped", "failed", "artists_updated", "seconds", "windows", "stage_seconds"
+    }  # fmt: skip
     assert summary["ingested"] == 6
+    # The same figures /metrics exports for a server's own ingest: one window per track here.
+    assert summary["windows"] == 6
+    assert set(summary["stage_seconds"]) == {"decode", "embed", "write"}
+    assert all(seconds > 0 for seconds in summary["stage_seconds"].values())
     assert summary["artists_updated"] == 3
     assert [Path(f["path"]).name for f in summary["failed"]] == ["broken.flac"]
     assert summary["failed"][0]["reason"]
