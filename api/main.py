@@ -116,7 +116,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Innermost: the key check, CORS, the request id, the access log and the deadline wrap it
     # as they wrap the routes.
     app.add_middleware(artists.SimilarLookupFastPath, services=services)
-    app.add_middleware(KeyCheckMiddleware, check=keys)
+    if keys.enabled:  # without a key nothing is checked: no layer on every request
+        app.add_middleware(KeyCheckMiddleware, check=keys)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -182,6 +182,13 @@ def test_the_metrics_sink_counts_every_kind_of_event() -> None:
     assert value(found, "soundalike_upload_rejections_total") == 2
     assert value(found, "soundalike_http_requests_total", route="/search/audio", method="POST",
                  status="503") == 1  # fmt: skip
+    # A 10 ms answer lands in the `le="0.01"` bucket (Prometheus buckets hold values <= le).
+    duration = "soundalike_http_request_duration_seconds"
+    assert value(found, f"{duration}_bucket", route="/search/audio", le="0.005") == 0
+    assert value(found, f"{duration}_bucket", route="/search/audio", le="0.01") == 1
+    assert value(found, f"{duration}_bucket", route="/search/audio", le="+Inf") == 1
+    assert value(found, f"{duration}_count", route="/search/audio") == 1
+    assert value(found, f"{duration}_sum", route="/search/audio") == 0.01
     # No store open: no catalogue gauges rather than zeros that would read as "empty".
     assert ("soundalike_tracks", ()) not in found
 
