@@ -10,6 +10,7 @@ whatever the catalogue size.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +36,9 @@ from soundalike.ingest.sources import CatalogueSource
 from soundalike.ingest.stages import (
     PendingTrack,
     Shard,
+    WriteBehind,
     Writer,
+    WriteReport,
     changed_since_identified,
     decode,
     discover,
@@ -178,24 +181,41 @@ def run(
     reused, to_embed, touched = hooks.before_embed(store, skipped, todo)
     events.emit(TracksPlanned(len(reused) + len(to_embed), origin))
 
-    def durable(items: list[PendingTrack]) -> None:
-        for item in items:
-            current[item.track.location] = item.track_id
-            touched.add(item.artist_key)
-            emit.stored(item)
+    # The store is written on its own thread (stages.WriteBehind) while the model embeds the
+    # next batch; what became durable comes back here and is reported on this thread, so every
+    # event of a run is still emitted by the thread that runs it.
+    reports: queue.SimpleQueue[WriteReport] = queue.SimpleQueue()
 
-    writer = Writer(store, durable)
-    if reused:
-        write_started = time.perf_counter()
-        writer.write([item for item, _ in reused], [track for _, track in reused])
-        emit.timed("write", write_started)
-    if to_embed:
-        outcome.stopped = decode_embed_write(
-            source, to_embed, engine(), writer, emit, options.workers, stop
-        )
-    flush_started = time.perf_counter()
-    writer.flush()
-    emit.timed("write", flush_started)
+    def report_written() -> None:
+        while True:
+            try:
+                _, value = reports.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(value, float):
+                events.emit(StageTimed("write", value, 0, origin))
+                continue
+            for item in value:
+                current[item.track.location] = item.track_id
+                touched.add(item.artist_key)
+                emit.stored(item)
+
+    writer = WriteBehind(Writer(store, lambda items: reports.put(("durable", items))), reports)
+    try:
+        if reused:
+            writer.submit([item for item, _ in reused], [track for _, track in reused])
+        if to_embed:
+            outcome.stopped = decode_embed_write(
+                source, to_embed, engine(), writer, emit, options.workers, stop, report_written
+            )
+    except BaseException:
+        writer.close(abandon=True)  # the run fails with this error, not the writer's
+        report_written()
+        raise
+    try:
+        writer.close()  # everything written and flushed: durable, and only now reported
+    finally:
+        report_written()
     if not outcome.stopped:
         # A retagged or edited file has a new id now: its old point is retired, not left behind.
         touched |= retire_superseded(store, current)
@@ -256,14 +276,16 @@ def decode_embed_write(
     source: CatalogueSource,
     todo: list[PendingTrack],
     engine: VectorEngine,
-    writer: Writer,
+    writer: WriteBehind,
     emit: _Emitter,
     workers: int,
     stop: threading.Event | None = None,
+    report_written: Callable[[], None] = lambda: None,
 ) -> bool:
     """decode → embed → write for `todo`: decoded files are embedded in batches of the
-    embedder's size and handed to `writer`; a file that cannot become a track is emitted as
-    failed. True when `stop` was set before the end (the rest is left for a rerun)."""
+    embedder's size and handed to `writer` (its thread writes while the next batch embeds;
+    `report_written` emits what it made durable so far); a file that cannot become a track is
+    emitted as failed. True when `stop` was set before the end (the rest is left for a rerun)."""
     # A remote source is told what it will be asked for, in order, and which excerpt is
     # decoded: it can download ahead and fetch only the excerpt (HTTP Range).
     decoding = engine.decoding
@@ -286,9 +308,8 @@ def decode_embed_write(
         for item, reason in failed:
             emit.failed(item, reason, "embedding")
         if embedded:
-            write_started = time.perf_counter()
-            writer.write([item for item, _ in embedded], [track for _, track in embedded])
-            emit.timed("write", write_started)
+            writer.submit([item for item, _ in embedded], [track for _, track in embedded])
+        report_written()
         batch.clear()
         windows_in_batch = 0
         decode_seconds = 0.0

@@ -6,6 +6,8 @@ and music servers alike); the benchmarks call them one by one.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -39,6 +41,9 @@ IN_FLIGHT_PER_WORKER = 2
 # A decode that takes longer is killed and reported (a hung codec never hangs the run); a
 # 30 s excerpt of a long file decodes in well under a second.
 DECODE_TIMEOUT_SECONDS = 120.0
+# Embedded batches that may wait for the writer thread: enough to ride out a slow upsert or
+# a flush, few enough that memory stays flat when the store is slower than the model.
+WRITE_QUEUE_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,81 @@ class Writer:
         self._last_flush = time.monotonic()
         durable, self._pending = self._pending, []
         self.on_durable(durable)
+
+
+# What the writer thread hands back to the flow's thread: tracks made durable, or the seconds
+# one write took. The flow emits the events itself, so sinks keep seeing one thread.
+WriteReport = tuple[str, list[PendingTrack] | float]  # ("durable", tracks) | ("write", s)
+
+
+class WriteBehind:
+    """A `Writer` on its own thread: `submit` queues a batch (blocking only when
+    WRITE_QUEUE_BATCHES wait), so upserts and flushes never stall the model. The writer's
+    `on_durable` runs on that thread and must only hand the tracks over; `reports()` gives the
+    flow, on its own thread, what became durable and how long writes took. A write that fails
+    ends the thread; the error is raised by the next `submit` or by `close`."""
+
+    def __init__(self, writer: Writer, reports: queue.SimpleQueue[WriteReport]) -> None:
+        self.writer = writer
+        self._reports = reports
+        # None: no more batches (flush and end).
+        self._queue: queue.Queue[tuple[list[PendingTrack], list[Track]] | None] = queue.Queue(
+            maxsize=WRITE_QUEUE_BATCHES
+        )
+        self._error: BaseException | None = None
+        self._abandon = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soundalike-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, items: list[PendingTrack], tracks: list[Track]) -> None:
+        self._raise_if_failed()
+        while True:  # a writer that died while we wait must not leave us blocked forever
+            try:
+                self._queue.put((items, tracks), timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_if_failed()
+
+    def close(self, *, abandon: bool = False) -> None:
+        """Waits until every queued batch is written and flushed (durable), then raises the
+        writer's error, if any. `abandon`: the run is failing anyway; what is queued is dropped
+        and nothing more is flushed (unflushed tracks were never reported, so none is lost from
+        the count: the next run embeds them again)."""
+        if abandon:
+            self._abandon.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            while True:
+                work = self._queue.get()
+                if self._abandon.is_set():
+                    return
+                if work is None:
+                    started = time.perf_counter()
+                    self.writer.flush()
+                    self._reports.put(("write", time.perf_counter() - started))
+                    return
+                items, tracks = work
+                started = time.perf_counter()
+                self.writer.write(items, tracks)
+                self._reports.put(("write", time.perf_counter() - started))
+        except BaseException as error:  # noqa: BLE001 - handed to the flow's thread, raised there
+            self._error = error
+            # Unblock a producer waiting on a full queue: it sees the error on its next try.
+            while not self._queue.empty():
+                self._queue.get_nowait()
 
 
 def retire_superseded(store: Store, current_ids: dict[str, str]) -> set[str]:
