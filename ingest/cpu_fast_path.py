@@ -6,6 +6,13 @@ reached ~200 GFLOP/s on the transformer's GEMMs, while oneDNN (bundled with torc
 weight pre-packed in its own layout reached ~400. The conv feature extractor becomes GEMMs over
 a channels-last window view (one big matmul per layer instead of a direct convolution), Q/K/V
 become one GEMM, and the weight-normed positional conv weight is computed once.
+
+In bf16 (`optimize_for_cpu(module, torch.bfloat16)`, for CPUs with native bf16) the linears
+(fused QKV, output, FFN, feature projection), the conv-as-GEMM and the positional conv run in
+bf16 and the hidden states stay bf16 between them; the normalisation statistics (the conv
+extractor's GroupNorm/LayerNorm, every LayerNorm) are computed in fp32, SDPA runs in fp32 (faster
+than torch's bf16 CPU kernel on the machine measured), and the caller pools and L2-normalises in
+fp32 (ingest/embed.py).
 """
 
 from __future__ import annotations
@@ -17,37 +24,53 @@ import torch
 from torch import nn
 
 
-def _onednn_linear_available() -> bool:
+def _onednn_linear_available(dtype: torch.dtype = torch.float32) -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        probe = torch.ones(2, 3)
-        weight = torch.ones(4, 3)
+        probe = torch.ones(2, 3, dtype=dtype)
+        weight = torch.ones(4, 3, dtype=dtype)
         out = torch.ops.mkldnn._linear_pointwise(
-            probe, weight.to_mkldnn(), torch.zeros(4), "none", [], ""
+            probe, weight.to_mkldnn(), torch.zeros(4, dtype=dtype), "none", [], ""
         )
     except (RuntimeError, AttributeError):
         return False
-    return bool(torch.allclose(out, torch.full((2, 4), 3.0)))
+    return bool(torch.allclose(out.float(), torch.full((2, 4), 3.0)))
 
 
 class OneDnnLinear(nn.Module):
     """y = x Wᵀ + b with W kept in oneDNN's layout; inputs and outputs are ordinary tensors."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype = torch.float32
+    ) -> None:
         super().__init__()
         self.in_features = int(weight.shape[1])
         self.out_features = int(weight.shape[0])
-        self.packed_weight = weight.detach().float().contiguous().to_mkldnn()
+        self.dtype = dtype
+        self.packed_weight = weight.detach().to(dtype).contiguous().to_mkldnn()
         # A copy, not a view: the checkpoint's tensors may share one memory-mapped file.
-        self.bias = None if bias is None else bias.detach().float().clone()
+        self.bias = None if bias is None else bias.detach().to(dtype).clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)
+        rows = x.reshape(-1, self.in_features).to(self.dtype)
         out = torch.ops.mkldnn._linear_pointwise(
             rows, self.packed_weight, self.bias, "none", [], ""
         )
         return out.reshape(*x.shape[:-1], self.out_features)
+
+
+class _CastingInput(nn.Module):
+    """A module whose input is cast to `dtype` first (the fallback linears' counterpart of
+    OneDnnLinear's own cast)."""
+
+    def __init__(self, inner: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = inner
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, self.inner(x.to(self.dtype)))
 
 
 class FusedSelfAttention(nn.Module):
@@ -70,7 +93,10 @@ class FusedSelfAttention(nn.Module):
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
     ) -> tuple[torch.Tensor, None]:
         batch, frames, _width = hidden_states.shape
-        qkv = self.qkv_proj(hidden_states).view(batch, frames, 3, self.num_heads, self.head_dim)
+        # SDPA itself runs in fp32: torch's CPU flash attention took twice as long in bf16 as in
+        # fp32 on an AVX512_BF16 EPYC without AMX (docs/benchmarks.md); the casts are cheap.
+        qkv = self.qkv_proj(hidden_states).float()
+        qkv = qkv.view(batch, frames, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         attended = nn.functional.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, scale=self.scaling
@@ -95,8 +121,9 @@ class GemmFeatureEncoder(nn.Module):
 
     # `encoder` is transformers' HubertFeatureEncoder, typed Any for the same reason as
     # FusedSelfAttention's `attention`.
-    def __init__(self, encoder: Any, make_linear: Any) -> None:
+    def __init__(self, encoder: Any, make_linear: Any, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
+        self.dtype = dtype
         self.kernels: list[int] = []
         self.strides: list[int] = []
         self.out_channels: list[int] = []
@@ -125,7 +152,8 @@ class GemmFeatureEncoder(nn.Module):
             self.activations.append(conv_layer.activation)
 
     def _block_rows(self, floats_per_row: int) -> int:
-        return max(self.MIN_BLOCK_ROWS, self.BLOCK_BYTES // (4 * floats_per_row))
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        return max(self.MIN_BLOCK_ROWS, self.BLOCK_BYTES // (itemsize * floats_per_row))
 
     def _conv(
         self,
@@ -153,24 +181,25 @@ class GemmFeatureEncoder(nn.Module):
         """GroupNorm with one group per channel (each channel over time), then the activation.
 
         Two-pass mean/variance like GroupNorm's; column reductions run block by block because
-        torch's strided var_mean over the time axis of a channels-last tensor is slow.
+        torch's strided var_mean over the time axis of a channels-last tensor is slow. The
+        statistics and the normalisation are fp32 whatever the signal's dtype.
         """
         # Only group-norm layers come here (see norm_kinds).
         norm, activation = cast(nn.GroupNorm, self.norms[index]), self.activations[index]
         frames, channels = signal.shape
         rows = self._block_rows(channels)
-        mean = signal.sum(0) / frames
+        mean = signal.sum(0, dtype=torch.float32) / frames
         squares = torch.zeros_like(mean)
         for block in signal.split(rows):
-            squares += (block - mean).square_().sum(0)
-        scale = norm.weight * torch.rsqrt(squares / frames + norm.eps)
-        shift = norm.bias - mean * scale
+            squares += (block.float() - mean).square_().sum(0)
+        scale = norm.weight.float() * torch.rsqrt(squares / frames + norm.eps)
+        shift = norm.bias.float() - mean * scale
         for block in signal.split(rows):
-            block.copy_(activation(block.mul(scale).add_(shift)))
+            block.copy_(activation(block.float().mul(scale).add_(shift)))
         return signal
 
     def _one(self, waveform: torch.Tensor) -> torch.Tensor:
-        signal = waveform.reshape(-1, 1).contiguous()
+        signal = waveform.reshape(-1, 1).to(self.dtype).contiguous()
         for index, kind in enumerate(self.norm_kinds):
             norm, activation = self.norms[index], self.activations[index]
             if kind == "group":
@@ -180,7 +209,8 @@ class GemmFeatureEncoder(nn.Module):
                 def norm_then_activation(
                     block: torch.Tensor, norm: nn.Module = norm, activation: nn.Module = activation
                 ) -> torch.Tensor:
-                    return activation(norm(block))
+                    # fp32 statistics: the norm's input is cast up (a no-op in fp32).
+                    return activation(norm(block.float())).to(block.dtype)
 
                 signal = self._conv(signal, index, norm_then_activation)
             else:
@@ -192,32 +222,41 @@ class GemmFeatureEncoder(nn.Module):
         return features.transpose(1, 2)
 
 
-def optimize_for_cpu(module: nn.Module) -> nn.Module:
-    """Swap HubertModel's hot modules for numerically equivalent faster ones (in place)."""
+def optimize_for_cpu(module: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Swap HubertModel's hot modules for faster ones (in place): numerically equivalent in
+    fp32; in bf16 (`dtype`), the GEMMs, the positional conv and attention compute in bf16 and
+    the normalisation statistics in fp32 (see the module's docstring)."""
     from torch.nn.utils import parametrize
 
     # HubertModel's submodules are attributes set at runtime, which nn.Module's stubs type as
     # `Tensor | Module`; the model is walked untyped.
     hubert: Any = module
 
-    if _onednn_linear_available():
-        make_linear: Any = OneDnnLinear
+    if _onednn_linear_available(dtype):
+
+        def make_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+            return OneDnnLinear(weight, bias, dtype)
+
     else:  # keep the math, lose only the speed
 
         def make_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
             linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-            linear.weight.data = weight.detach().contiguous()
+            linear.weight.data = weight.detach().to(dtype).contiguous()
             if bias is not None:
-                linear.bias.data = bias.detach().contiguous()
-            return linear.requires_grad_(False)
+                linear.bias.data = bias.detach().to(dtype).contiguous()
+            linear.requires_grad_(False)
+            return linear if dtype == torch.float32 else _CastingInput(linear, dtype)
 
-    hubert.feature_extractor = GemmFeatureEncoder(hubert.feature_extractor, make_linear)
+    hubert.feature_extractor = GemmFeatureEncoder(hubert.feature_extractor, make_linear, dtype)
     projection = hubert.feature_projection
     projection.projection = make_linear(projection.projection.weight, projection.projection.bias)
     conv = hubert.encoder.pos_conv_embed.conv
     if parametrize.is_parametrized(conv):
         parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
         conv.weight.requires_grad_(False)
+    # The positional conv computes in the hidden states' dtype (LayerNorms keep fp32 weights:
+    # given bf16 input they compute their statistics in fp32 and return bf16).
+    conv.to(dtype)
     for layer in hubert.encoder.layers:
         layer.attention = FusedSelfAttention(layer.attention, make_linear)
         feed_forward = layer.feed_forward

@@ -66,9 +66,7 @@ class MertEmbedder:
         return (samples - samples.mean()) / np.sqrt(samples.var() + NORMALIZE_EPSILON)
 
     def _autocast(self) -> contextlib.AbstractContextManager[None]:
-        if self.loaded.device.type == "cuda":
-            return torch.autocast("cuda", dtype=self.loaded.dtype)
-        return contextlib.nullcontext()
+        return self.loaded.autocast()
 
     def forward_batches(
         self, windows: Sequence[np.ndarray], *, output_hidden_states: bool = False

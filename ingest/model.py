@@ -7,6 +7,7 @@ loads the tensors strictly, and refuses any config it cannot represent exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from torch import nn
 from soundalike.core.errors import CheckpointMismatch, ModelUnavailable, UnsupportedModelConfig
 from soundalike.ingest.cpu_fast_path import optimize_for_cpu
 from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_MODEL
+from soundalike.ingest.precision import DTYPES, ComputePrecision, resolve_precision
 
 ACCEPTED_MODEL_TYPES = ("mert_model", "hubert")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -80,7 +82,8 @@ ARCHITECTURE_FIELDS = (
 
 @dataclass
 class LoadedMert:
-    """A MERT encoder truncated to `layer` transformer layers, ready for inference."""
+    """A MERT encoder truncated to `layer` transformer layers, ready for inference. `dtype` is
+    the compute dtype `precision` resolved to (ingest/precision.py)."""
 
     module: nn.Module
     model_id: str
@@ -92,6 +95,16 @@ class LoadedMert:
     device: torch.device
     dtype: torch.dtype
     total_layers: int = 12
+    precision: ComputePrecision = "fp32"
+    # True when the CPU fast path computes in `dtype` itself (no autocast needed).
+    fast_path: bool = False
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """The context a forward pass runs in: bf16 autocast on CUDA, and on a CPU module that
+        is not the fast path (which computes in bf16 itself); nothing in fp32."""
+        if self.dtype == torch.float32 or (self.device.type == "cpu" and self.fast_path):
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -370,15 +383,19 @@ def load_mert(
     layer: int = DEFAULT_LAYER,
     device: str = "auto",
     optimize: bool = True,
+    precision: str = "fp32",
 ) -> LoadedMert:
     """Load MERT (a local directory or a hub id) truncated to `layer` transformer layers.
 
-    `optimize` swaps modules for numerically equivalent faster ones (see fastpath); off, the
-    module is a plain HubertModel.
+    `optimize` swaps modules for faster ones on CPU (ingest/cpu_fast_path.py); off, the module
+    is a plain HubertModel. `precision` ('auto', 'fp32', 'bf16': ingest/precision.py) picks the
+    compute dtype; an explicit 'bf16' on a CPU without native bf16 is refused. The default here
+    is exact fp32; the application's default (`SOUNDALIKE_PRECISION`) is 'auto'.
     """
     from transformers import HubertModel
 
     target = resolve_device(device)
+    compute = resolve_precision(precision, target)
     files = model_files(model, revision)
     config_path, preprocessor_path, weights_path = files.config, files.preprocessor, files.weights
     model_id, resolved_revision = files.model_id, files.revision
@@ -403,13 +420,14 @@ def load_mert(
     for parameter in module.parameters():
         parameter.requires_grad_(False)
 
-    dtype = torch.bfloat16 if target.type == "cuda" else torch.float32
+    dtype = DTYPES[compute]
     # Called through nn.Module's type: transformers' stub for PreTrainedModel.to loses the
     # bound self (the call still runs PreTrainedModel.to).
     as_module: nn.Module = module
     as_module.to(target)
-    if optimize and target.type == "cpu":
-        optimize_for_cpu(module)
+    fast_path = optimize and target.type == "cpu"
+    if fast_path:
+        optimize_for_cpu(module, dtype)
 
     sample_rate = int(preprocessor.get("sampling_rate", config.get("sample_rate", 24000)))
     if config.get("sample_rate") and int(config["sample_rate"]) != sample_rate:
@@ -428,4 +446,6 @@ def load_mert(
         device=target,
         dtype=dtype,
         total_layers=total_layers,
+        precision=compute,
+        fast_path=fast_path,
     )
