@@ -36,7 +36,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="hub id or local directory (default m-a-p/MERT-v1-95M)")
     parser.add_argument("--revision", help="hub revision of --model")
     parser.add_argument("--layer", type=int, help="transformer layer 0..12 (default 11)")
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--batch-size", type=int, dest="batch_size", help="windows per forward")
     parser.add_argument("--excerpt", help="centre (default), start or windows:N")
 
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate a small catalogue, ingest it, show results")
     _add_out_flag(demo, "soundalike-demo", "folder for the catalogue and its store")
     demo.add_argument("--model", help="hub id or local directory (default m-a-p/MERT-v1-95M)")
-    demo.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    demo.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     _add_workers_flag(demo)
 
     evaluate = commands.add_parser(
@@ -263,6 +263,7 @@ def emit(document: dict[str, Any]) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.server:
         return _ingest_via_server(args)
+    from soundalike.ingest.autosize import auto_workers
     from soundalike.ingest.pipeline import IngestOptions, Shard, ingest
     from soundalike.ingest.sources import source_for
 
@@ -278,7 +279,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except InvalidRequest as error:
         raise UsageError(error.message) from None
     options = IngestOptions(
-        workers=settings.workers,
+        workers=auto_workers(settings.workers, settings.device),
         force=args.force,
         shard=shard,
         rebuild_centroids=args.rebuild_centroids,
@@ -505,6 +506,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from soundalike.ingest.autosize import auto_workers
     from soundalike.ingest.demo import run_demo
 
     args.data_dir = str(args.out / "data")
@@ -515,7 +517,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             args.out,
             store=services.store(),
             engine=services.engine(),
-            workers=settings.workers,
+            workers=auto_workers(settings.workers, settings.device),
             progress=sys.stderr.isatty(),
         )
     summary = result.summary
@@ -545,6 +547,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from soundalike.ingest.defaults import DEFAULT_BATCH_SIZE
     from soundalike.ingest.evaluation import EvaluationOptions, run_evaluation
     from soundalike.ingest.excerpt import ExcerptPolicy
 
@@ -563,7 +566,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         # Only a model the user named: otherwise re-embedding uses the catalogue's own.
         model=args.model,
         revision=settings.revision,
-        batch_size=settings.batch_size,
+        batch_size=settings.batch_size or DEFAULT_BATCH_SIZE,
         layer=settings.layer,
         excerpt=ExcerptPolicy.parse(settings.excerpt),
         window_seconds=settings.window_seconds,

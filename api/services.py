@@ -62,7 +62,10 @@ def load_embedder_for(settings: Settings, layer: int) -> MertEmbedder:
     from soundalike.ingest.embed import MertEmbedder
 
     loaded = load_model_for(settings, settings.model, settings.revision, layer)
-    return MertEmbedder(loaded, batch_size=settings.batch_size)
+    # Unset: sized to the device for the settings' window (ingest/autosize.py).
+    return MertEmbedder(
+        loaded, batch_size=settings.batch_size, window_seconds=settings.window_seconds
+    )
 
 
 def load_model_for(settings: Settings, model: str, revision: str | None, layer: int) -> LoadedMert:
@@ -221,6 +224,7 @@ def warm_up(store: Store) -> None:
 def library_for(services: Services) -> Library:
     """The live library the settings describe (`state: off` when they name no folders); the
     app's lifespan starts and closes it."""
+    from soundalike.ingest.autosize import auto_workers
     from soundalike.ingest.library import Library, LibraryConfig
 
     settings = services.settings
@@ -233,7 +237,7 @@ def library_for(services: Services) -> Library:
         rescan_seconds=settings.library_rescan_seconds,
         debounce_seconds=settings.library_debounce_seconds,
         allow_new_roots=settings.library_allow_new_roots,
-        workers=settings.workers,
+        workers=auto_workers(settings.workers, settings.device),
     )
     return Library(config, store=services.store, engine=services.engine, events=services.events)
 

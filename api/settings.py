@@ -47,11 +47,16 @@ class Settings(BaseSettings):
     )
     device: str = Field(
         "auto",
-        description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`: runs the model, "
-        "and the products of a full rebuild of the neighbour lists.",
+        description="`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N` (ROCm: also `cuda`), "
+        "`mps` (untested): runs the model, and the products of a full rebuild of the "
+        "neighbour lists.",
     )
-    batch_size: int = Field(
-        DEFAULT_BATCH_SIZE, ge=1, le=512, description="Windows of equal length per forward pass."
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=512,
+        description="Windows of equal length per forward pass; unset: auto (on CUDA sized to "
+        f"the free device memory, elsewhere {DEFAULT_BATCH_SIZE}).",
     )
     excerpt: str = Field(
         DEFAULT_EXCERPT,
@@ -70,8 +75,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Windows whose RMS is below this (linear, 1.0 = full scale) are silent.",
     )
-    workers: int = Field(
-        DEFAULT_WORKERS, ge=1, le=64, description="Decoding processes during ingest."
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Decoding processes during ingest; unset: auto (with a GPU the host's cores "
+        f"less 2, elsewhere {DEFAULT_WORKERS}).",
     )
 
     # --- store -------------------------------------------------------------------------
