@@ -2,7 +2,7 @@
 each, model-only, full-size architecture.
 
     python -m benchmarks.cpu_replicas [--replicas 1,2] [--windows 4] [--batch-size 2]
-        [--model DIR | --tiny] [--json]
+        [--model DIR | --tiny] [--precision P] [--json]
 
 torch's intra-op thread pool belongs to a process, so each replica is its own spawned process
 with `torch.set_num_threads(N // k)`. Every replica loads the model the way ingest does
@@ -25,16 +25,18 @@ from benchmarks.common import bench_parser, document_header, int_list, log, prin
 from benchmarks.common import work_dir as scratch_dir
 from benchmarks.ingest import TINY_CONFIG
 from soundalike.api.bench import synthetic_clip, usable_cores
+from soundalike.api.settings import Settings
 from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_WINDOW_SECONDS
 from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 
 MODULE = "benchmarks.cpu_replicas"
 START_TIMEOUT_S = 600.0
+HAS_PRECISION = "precision" in Settings.model_fields
 
 
 def _replica(
-    model: str, threads: int, first_clip: int, windows: int, batch_size: int, barrier: Any,
-    results: Any,
+    model: str, threads: int, first_clip: int, windows: int, batch_size: int,
+    precision: str | None, barrier: Any, results: Any,
 ) -> None:  # fmt: skip
     """One replica: its own process, its own torch thread pool."""
     import torch
@@ -42,7 +44,11 @@ def _replica(
     torch.set_num_threads(threads)
     from soundalike.ingest.embed import load_embedder
 
-    embedder = load_embedder(model, layer=DEFAULT_LAYER, device="cpu", batch_size=batch_size)
+    # The loader's own default precision unless one is asked for (older loaders have none).
+    extra: dict[str, Any] = {"precision": precision} if precision else {}
+    embedder = load_embedder(
+        model, layer=DEFAULT_LAYER, device="cpu", batch_size=batch_size, **extra
+    )
     rate = embedder.sample_rate
     embedder.embed_windows([synthetic_clip(0, rate, DEFAULT_WINDOW_SECONDS)])  # warm-up
     clips = [synthetic_clip(first_clip + i, rate, DEFAULT_WINDOW_SECONDS) for i in range(windows)]
@@ -53,8 +59,9 @@ def _replica(
 
 
 def measure_layout(
-    model: str, replicas: int, cores: int, windows: int, batch_size: int
-) -> dict[str, Any]:
+    model: str, replicas: int, cores: int, windows: int, batch_size: int,
+    precision: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """`replicas` processes of `cores // replicas` threads sharing `windows` windows."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(replicas)
@@ -65,7 +72,8 @@ def measure_layout(
     first = 1
     for share in shares:
         process = context.Process(
-            target=_replica, args=(model, threads, first, share, batch_size, barrier, results)
+            target=_replica,
+            args=(model, threads, first, share, batch_size, precision, barrier, results),
         )
         process.start()
         processes.append(process)
@@ -100,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--replicas", type=int_list, default=[1, 2], help="e.g. 1,2,4")
     parser.add_argument("--windows", type=int, default=4, help="30 s windows in all, per layout")
     parser.add_argument("--batch-size", type=int, default=2, dest="batch_size")
+    if HAS_PRECISION:
+        parser.add_argument("--precision", help="the model's precision (default: the loader's)")
     parser.add_argument("--cores", type=int, default=None, help="N (default: usable cores)")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--model", help="checkpoint dir (default: full-size random MERT-v1-95M)")
@@ -128,13 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             label = "MERT-v1-95M architecture, random weights"
         rows = []
         for replicas in args.replicas:
-            rows.append(measure_layout(model, replicas, cores, args.windows, args.batch_size))
+            precision = getattr(args, "precision", None)
+            rows.append(
+                measure_layout(model, replicas, cores, args.windows, args.batch_size, precision)
+            )
             log(f"[cpu-replicas] {rows[-1]}")
     best = max(rows, key=lambda row: row["windows_per_s"])
     document |= {
         "model": label,
         "cores": cores,
         "batch_size": args.batch_size,
+        "precision": getattr(args, "precision", None),
         "layouts": rows,
         "fastest": f"{best['replicas']} x {best['threads_each']} threads",
     }

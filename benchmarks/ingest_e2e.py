@@ -2,7 +2,7 @@
 model is, and the host's decode-only rate for comparison.
 
     python -m benchmarks.ingest_e2e [--tracks 8] [--seconds 45] [--model DIR | --tiny]
-        [--device cpu] [--workers 2] [--batch-size 4] [--precision P] [--json]
+        [--device cpu] [--workers 2] [--batch-size 4] [--precision fp32,auto] [--json]
 
 A catalogue of distinct synthetic tracks (devtools.synth) is written as a mix of MP3, Opus in
 Ogg and FLAC (Ogg Vorbis when no Opus encoder exists: the mix is whatever this PyAV has, and
@@ -15,7 +15,8 @@ the report says which), then two fresh spawned processes run on it:
   host's cores can decode, the ceiling of the end-to-end rate.
 The default model is the full-size MERT-v1-95M architecture with random weights
 (devtools.checkpoint); `--tiny` is the test-size one. `--precision` appears only when the
-settings have a `precision` field.
+settings have a `precision` field; a comma list ingests the same files once per precision
+(fresh process each) and reports each against the first.
 """
 
 from __future__ import annotations
@@ -217,6 +218,8 @@ def _run_ingest(options: dict[str, Any], catalogue: Path, data_dir: Path) -> dic
         "stage_seconds": dict.fromkeys(("decode", "embed", "write"), 0.0) | dict(stage_seconds),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "device": str(device),
+        # What the settings' precision resolved to (absent before precisions existed).
+        "precision": str(getattr(getattr(engine.embedder, "loaded", None), "precision", "fp32")),
     }
     if device is not None and device.type == "cuda":
         import torch
@@ -329,21 +332,40 @@ def host_description() -> dict[str, Any]:
 
 
 def markdown(document: dict[str, Any]) -> str:
-    run, fig = document["ingest"], document["figures"]
-    seconds = fig["seconds"]
-    copy = "n/a" if seconds["copy"] is None else f"{seconds['copy']:.2f}"
     lines = [
-        "| tracks | windows | wall s | tracks/s | windows/s | decode s | copy s | forward s "
-        "| write s | model busy | decode-only tracks/s | peak RSS MB | peak device MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {run['tracks']} | {run['windows']} | {run['wall_seconds']:.1f} | "
-        f"{fig['tracks_per_s']:.3f} | {fig['windows_per_s']:.3f} | {seconds['decode']:.2f} | "
-        f"{copy} | {seconds['forward']:.2f} | {seconds['write']:.2f} | "
-        f"{fig['model_busy_fraction']:.0%} | "
-        f"{fig.get('decode_only_tracks_per_s', float('nan')):.2f} | {run['peak_rss_mb']:.0f} | "
-        f"{run.get('peak_device_mb', 'n/a')} |",
+        "| precision | tracks | windows | wall s | process s | tracks/s | windows/s | decode s "
+        "| copy s | forward s | write s | model busy | decode-only tracks/s | peak RSS MB "
+        "| peak device MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    decode_only = document["decode_only"]
+    rate = f"{decode_only['tracks_per_s']:.2f}" if decode_only else "n/a"
+    for entry in document["runs"]:
+        run, fig = entry["ingest"], entry["figures"]
+        seconds = fig["seconds"]
+        copy = "n/a" if seconds["copy"] is None else f"{seconds['copy']:.2f}"
+        lines.append(
+            f"| {entry['precision'] or 'default'} | {run['tracks']} | {run['windows']} | "
+            f"{run['wall_seconds']:.1f} | {run['process_seconds']:.1f} | "
+            f"{fig['tracks_per_s']:.3f} | {fig['windows_per_s']:.3f} | "
+            f"{seconds['decode']:.2f} | {copy} | {seconds['forward']:.2f} | "
+            f"{seconds['write']:.2f} | {fig['model_busy_fraction']:.0%} | {rate} | "
+            f"{run['peak_rss_mb']:.0f} | {run.get('peak_device_mb', 'n/a')} |"
+        )
     return "\n".join(lines)
+
+
+def speedups(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each run against the first, same catalogue, same invocation: wall (the ingest call) and
+    whole process (imports, model load, ingest and the store's upkeep)."""
+    first = runs[0]["ingest"]
+    return {
+        str(entry["precision"]): {
+            "wall": round(first["wall_seconds"] / entry["ingest"]["wall_seconds"], 3),
+            "process": round(first["process_seconds"] / entry["ingest"]["process_seconds"], 3),
+        }
+        for entry in runs[1:]
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,7 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--tiny", action="store_true", help="the test-size random checkpoint")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     if HAS_PRECISION:
-        parser.add_argument("--precision", help="passed to the settings (SOUNDALIKE_PRECISION)")
+        parser.add_argument(
+            "--precision",
+            type=lambda text: [part for part in text.split(",") if part],
+            help="passed to the settings (SOUNDALIKE_PRECISION); a comma list (fp32,auto) "
+            "ingests the same files once per precision, each in a fresh process",
+        )
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="decode workers")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, dest="batch_size")
     parser.add_argument(
@@ -394,14 +421,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "device": args.device,
             "batch_size": args.batch_size,
             "workers": args.workers,
-            "precision": getattr(args, "precision", None),
         }
         decode_only = None
         if not args.no_decode_only:
             decode_only = run_isolated(_run_decode_only, options, catalogue, sample_rate)
             log(f"[ingest-e2e] decode only: {decode_only}")
-        run = run_isolated(_run_ingest, options, catalogue, scratch / "data")
-        log(f"[ingest-e2e] ingest: {run}")
+        runs = []
+        for index, precision in enumerate(getattr(args, "precision", None) or [None]):
+            run = run_isolated(
+                _run_ingest, options | {"precision": precision}, catalogue, scratch / f"data{index}"
+            )
+            log(f"[ingest-e2e] ingest ({precision or 'default precision'}): {run}")
+            runs.append(
+                {"precision": precision, "ingest": run, "figures": figures(run, decode_only)}
+            )
     document |= {
         "host": host_description(),
         "model": model_label,
@@ -409,10 +442,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "track_seconds": args.seconds,
         "excerpt": DEFAULT_EXCERPT,
         "options": {k: v for k, v in options.items() if k != "model"},
-        "ingest": run,
         "decode_only": decode_only,
-        "figures": figures(run, decode_only),
+        # The first run's figures at the top; every run (one per precision) under "runs".
+        "ingest": runs[0]["ingest"],
+        "figures": runs[0]["figures"],
+        "runs": runs,
     }
+    if len(runs) > 1:
+        document["speedup_vs_first"] = speedups(runs)
     print_document(document, text=None if args.json else markdown(document))
     return 0
 

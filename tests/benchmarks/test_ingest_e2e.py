@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmarks.cpu_replicas import main as replicas_main
-from benchmarks.ingest_e2e import figures, main, pick_formats
+from benchmarks.ingest_e2e import HAS_PRECISION, figures, main, pick_formats
 
 
 def test_figures_from_known_timings_on_the_cpu() -> None:
@@ -47,8 +47,14 @@ def test_the_mix_has_a_compressed_format() -> None:
 
 @pytest.mark.slow
 def test_a_tiny_run_reports_rates_and_stage_seconds(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--tiny", "--tracks", "3", "--seconds", "4", "--json"]) == 0
+    # Where the settings have a precision, the same files are ingested once per precision.
+    precisions = ["--precision", "fp32,auto"] if HAS_PRECISION else []
+    assert main(["--tiny", "--tracks", "3", "--seconds", "4", *precisions, "--json"]) == 0
     document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(document["runs"]) == (2 if HAS_PRECISION else 1)
+    if HAS_PRECISION:
+        assert set(document["speedup_vs_first"]) == {"auto"}
+        assert all(run["ingest"]["tracks"] == 3 for run in document["runs"])
     assert {"date", "command", "host", "formats", "ingest", "decode_only"} <= set(document)
     assert document["host"]["lscpu"]["flags"] is not None or document["machine"]["cpu"]
     assert document["ingest"]["tracks"] == 3 and document["ingest"]["peak_rss_mb"] > 0
