@@ -11,8 +11,10 @@ set -u
 OUT=${OUT:?a folder for the reports}
 PYTHON=${PYTHON:-.venv/bin/python}
 TRACKS=${TRACKS:-1500}            # ~7 s of ingest at the 200 tracks/s target: steady state
-WORKERS=${WORKERS:-$(( $(nproc) - 2 ))}
-BATCH=${BATCH:-16}
+BATCH=${BATCH:-16}                # soundalike bench's batch (its own default is 1)
+# The ingest takes the settings' auto sizing (batch from free device memory, decode workers =
+# cores - 2) unless INGEST_BATCH / WORKERS are set.
+INGEST_FLAGS=(${INGEST_BATCH:+--batch-size "$INGEST_BATCH"} ${WORKERS:+--workers "$WORKERS"})
 mkdir -p "$OUT"
 failed=0
 step() {  # step NAME SECONDS COMMAND...: stdout to $OUT/NAME.out, stderr to $OUT/NAME.err
@@ -33,7 +35,7 @@ step pytest-gpu 150 "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider tests \
 step bench-cuda 180 "$PYTHON" -m soundalike.api.cli bench --device cuda --random-weights \
   --clips 256 --batch-size "$BATCH" --json
 step ingest-e2e-cuda 270 "$PYTHON" -m benchmarks.ingest_e2e --device cuda --tracks "$TRACKS" \
-  --workers "$WORKERS" --batch-size "$BATCH" --json
+  "${INGEST_FLAGS[@]}" --json
 # The reports are the last line of each .out: one JSON document.
 for name in bench-cuda ingest-e2e-cuda; do
   tail -n 1 "$OUT/$name.out" > "$OUT/$name.json" 2>/dev/null

@@ -2,7 +2,7 @@
 model is, and the host's decode-only rate for comparison.
 
     python -m benchmarks.ingest_e2e [--tracks 8] [--seconds 45] [--model DIR | --tiny]
-        [--device cpu] [--workers 2] [--batch-size 4] [--precision fp32,auto] [--json]
+        [--device cpu] [--workers N] [--batch-size N] [--precision fp32,auto] [--json]
 
 A catalogue of distinct synthetic tracks (devtools.synth) is written as a mix of MP3, Opus in
 Ogg and FLAC (Ogg Vorbis when no Opus encoder exists: the mix is whatever this PyAV has, and
@@ -49,7 +49,7 @@ from benchmarks.ingest import TINY_CONFIG
 from soundalike.api.bench import peak_rss_mb, run_isolated, usable_cores
 from soundalike.api.settings import Settings
 from soundalike.core.events import StageTimed, TrackStored
-from soundalike.ingest.defaults import DEFAULT_BATCH_SIZE, DEFAULT_EXCERPT, DEFAULT_WORKERS
+from soundalike.ingest.defaults import DEFAULT_EXCERPT, DEFAULT_WORKERS
 from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 from soundalike.ingest.devtools.synth import ARTIST_NAMES, synth_track, write_audio
 
@@ -139,29 +139,40 @@ def _settings(options: dict[str, Any], data_dir: Path) -> Settings:
     values: dict[str, Any] = {
         "model": options["model"],
         "device": options["device"],
-        "batch_size": options["batch_size"],
-        "workers": options["workers"],
         "excerpt": DEFAULT_EXCERPT,
         "data_dir": data_dir,
     }
+    # Unset: the settings' own auto sizing (batch from free CUDA memory, workers from cores).
+    for key in ("batch_size", "workers"):
+        if options.get(key) is not None:
+            values[key] = options[key]
     if options.get("precision") is not None:
         values["precision"] = options["precision"]
     return Settings(**values)
 
 
+def decode_workers(settings: Settings) -> int:
+    """The decode worker count `soundalike ingest` would use for these settings."""
+    try:
+        from soundalike.ingest.autosize import auto_workers
+    except ImportError:  # before auto sizing, workers was always set
+        return int(settings.workers or DEFAULT_WORKERS)
+    return auto_workers(settings.workers, settings.device)
+
+
 def copy_seconds(device: Any, batches: Sequence[tuple[int, int]]) -> float:
-    """Host→device seconds for batches of (windows, samples) float32: the flow times the copy
-    inside its embed stage, so on CUDA it is measured here again on its own, pinned like a
-    DataLoader's would not be (plain pageable memory, as the embedder copies)."""
-    import numpy as np
+    """Host→device seconds for batches of (windows, samples) float32. The flow times the copy
+    inside its embed stage (the embedder copies from pinned memory on a side stream, overlapped
+    with the forward), so on CUDA it is measured here again on its own, from pinned memory like
+    the embedder's, each copy waited for: the copy's cost if nothing overlapped it."""
     import torch
 
     total = 0.0
     for windows, samples in batches:
-        host = torch.from_numpy(np.zeros((windows, samples), dtype=np.float32))
+        host = torch.zeros((windows, samples), dtype=torch.float32, pin_memory=True)
         torch.cuda.synchronize(device)
         started = time.perf_counter()
-        host.to(device)
+        host.to(device, non_blocking=True)
         torch.cuda.synchronize(device)
         total += time.perf_counter() - started
     return total
@@ -204,7 +215,7 @@ def _run_ingest(options: dict[str, Any], catalogue: Path, data_dir: Path) -> dic
             FolderSource(catalogue),
             store=services.store(),
             engine=engine,
-            options=IngestOptions(workers=settings.workers),
+            options=IngestOptions(workers=decode_workers(settings)),
             events=services.events,
         )
         wall = time.perf_counter() - started
@@ -218,6 +229,8 @@ def _run_ingest(options: dict[str, Any], catalogue: Path, data_dir: Path) -> dic
         "stage_seconds": dict.fromkeys(("decode", "embed", "write"), 0.0) | dict(stage_seconds),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "device": str(device),
+        "workers": decode_workers(settings),
+        "batch_size": engine.embedder.batch_size,
         # What the settings' precision resolved to (absent before precisions existed).
         "precision": str(getattr(getattr(engine.embedder, "loaded", None), "precision", "fp32")),
     }
@@ -246,7 +259,8 @@ def _run_decode_only(options: dict[str, Any], catalogue: Path, sample_rate: int)
     listed, _ = discover(source)
     pending, _ = identify(source, listed, None)
     decoded = failed = windows = 0
-    for _, result in decode(source, pending, decoding_for(settings), sample_rate, settings.workers):
+    workers = decode_workers(settings)
+    for _, result in decode(source, pending, decoding_for(settings), sample_rate, workers):
         if isinstance(result, AudioError):
             failed += 1
         else:
@@ -258,6 +272,7 @@ def _run_decode_only(options: dict[str, Any], catalogue: Path, sample_rate: int)
         "failed": failed,
         "windows": windows,
         "seconds": seconds,
+        "workers": workers,
         "tracks_per_s": decoded / seconds,
     }
 
@@ -288,7 +303,7 @@ def figures(run: dict[str, Any], decode_only: dict[str, Any] | None) -> dict[str
             "not applicable on the CPU (the model reads host memory)"
             if not on_cuda
             else "host→device measured apart on the same batch shapes (the flow times it "
-            "inside embed); forward = embed - copy"
+            "inside embed, overlapped with the forward); forward = embed - copy, a lower bound"
             if "copy" not in stages
             else "the flow's own copy stage"
         ),
@@ -385,8 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
             help="passed to the settings (SOUNDALIKE_PRECISION); a comma list (fp32,auto) "
             "ingests the same files once per precision, each in a fresh process",
         )
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="decode workers")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, dest="batch_size")
+    parser.add_argument("--workers", type=int, help="decode workers (default: the settings' auto)")
+    parser.add_argument(
+        "--batch-size", type=int, dest="batch_size", help="windows per forward (default: auto)"
+    )
     parser.add_argument(
         "--no-decode-only", action="store_true", dest="no_decode_only",
         help="skip the decode-only pass",
@@ -398,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.tracks < 1 or args.seconds <= 0 or args.workers < 1 or args.batch_size < 1:
+    sizes = [size for size in (args.workers, args.batch_size) if size is not None]
+    if args.tracks < 1 or args.seconds <= 0 or min(sizes, default=1) < 1:
         parser.error("--tracks, --workers and --batch-size must be >= 1 and --seconds > 0")
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     formats = pick_formats()
