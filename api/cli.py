@@ -37,6 +37,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="hub revision of --model")
     parser.add_argument("--layer", type=int, help="transformer layer 0..12 (default 11)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="(default auto)")
     parser.add_argument("--batch-size", type=int, dest="batch_size", help="windows per forward")
     parser.add_argument("--excerpt", help="centre (default), start or windows:N")
 
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out_flag(evaluate, "soundalike-eval", "folder for report.md, report.json and the PNGs")
     evaluate.add_argument("--layers", help="11, all, or a list such as 0,3,11")
     evaluate.add_argument("--sample", type=int, help="tracks per artist to re-embed")
-    evaluate.add_argument("--compare", help="chunked[:S] or artist-model")
+    evaluate.add_argument("--compare", help="chunked[:S], artist-model or precision")
     evaluate.add_argument("--reference", type=Path, help="external similar-artists CSV/JSON")
     evaluate.add_argument(
         "--centre",
@@ -219,6 +220,7 @@ SETTINGS_FLAGS = (
     "revision",
     "layer",
     "device",
+    "precision",
     "batch_size",
     "excerpt",
     "workers",

@@ -68,11 +68,20 @@ def load_embedder_for(settings: Settings, layer: int) -> MertEmbedder:
     )
 
 
-def load_model_for(settings: Settings, model: str, revision: str | None, layer: int) -> LoadedMert:
-    """A MERT checkpoint on the settings' device (the evaluation loads other models this way)."""
+def load_model_for(
+    settings: Settings, model: str, revision: str | None, layer: int, precision: str | None = None
+) -> LoadedMert:
+    """A MERT checkpoint on the settings' device, in the settings' precision unless `precision`
+    is given (the evaluation loads other models, and other precisions, this way)."""
     from soundalike.ingest.model import load_mert
 
-    return load_mert(model, revision=revision, layer=layer, device=settings.device)
+    return load_mert(
+        model,
+        revision=revision,
+        layer=layer,
+        device=settings.device,
+        precision=precision or settings.precision,
+    )
 
 
 def decoding_for(settings: Settings) -> Decoding:
@@ -196,9 +205,12 @@ class Services(Closing):
         """Files → vectors exactly like the stored catalogue's (uploads), or SpecMismatch."""
         return VectorEngine(self.embedder(stored.layer), self.decoding).for_spec(stored)
 
-    def load_model(self, model: str, revision: str | None, layer: int) -> LoadedMert:
-        """Any checkpoint on the settings' device (the evaluation's layer sweeps)."""
-        return load_model_for(self.settings, model, revision, layer)
+    def load_model(
+        self, model: str, revision: str | None, layer: int, precision: str | None = None
+    ) -> LoadedMert:
+        """Any checkpoint on the settings' device (the evaluation's layer sweeps), in the
+        settings' precision unless `precision` is given (`--compare precision`)."""
+        return load_model_for(self.settings, model, revision, layer, precision)
 
     # --- lifetime ------------------------------------------------------------------------
 

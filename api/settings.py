@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         description="Windows of equal length per forward pass; unset: auto (on CUDA sized to "
         f"the free device memory, elsewhere {DEFAULT_BATCH_SIZE}).",
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="The model's compute precision: `auto` (bf16 on CUDA and on CPUs with native "
+        "bf16, AVX512_BF16 or AMX; fp32 elsewhere), `fp32`, or `bf16` (refused on a CPU "
+        "without native bf16, where it runs ~40x slower). Each track records its precision.",
+    )
     excerpt: str = Field(
         DEFAULT_EXCERPT,
         description="Which part of a track is embedded: `centre`, `start` or `windows:N`.",
