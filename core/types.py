@@ -62,6 +62,9 @@ class Track:
     extra: dict[str, Any] = field(default_factory=dict)
     # The id a media server knows the track by (a Subsonic song id, a Jellyfin item GUID).
     item_id: str | None = None
+    # The compute precision that made `vector` ('fp32' or 'bf16'); vectors of both precisions
+    # share a catalogue (it is not part of the EmbeddingSpec). None: not recorded.
+    precision: str | None = None
 
 
 @dataclass

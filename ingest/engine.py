@@ -90,6 +90,14 @@ class VectorEngine:
     def sample_rate(self) -> int:
         return self.embedder.sample_rate
 
+    @property
+    def precision(self) -> str | None:
+        """The compute precision ('fp32', 'bf16') the embedder's vectors are made in, recorded
+        with each track; None for an embedder that does not say (a test's or a benchmark's)."""
+        loaded = getattr(self.embedder, "loaded", None)
+        precision = getattr(loaded, "precision", None)
+        return precision if isinstance(precision, str) else None
+
     def for_spec(self, stored: EmbeddingSpec) -> VectorEngine:
         """An engine that embeds like the stored catalogue, or SpecMismatch saying what differs
         (the model, its layer or sample rate cannot be changed without loading another model)."""

@@ -25,6 +25,7 @@ from soundalike.search.schema import (
     F_ID64,
     F_ITEM_ID,
     F_PATH,
+    F_PRECISION,
     F_SPEC,
     F_TITLE,
     F_TRACK_COUNT,
@@ -65,6 +66,7 @@ def track_point(track: Track, spec: EmbeddingSpec) -> StoredPoint:
         F_CONTENT_HASH: track.content_hash,
         F_EXTRA: dict(track.extra),
         F_ITEM_ID: track.item_id,
+        F_PRECISION: track.precision,
         F_SPEC: spec.to_dict(),
     }
     return StoredPoint(id=track.track_id, vector=vector, payload=payload)
@@ -100,6 +102,7 @@ def track_from(point: StoredPoint, *, with_vector: bool = True) -> Track:
         content_hash=p.get(F_CONTENT_HASH),
         extra=dict(p.get(F_EXTRA) or {}),
         item_id=p.get(F_ITEM_ID),
+        precision=p.get(F_PRECISION),
     )
 
 

@@ -43,6 +43,7 @@ F_GENRES = "genres"
 F_ID64 = "id64"
 F_NEIGHBOURS = "neighbours"
 F_ITEM_ID = "item_id"
+F_PRECISION = "precision"
 
 TRACK_INDEXES: dict[str, IndexKind] = {
     F_ARTIST_KEY: "keyword",

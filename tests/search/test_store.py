@@ -665,3 +665,15 @@ def test_a_server_store_creates_quantized_tracks_too(spec: EmbeddingSpec) -> Non
     assert hits[0].track.title == "track 5"
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     store.close()
+
+
+def test_each_track_records_the_precision_that_made_it(store: Store, make_track: MakeTrack) -> None:
+    # fp32 and bf16 vectors share a catalogue; each track says which made it.
+    tracks = [
+        make_track("Precise", 1, precision="fp32"),
+        make_track("Precise", 2, precision="bf16"),
+        make_track("Precise", 3),
+    ]
+    store.upsert_tracks(tracks)
+    got = [store.get_track(t.track_id) for t in tracks]
+    assert [t.precision if t else "missing" for t in got] == ["fp32", "bf16", None]
