@@ -2,6 +2,7 @@
 
 chunked: each window embedded in one pass vs cut into chunks embedded separately and averaged.
 artist-model: one centroid per artist vs up to three (k-means on the artist's tracks).
+precision: the same tracks embedded in fp32 and in bf16 (how far vectors and rankings move).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 from soundalike.ingest.evaluation.metrics import (
     VectorEvaluation,
     artist_models,
+    centroids_of,
+    cosine_matrix,
     evaluate_vectors,
     leave_one_out_multi_centroid,
     model_similarity,
@@ -101,5 +104,55 @@ def artist_model_comparison(
             "best-scoring artists (k <= artists - 1), the artist-level precision@k of a query "
             "with one right answer. Track-to-track precision@k does not depend on the artist "
             "model and is in `metrics`."
+        ),
+    }
+
+
+def _neighbour_overlap(first: np.ndarray, second: np.ndarray, k: int) -> float | None:
+    """Mean |top-k ∩ top-k| / k of each artist's nearest artists by centroid cosine (itself
+    excluded) under two sets of centroids in the same order; None below two artists."""
+    artists = first.shape[0]
+    depth = min(k, artists - 1)
+    if depth < 1:
+        return None
+    overlaps = []
+    for scores_a, scores_b, own in zip(
+        cosine_matrix(first), cosine_matrix(second), range(artists), strict=True
+    ):
+        scores_a[own] = scores_b[own] = -np.inf
+        top_a = set(np.argsort(-scores_a, kind="stable")[:depth].tolist())
+        top_b = set(np.argsort(-scores_b, kind="stable")[:depth].tolist())
+        overlaps.append(len(top_a & top_b) / depth)
+    return float(np.mean(overlaps))
+
+
+def precision_comparison(
+    fp32: np.ndarray, bf16: np.ndarray, labels: list[str], layer: int, k: int
+) -> dict[str, Any]:
+    """fp32 vs bf16 vectors of the same tracks: L2 distance of the unit vectors (mean, max),
+    overlap@k of each artist's nearest artists, and LOO accuracy / MAP both ways."""
+    first, second = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (fp32, bf16))
+    distances = np.linalg.norm(first - second, axis=1)
+    order, centroids_fp32 = centroids_of(first, labels)
+    order_bf16, centroids_bf16 = centroids_of(second, labels)
+    assert order == order_bf16  # the same tracks and labels
+    fp32_figures = evaluate_vectors(first, labels, k=k).to_dict()
+    bf16_figures = evaluate_vectors(second, labels, k=k).to_dict()
+    return {
+        "kind": "precision",
+        "layer": layer,
+        "k": k,
+        "tracks": len(labels),
+        "l2_mean": round_or_none(float(distances.mean())),
+        "l2_max": round_or_none(float(distances.max())),
+        "artist_overlap_at_k": round_or_none(_neighbour_overlap(centroids_fp32, centroids_bf16, k)),
+        "fp32_loo_accuracy": fp32_figures["loo_accuracy"],
+        "bf16_loo_accuracy": bf16_figures["loo_accuracy"],
+        "fp32_map": fp32_figures["map"],
+        "bf16_map": bf16_figures["map"],
+        "note": (
+            "L2 between the fp32 and the bf16 unit vector of each track (0 = identical, "
+            "unit vectors within 0.01 are the target); overlap@k: the share of each artist's "
+            "k nearest artists (centroid cosine) that both precisions list"
         ),
     }

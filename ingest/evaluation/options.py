@@ -25,9 +25,10 @@ DEFAULT_CHUNK_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class Comparison:
-    """`--compare`: full windows vs chunks of them, or one centroid per artist vs several."""
+    """`--compare`: full windows vs chunks of them, one centroid per artist vs several, or the
+    same tracks embedded in fp32 vs bf16."""
 
-    kind: Literal["chunked", "artist-model"]
+    kind: Literal["chunked", "artist-model", "precision"]
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
 
     @classmethod
@@ -35,6 +36,8 @@ class Comparison:
         cleaned = text.strip().lower()
         if cleaned == "artist-model":
             return cls("artist-model")
+        if cleaned == "precision":
+            return cls("precision")
         head, sep, tail = cleaned.partition(":")
         if head == "chunked":
             if not sep:
@@ -46,7 +49,9 @@ class Comparison:
             if not math.isfinite(seconds) or seconds <= 0:
                 raise InvalidRequest(f"--compare {text}: the chunk length must be seconds > 0")
             return cls("chunked", seconds)
-        raise InvalidRequest(f"--compare {text!r}: use 'chunked', 'chunked:S' or 'artist-model'")
+        raise InvalidRequest(
+            f"--compare {text!r}: use 'chunked', 'chunked:S', 'artist-model' or 'precision'"
+        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +144,16 @@ class EvaluationOptions:
     def must_embed(self) -> bool:
         """Whether audio is decoded and embedded, rather than the stored vectors taken."""
         return (
-            self.layers is not None or self.source is not None or self.chunk_seconds() is not None
+            self.layers is not None
+            or self.source is not None
+            or self.chunk_seconds() is not None
+            or self.compares_precision()
         )
+
+    def compares_precision(self) -> bool:
+        """`--compare precision`: the tracks are embedded in fp32, and again in bf16."""
+        comparison = self.comparison()
+        return comparison is not None and comparison.kind == "precision"
 
     def decoding(self) -> Decoding:
         return Decoding(

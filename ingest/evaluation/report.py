@@ -264,6 +264,27 @@ def _chunked_section(compare: dict[str, Any]) -> list[str]:
     ]
 
 
+def _precision_section(compare: dict[str, Any]) -> list[str]:
+    k = compare["k"]
+    rows = [
+        ["fp32", _fmt(compare["fp32_loo_accuracy"]), _fmt(compare["fp32_map"])],
+        ["bf16", _fmt(compare["bf16_loo_accuracy"]), _fmt(compare["bf16_map"])],
+    ]
+    return [
+        "",
+        "## fp32 vs bf16",
+        "",
+        f"The same {compare['tracks']} tracks embedded in fp32 and in bf16 (layer "
+        f"{compare['layer']}). L2 between the unit vectors: mean "
+        f"**{_fmt(compare['l2_mean'])}**, max **{_fmt(compare['l2_max'])}**; artists' "
+        f"{k} nearest artists shared (overlap@{k}): **{_fmt(compare['artist_overlap_at_k'])}**.",
+        "",
+        _table(["precision", "LOO accuracy", "MAP"], rows),
+        "",
+        compare["note"],
+    ]
+
+
 def _artist_model_section(compare: dict[str, Any]) -> list[str]:
     single, multi = compare["single"], compare["multi"]
 
@@ -325,8 +346,8 @@ def markdown(report: dict[str, Any]) -> str:
     out += _layers_section(report) + _centred_section(report)
     compare = report.get("compare")
     if compare is not None:
-        chunked = compare["kind"] == "chunked"
-        out += _chunked_section(compare) if chunked else _artist_model_section(compare)
+        sections = {"chunked": _chunked_section, "precision": _precision_section}
+        out += sections.get(compare["kind"], _artist_model_section)(compare)
     if report.get("reference"):
         out += _reference_section(report["reference"])
     if report["skipped"]:
@@ -364,6 +385,12 @@ def summary_text(report: dict[str, Any]) -> str:
             f"chunks {_fmt(compare['chunked_span'])} "
             f"({_percent(compare['span_change_full_vs_chunked'])}); LOO accuracy "
             f"{_fmt(compare['full_loo_accuracy'])} vs {_fmt(compare['chunked_loo_accuracy'])}"
+        )
+    elif compare and compare["kind"] == "precision":
+        lines.append(
+            f"fp32 vs bf16: L2 mean {_fmt(compare['l2_mean'])}, max {_fmt(compare['l2_max'])}; "
+            f"overlap@{compare['k']} {_fmt(compare['artist_overlap_at_k'])}; LOO accuracy "
+            f"{_fmt(compare['fp32_loo_accuracy'])} vs {_fmt(compare['bf16_loo_accuracy'])}"
         )
     elif compare:
         lines.append(

@@ -1,24 +1,30 @@
 """`run_evaluation`: gather the tracks, take or re-embed their vectors, measure, write the report.
 
 Stored vectors are used as they are unless the options ask for embedding (`layers`, a chunked
-comparison or a `source` folder); then audio is re-decoded with the stored spec's excerpt and
-window and embedded again, every requested layer from one forward pass per window.
+or a precision comparison, or a `source` folder); then audio is re-decoded with the stored
+spec's excerpt and window and embedded again, every requested layer from one forward pass per
+window (with `--compare precision`, in fp32 and again in bf16 at the headline layer).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from soundalike.core.errors import InvalidRequest, SpecMismatch
 from soundalike.core.types import EmbeddingSpec
-from soundalike.ingest.evaluation.compare import artist_model_comparison, chunked_comparison
+from soundalike.ingest.engine import Decoding
+from soundalike.ingest.evaluation.compare import (
+    artist_model_comparison,
+    chunked_comparison,
+    precision_comparison,
+)
 from soundalike.ingest.evaluation.embedding import (
     HiddenStateEmbedder,
     Log,
@@ -46,8 +52,14 @@ from soundalike.ingest.evaluation.report import markdown, report_dict, summary_t
 from soundalike.ingest.model import DEFAULT_MODEL, LoadedMert
 from soundalike.search.store import Store
 
-# (model id, revision, layer) -> the model truncated to that layer, on the caller's device.
-LoadModel = Callable[[str, str | None, int], LoadedMert]
+
+class LoadModel(Protocol):
+    """(model id, revision, layer[, precision]) -> the model truncated to that layer, on the
+    caller's device, in the caller's precision unless one is given (`--compare precision`)."""
+
+    def __call__(
+        self, model: str, revision: str | None, layer: int, precision: str | None = None
+    ) -> LoadedMert: ...
 
 
 @dataclass
@@ -69,6 +81,8 @@ class _Vectors:
     chunked: dict[int, np.ndarray] | None = None
     chunks_per_track: float | None = None
     embed_seconds: float | None = None
+    # `--compare precision`: the headline layer's vectors in bf16 (`full` is then fp32).
+    bf16: np.ndarray | None = None
 
 
 def _layer_list(layers: Sequence[int]) -> str:
@@ -102,7 +116,12 @@ def _embedded_vectors(
         wanted = [default_layer]
     else:
         wanted = choice.resolve(model_layer_count(model_name, revision))
-    loaded = load_model(model_name, revision, max(wanted))
+    precision = "fp32" if options.compares_precision() else None
+    loaded = (
+        load_model(model_name, revision, max(wanted), precision)
+        if precision
+        else load_model(model_name, revision, max(wanted))
+    )
     embedder = HiddenStateEmbedder(loaded, wanted, batch_size=options.batch_size)
     decoding = options.decoding()
     if stored_spec is None:
@@ -128,7 +147,7 @@ def _embedded_vectors(
     )
     problems += embedded.skipped
     require_two_artists(embedded.tracks)
-    return _Vectors(
+    vectors = _Vectors(
         spec,
         embedded.tracks,
         embedded.full,
@@ -136,6 +155,28 @@ def _embedded_vectors(
         embedded.chunks_per_track,
         embedded.seconds,
     )
+    if precision:
+        vectors.bf16 = _bf16_vectors(vectors, model_name, revision, decoding, options, load_model)
+    return vectors
+
+
+def _bf16_vectors(
+    vectors: _Vectors,
+    model_name: str,
+    revision: str | None,
+    decoding: Decoding,
+    options: EvaluationOptions,
+    load_model: LoadModel,
+) -> np.ndarray:
+    """The kept tracks embedded again in bf16, at the headline layer (`--compare precision`);
+    a CPU without native bf16 refuses it (ingest/precision.py)."""
+    layer = vectors.spec.layer
+    loaded = load_model(model_name, revision, layer, "bf16")
+    embedder = HiddenStateEmbedder(loaded, [layer], batch_size=options.batch_size)
+    again = embed_tracks(vectors.tracks, embedder, decoding, chunk_seconds=None)
+    if len(again.tracks) != len(vectors.tracks):
+        raise InvalidRequest("--compare precision: a track decoded once could not be decoded again")
+    return again.full[layer]
 
 
 def _write_report(
@@ -252,6 +293,11 @@ def run_evaluation(
             k,
             comparison.chunk_seconds,
             vectors.chunks_per_track,
+        )
+    elif comparison is not None and comparison.kind == "precision":
+        assert vectors.bf16 is not None
+        report["compare"] = precision_comparison(
+            vectors.full[vectors.spec.layer], vectors.bf16, labels, vectors.spec.layer, k
         )
     elif comparison is not None:
         report["compare"] = artist_model_comparison(

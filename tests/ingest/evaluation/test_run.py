@@ -244,3 +244,27 @@ def test_requests_that_cannot_run_are_refused_with_a_reason(
     one_artist = EvaluationOptions(out_dir=tmp_path, source=next(p for p in catalogue.iterdir()))
     with pytest.raises(InvalidRequest, match="at least two artists"):
         run_evaluation(one_artist, store=None, load_model=no_model)
+
+
+def test_compare_precision_reembeds_in_fp32_and_bf16(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soundalike.ingest import precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    asked: list[str | None] = []
+
+    def loader(model: str, revision: str | None, layer: int, precision: str | None = None):  # type: ignore[no-untyped-def]
+        asked.append(precision)
+        return load_mert(model, revision=revision, layer=layer, device="cpu", precision=precision)
+
+    options = EvaluationOptions(out_dir=tmp_path, compare="precision", batch_size=8)
+    result = run_evaluation(options, store=store, load_model=loader)
+    assert asked == ["fp32", "bf16"]
+    compare = result.report["compare"]
+    assert compare["kind"] == "precision" and compare["tracks"] == ARTISTS * TRACKS_PER_ARTIST
+    assert 0 < compare["l2_mean"] <= compare["l2_max"] < 0.01
+    assert 0 <= compare["artist_overlap_at_k"] <= 1
+    assert {"fp32_loo_accuracy", "bf16_loo_accuracy", "fp32_map", "bf16_map"} <= set(compare)
+    assert "## fp32 vs bf16" in (tmp_path / "report.md").read_text()
+    assert "fp32 vs bf16: L2 mean" in result.summary_text
