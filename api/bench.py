@@ -1,12 +1,15 @@
 """`soundalike bench`: embedding throughput, soundalike's path against the naive reference path,
 in one run.
 
-    soundalike bench [--random-weights | --model M] [--device auto] [--clips 3]
-        [--batch-size 1] [--layer 11] [--no-naive] [--steps] [--json]
+    soundalike bench [--random-weights | --model M] [--device auto] [--precision auto]
+        [--clips 3] [--batch-size 1] [--layer 11] [--no-naive] [--steps] [--json]
 
 (`python -m benchmarks.engine`, from a checkout, runs the same.) Naive path: a full 12-layer
 HubertModel, eager attention, fp32, batch 1, all hidden states requested and
-`hidden_states[layer]` mean-pooled. soundalike's path: `MertEmbedder`. Both embed the same
+`hidden_states[layer]` mean-pooled. soundalike's path: `MertEmbedder` in `--precision` (auto:
+bf16 on CUDA and on CPUs with native bf16); when that is not fp32, the same path in fp32
+(`soundalike_fp32`) is timed too, so the precision's speed-up and how far its vectors move are
+printed from one run. All paths embed the same
 deterministic synthetic 30 s clips (devtools.synth). Each path runs in its own spawned process,
 so its peak memory is its own: on CPU the growth of the process's peak RSS (getrusage ru_maxrss)
 over the RSS measured after imports, before the model is loaded (weights included); on CUDA
@@ -166,6 +169,7 @@ class PathRun:
     batch_size: int
     clips: int
     clip_seconds: float
+    precision: str = "fp32"
 
 
 MeasurePath = Callable[[PathRun], PathMeasurement]
@@ -184,9 +188,11 @@ def _run_path(run: PathRun) -> PathMeasurement:
         torch.cuda.reset_peak_memory_stats()
     baseline_mb = rss_mb()
 
-    if path == "soundalike":
+    if path in ("soundalike", "soundalike_fp32"):
+        precision = "fp32" if path == "soundalike_fp32" else run.precision
         embedder = MertEmbedder(
-            load_mert(model, layer=layer, device=device), batch_size=run.batch_size
+            load_mert(model, layer=layer, device=device, precision=precision),
+            batch_size=run.batch_size,
         )
         sample_rate = embedder.sample_rate
 
@@ -268,19 +274,26 @@ def run_bench(
     naive: bool = True,
     steps: bool = False,
     clip_seconds: float = CLIP_SECONDS,
+    precision: str = "fp32",
     measure: MeasurePath = measure_path,
 ) -> dict[str, Any]:
     """Clips per second and peak memory of both paths, their ratio and the vectors' parity.
 
     `steps` also measures the intermediate configurations (SDPA on the full model; SDPA and
-    truncation to `layer`) so a report shows where the speed-up comes from. `measure` runs one
-    path; the default times it in its own process.
+    truncation to `layer`) so a report shows where the speed-up comes from. soundalike's path
+    runs in `precision` (resolved here: an explicit bf16 on a CPU without native bf16 is refused
+    before anything is timed); when it resolves to bf16, the fp32 fast path is timed too. The
+    default here is fp32 (exact parity with the naive path); the CLI's `--precision` is auto.
+    `measure` runs one path; the default times it in its own process.
     """
     from soundalike.ingest.model import model_files, resolve_device
+    from soundalike.ingest.precision import resolve_precision
 
     if clips < 1:
         raise InvalidRequest(f"clips must be >= 1, not {clips}")
-    target = str(resolve_device(device))
+    resolved_device = resolve_device(device)
+    target = str(resolved_device)
+    compute = resolve_precision(precision, resolved_device)
     with tempfile.TemporaryDirectory(prefix="soundalike-bench-") as scratch:
         if random_weights:
             from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
@@ -298,8 +311,12 @@ def run_bench(
             paths.insert(0, "naive")
         if steps:
             paths[-1:-1] = list(STEP_PATHS)
+        if compute != "fp32":
+            paths.insert(paths.index("soundalike"), "soundalike_fp32")
         measured = {
-            path: measure(PathRun(path, model_path, layer, target, batch_size, clips, clip_seconds))
+            path: measure(
+                PathRun(path, model_path, layer, target, batch_size, clips, clip_seconds, compute)
+            )
             for path in paths
         }
 
@@ -311,8 +328,18 @@ def run_bench(
         "clips": clips,
         "clip_seconds": clip_seconds,
         "batch_size": batch_size,
+        "precision": precision,
+        "compute_precision": compute,
         "machine": machine(),
     }
+    if "soundalike_fp32" in measured:
+        fp32 = _figures(measured["soundalike_fp32"], clips)
+        report["soundalike_fp32"] = fp32
+        report["precision_ratio"] = report["soundalike"]["clips_per_s"] / fp32["clips_per_s"]
+        moved = _unit(measured["soundalike"].vectors) - _unit(measured["soundalike_fp32"].vectors)
+        distances = np.linalg.norm(moved, axis=1)
+        report["precision_l2_mean"] = float(distances.mean())
+        report["precision_l2_max"] = float(distances.max())
     if naive:
         report["naive"] = _figures(measured["naive"], clips)
         report["ratio"] = report["soundalike"]["clips_per_s"] / report["naive"]["clips_per_s"]
@@ -326,14 +353,24 @@ def run_bench(
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as a few aligned lines: clips/s and peak memory per path, then the ratio."""
-    rows = [(name, report[name]) for name in ("naive", "soundalike") if name in report]
-    rows[1:1] = list(report.get("steps", {}).items())
+    names = ("naive", "soundalike_fp32", "soundalike")
+    rows = [(name, report[name]) for name in names if name in report]
+    rows[1 if "naive" in report else 0 : 0] = list(report.get("steps", {}).items())
     lines = [
-        f"{name:<14} {row['clips_per_s']:8.3f} clips/s  peak {row['peak_mem_mb']:8.1f} MB"
+        f"{name:<16} {row['clips_per_s']:8.3f} clips/s  peak {row['peak_mem_mb']:8.1f} MB"
         for name, row in rows
     ]
     if report.get("ratio") is not None:
-        lines.append(f"{'ratio':<14} {report['ratio']:8.2f}x on {report['device']}")
+        lines.append(f"{'ratio':<16} {report['ratio']:8.2f}x on {report['device']}")
+    if report.get("precision_ratio") is not None:
+        cpu = report["machine"]
+        lines.append(
+            f"{'precision':<16} {report['precision']} ({report['compute_precision']}) vs fp32: "
+            f"{report['precision_ratio']:.2f}x, unit-vector L2 mean "
+            f"{report['precision_l2_mean']:.4f} max {report['precision_l2_max']:.4f} on "
+            f"{report['device']} (cpu family {cpu.get('cpu_family')}, "
+            f"flags {' '.join(cpu.get('cpu_flags', [])) or 'none of note'})"
+        )
     return "\n".join(lines)
 
 
@@ -347,6 +384,12 @@ def add_bench_flags(parser: argparse.ArgumentParser) -> None:
         help="full MERT-v1-95M architecture with random weights (no download)",
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="soundalike's path (auto: bf16 with native bf16); also times fp32 when not fp32",
+    )
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1, dest="batch_size")
     parser.add_argument("--layer", type=int, default=DEFAULT_LAYER)
@@ -371,4 +414,5 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         naive=not args.no_naive,
         steps=args.steps,
         clip_seconds=args.clip_seconds,
+        precision=args.precision,
     )

@@ -98,3 +98,46 @@ def test_a_directory_without_weights_fails_with_the_typed_error(
     (directory / "model.safetensors").unlink()
     with pytest.raises(ModelUnavailable, match="model.safetensors"):
         _bench_on(directory, clips=1, batch_size=1)
+
+
+def test_a_bf16_run_also_times_the_fp32_fast_path_and_prints_the_ratio(
+    tiny_mert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soundalike.ingest import precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    seconds = {"soundalike_fp32": 4.0, "soundalike": 2.0}
+    asked: list[tuple[str, str]] = []
+
+    def measure(run: PathRun) -> PathMeasurement:
+        asked.append((run.path, run.precision))
+        vectors = np.tile([[1.0, 0.0]], (run.clips, 1))
+        vectors[1] = [3.0, 4.0] if run.path == "soundalike" else [4.0, 3.0]
+        return PathMeasurement(seconds[run.path], 100.0, vectors)
+
+    report = _bench_on(
+        tiny_mert_dir, clips=2, batch_size=1, naive=False, precision="auto", measure=measure
+    )
+    # The path itself picks fp32 for soundalike_fp32; `precision` is what soundalike's path runs.
+    assert asked == [("soundalike_fp32", "bf16"), ("soundalike", "bf16")]
+    assert (report["precision"], report["compute_precision"]) == ("auto", "bf16")
+    assert report["precision_ratio"] == pytest.approx(2.0)
+    assert report["precision_l2_max"] == pytest.approx(PARITY_L2)
+    assert report["precision_l2_mean"] == pytest.approx(PARITY_L2 / 2)
+    last = format_report(report).splitlines()[-1]
+    assert last.startswith("precision") and "auto (bf16) vs fp32: 2.00x" in last
+    assert "cpu family" in last
+
+
+def test_a_cpu_without_native_bf16_times_fp32_only_under_auto(
+    tiny_mert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soundalike.ingest import precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_bf16_features", lambda: [])
+    fake = FakePaths()
+    report = _bench_on(
+        tiny_mert_dir, clips=4, batch_size=1, naive=False, precision="auto", measure=fake
+    )
+    assert fake.measured == ["soundalike"] and report["compute_precision"] == "fp32"
+    assert "precision_ratio" not in report
