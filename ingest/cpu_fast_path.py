@@ -10,9 +10,9 @@ become one GEMM, and the weight-normed positional conv weight is computed once.
 In bf16 (`optimize_for_cpu(module, torch.bfloat16)`, for CPUs with native bf16) the linears
 (fused QKV, output, FFN, feature projection), the conv-as-GEMM and the positional conv run in
 bf16 and the hidden states stay bf16 between them; the normalisation statistics (the conv
-extractor's GroupNorm/LayerNorm, every LayerNorm) are computed in fp32, SDPA runs in fp32 (faster
-than torch's bf16 CPU kernel on the machine measured), and the caller pools and L2-normalises in
-fp32 (ingest/embed.py).
+extractor's GroupNorm/LayerNorm, every LayerNorm) are computed in fp32, SDPA runs in fp32 (torch's
+bf16 CPU kernel was no faster on the machine measured), and the caller pools and L2-normalises
+in fp32 (ingest/embed.py).
 """
 
 from __future__ import annotations
@@ -93,8 +93,9 @@ class FusedSelfAttention(nn.Module):
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
     ) -> tuple[torch.Tensor, None]:
         batch, frames, _width = hidden_states.shape
-        # SDPA itself runs in fp32: torch's CPU flash attention took twice as long in bf16 as in
-        # fp32 on an AVX512_BF16 EPYC without AMX (docs/benchmarks.md); the casts are cheap.
+        # SDPA itself runs in fp32: torch's CPU flash attention was no faster in bf16 than in
+        # fp32 on an AVX512_BF16 EPYC without AMX (0.101 vs 0.100 s per layer for a 30 s
+        # window, docs/benchmarks.md), so the more exact one; the casts are cheap.
         qkv = self.qkv_proj(hidden_states).float()
         qkv = qkv.view(batch, frames, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
@@ -182,20 +183,27 @@ class GemmFeatureEncoder(nn.Module):
 
         Two-pass mean/variance like GroupNorm's; column reductions run block by block because
         torch's strided var_mean over the time axis of a channels-last tensor is slow. The
-        statistics and the normalisation are fp32 whatever the signal's dtype.
+        statistics and the normalisation are fp32 whatever the signal's dtype: a bf16 block
+        combined with the fp32 mean/scale is promoted to fp32 by the op itself (no cast pass).
         """
         # Only group-norm layers come here (see norm_kinds).
         norm, activation = cast(nn.GroupNorm, self.norms[index]), self.activations[index]
         frames, channels = signal.shape
         rows = self._block_rows(channels)
-        mean = signal.sum(0, dtype=torch.float32) / frames
+        if signal.dtype == torch.float32:
+            mean = signal.sum(0) / frames
+        else:  # summed in fp32 block by block: no fp32 copy of the whole signal
+            mean = torch.zeros(channels, dtype=torch.float32)
+            for block in signal.split(rows):
+                mean += block.sum(0, dtype=torch.float32)
+            mean /= frames
         squares = torch.zeros_like(mean)
         for block in signal.split(rows):
-            squares += (block.float() - mean).square_().sum(0)
+            squares += (block - mean).square_().sum(0)
         scale = norm.weight.float() * torch.rsqrt(squares / frames + norm.eps)
         shift = norm.bias.float() - mean * scale
         for block in signal.split(rows):
-            block.copy_(activation(block.float().mul(scale).add_(shift)))
+            block.copy_(activation(block.mul(scale).add_(shift)))
         return signal
 
     def _one(self, waveform: torch.Tensor) -> torch.Tensor:
