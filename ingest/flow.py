@@ -4,8 +4,9 @@ discover → identify → skip stored → [hooks: reuse stored vectors] → deco
 one shared tail: retire superseded → retire removed → centroids → neighbour lists → optimize.
 What a run reports is not built here: the flow emits events (core/events.py) and sinks
 (ingest/sinks.py, the library's status, metrics) listen. Decoding runs in a pool of processes
-feeding the embedder through a bounded window of in-flight work, so host memory stays flat
-whatever the catalogue size.
+feeding the embedder through a bounded window of in-flight work, and the store is written on a
+writer thread behind a bounded queue (stages.WriteBehind), so the model never waits for the
+store and host memory stays flat whatever the catalogue size.
 """
 
 from __future__ import annotations

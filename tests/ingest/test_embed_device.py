@@ -133,8 +133,8 @@ def test_auto_batch_size_fits_the_device(tiny_mert_dir: Path) -> None:
     gpu = load_embedder(str(tiny_mert_dir), layer=11, device="cuda", batch_size=None)
     assert gpu.batch_size >= 1
     real = load_embedder(str(tiny_mert_dir), layer=11, device="cuda", batch_size=1)
-    # The estimate uses MERT-95M's shape from the tiny model's config: a batch of that many
-    # 30 s windows of the tiny model must run.
+    # The estimate reads the shape from the loaded model's config (here the tiny one): a
+    # batch of that many 30 s windows must run in the memory that was free.
     windows = [_audio(30.0, seed % 3) for seed in range(gpu.batch_size)]
     real.batch_size = gpu.batch_size
     assert real.embed_tracks([windows]).shape == (1, real.dim)
