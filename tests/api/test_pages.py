@@ -279,7 +279,7 @@ def test_a_built_wheel_carries_and_serves_the_front_end(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
-    for package in ("api", "ingest", "search"):
+    for package in ("core", "api", "ingest", "search"):
         shutil.copytree(
             ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )

@@ -195,7 +195,7 @@ class _BlockingEmbedder(UploadEmbedder):
     """Embeds nothing until released; tells when a request is being embedded."""
 
     def __init__(self, services: Services) -> None:
-        super().__init__(services)
+        super().__init__(services, services.settings.upload_limits())
         self.started = threading.Semaphore(0)
         self.unblock = threading.Event()
 
