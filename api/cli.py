@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 
 from soundalike.api import cli_radio
 from soundalike.api.bench import add_bench_flags
+from soundalike.api.cli_eval import cmd_eval
 from soundalike.api.services import Services, open_patient_store_for
 from soundalike.api.settings import Settings
 from soundalike.core.errors import ArtistNotFound, InvalidRequest, SoundalikeError
@@ -545,50 +546,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         + (f" --model {settings.model}" if args.model else "")
     )
     print(f"  then http://{settings.host}:{settings.port}/docs")
-    return EXIT_OK
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from soundalike.ingest.defaults import DEFAULT_BATCH_SIZE
-    from soundalike.ingest.evaluation import EvaluationOptions, run_evaluation
-    from soundalike.ingest.excerpt import ExcerptPolicy
-
-    settings = settings_from(args)
-    if args.path is not None and not args.path.exists():
-        raise UsageError(f"{args.path} does not exist")
-    options = EvaluationOptions(
-        out_dir=args.out,
-        source=args.path,
-        layers=args.layers,
-        sample=args.sample,
-        compare=args.compare,
-        reference=args.reference,
-        centre_vectors=args.centre,
-        k=args.k,
-        # Only a model the user named: otherwise re-embedding uses the catalogue's own.
-        model=args.model,
-        revision=settings.revision,
-        batch_size=settings.batch_size or DEFAULT_BATCH_SIZE,
-        layer=settings.layer,
-        excerpt=ExcerptPolicy.parse(settings.excerpt),
-        window_seconds=settings.window_seconds,
-        min_duration_seconds=settings.min_duration_seconds,
-        silence_rms=settings.silence_rms,
-        artist_from=args.artist_from,
-    )
-    with Services(settings) as services:
-        # A folder or manifest is embedded afresh: it needs no store.
-        result = run_evaluation(
-            options,
-            store=services.store() if args.path is None else None,
-            load_model=services.load_model,
-            log=lambda line: print(line, file=sys.stderr),
-        )
-    if args.json:
-        emit(result.report)
-    else:
-        print(result.summary_text)
-        print(f"report: {args.out / 'report.md'}")
     return EXIT_OK
 
 
