@@ -274,7 +274,7 @@ def run_bench(
     naive: bool = True,
     steps: bool = False,
     clip_seconds: float = CLIP_SECONDS,
-    precision: str = "fp32",
+    precision: str | None = None,
     measure: MeasurePath = measure_path,
 ) -> dict[str, Any]:
     """Clips per second and peak memory of both paths, their ratio and the vectors' parity.
@@ -282,8 +282,9 @@ def run_bench(
     `steps` also measures the intermediate configurations (SDPA on the full model; SDPA and
     truncation to `layer`) so a report shows where the speed-up comes from. soundalike's path
     runs in `precision` (resolved here: an explicit bf16 on a CPU without native bf16 is refused
-    before anything is timed); when it resolves to bf16, the fp32 fast path is timed too. The
-    default here is fp32 (exact parity with the naive path); the CLI's `--precision` is auto.
+    before anything is timed); when a named precision resolves to bf16, the fp32 fast path is
+    timed too. None (the default here) is load_mert's default, bf16 on CUDA and fp32 elsewhere
+    (exact parity with the naive path), with nothing else timed; the CLI's `--precision` is auto.
     `measure` runs one path; the default times it in its own process.
     """
     from soundalike.ingest.model import model_files, resolve_device
@@ -293,6 +294,10 @@ def run_bench(
         raise InvalidRequest(f"clips must be >= 1, not {clips}")
     resolved_device = resolve_device(device)
     target = str(resolved_device)
+    # None: load_mert's own default (bf16 on CUDA, fp32 elsewhere), nothing else timed.
+    named = precision is not None
+    if precision is None:
+        precision = "bf16" if resolved_device.type == "cuda" else "fp32"
     compute = resolve_precision(precision, resolved_device)
     with tempfile.TemporaryDirectory(prefix="soundalike-bench-") as scratch:
         if random_weights:
@@ -311,7 +316,7 @@ def run_bench(
             paths.insert(0, "naive")
         if steps:
             paths[-1:-1] = list(STEP_PATHS)
-        if compute != "fp32":
+        if named and compute != "fp32":
             paths.insert(paths.index("soundalike"), "soundalike_fp32")
         measured = {
             path: measure(

@@ -383,18 +383,21 @@ def load_mert(
     layer: int = DEFAULT_LAYER,
     device: str = "auto",
     optimize: bool = True,
-    precision: str = "fp32",
+    precision: str | None = None,
 ) -> LoadedMert:
     """Load MERT (a local directory or a hub id) truncated to `layer` transformer layers.
 
     `optimize` swaps modules for faster ones on CPU (ingest/cpu_fast_path.py); off, the module
     is a plain HubertModel. `precision` ('auto', 'fp32', 'bf16': ingest/precision.py) picks the
-    compute dtype; an explicit 'bf16' on a CPU without native bf16 is refused. The default here
-    is exact fp32; the application's default (`SOUNDALIKE_PRECISION`) is 'auto'.
+    compute dtype; an explicit 'bf16' on a CPU without native bf16 is refused. None (the
+    default here) is what load_mert always did: bf16 on CUDA, exact fp32 elsewhere; the
+    application's default (`SOUNDALIKE_PRECISION`) is 'auto'.
     """
     from transformers import HubertModel
 
     target = resolve_device(device)
+    if precision is None:
+        precision = "bf16" if target.type == "cuda" else "fp32"
     compute = resolve_precision(precision, target)
     files = model_files(model, revision)
     config_path, preprocessor_path, weights_path = files.config, files.preprocessor, files.weights

@@ -90,3 +90,12 @@ def test_bf16_unit_vectors_are_within_0_01_of_fp32(
 def test_the_engine_says_which_precision_made_its_vectors(tiny_mert_dir: Path) -> None:
     loaded = load_mert(str(tiny_mert_dir), layer=2, device="cpu", precision="fp32")
     assert VectorEngine(MertEmbedder(loaded), Decoding()).precision == "fp32"
+
+
+def test_load_mert_without_a_precision_keeps_exact_fp32_on_the_cpu(
+    tiny_mert_dir: Path, with_native_bf16: None
+) -> None:
+    # The library default is what load_mert always did (bf16 only on CUDA); `auto` is the
+    # application's default, handed in from the settings.
+    loaded = load_mert(str(tiny_mert_dir), layer=2, device="cpu")
+    assert (loaded.precision, loaded.dtype) == ("fp32", torch.float32)
