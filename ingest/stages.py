@@ -203,16 +203,21 @@ def embed_batch(
             failed += lost
         return embedded, failed
     pairs = zip(batch, vectors, strict=True)
+    precision = engine.precision
     return [
-        (item, to_track(item, vector, audio.duration_seconds)) for (item, audio), vector in pairs
+        (item, to_track(item, vector, audio.duration_seconds, precision))
+        for (item, audio), vector in pairs
     ], []
 
 
 def to_track(
-    item: PendingTrack, vector: np.ndarray | list[float], duration_seconds: float | None
+    item: PendingTrack,
+    vector: np.ndarray | list[float],
+    duration_seconds: float | None,
+    precision: str | None,
 ) -> Track:
     """The track to store for a listed file and its vector (embedded now, or reused from a
-    stored copy of the same audio)."""
+    stored copy of the same audio), with the precision that made the vector."""
     listed = item.track
     return Track(
         track_id=item.track_id,
@@ -228,6 +233,7 @@ def to_track(
         content_hash=item.identity,
         extra=dict(listed.extra),
         item_id=listed.item_id,
+        precision=precision,
     )
 
 

@@ -176,4 +176,4 @@ def _reuse(store: Store, item: PendingTrack, donor: Track) -> Track | None:
     stored = store.get_track(donor.track_id, with_vector=True)
     if stored is None or stored.vector is None:
         return None
-    return to_track(item, stored.vector, stored.duration_seconds)
+    return to_track(item, stored.vector, stored.duration_seconds, stored.precision)

@@ -358,3 +358,14 @@ def test_the_pipeline_ingests_any_source(
     assert source.missing([t.path or "" for t in stored]) == set()
     rerun = ingest(source, store=store, engine=engine, options=options())
     assert (rerun.ingested, rerun.skipped) == (0, 2)  # known by id: nothing fetched again
+
+
+def test_each_ingested_track_records_the_precision_that_made_it(
+    catalogue: Path, store: Store, tiny_embedder: MertEmbedder
+) -> None:
+    # The tiny model runs the fp32 CPU path; its tracks say so in their payload.
+    assert tiny_embedder.loaded.precision == "fp32"
+    run(catalogue, store, tiny_embedder)
+    tracks = [store.get_track(t.track_id) for t in store.track_summaries()]
+    assert len(tracks) == 9
+    assert {t.precision for t in tracks if t is not None} == {"fp32"}
