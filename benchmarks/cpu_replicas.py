@@ -23,11 +23,10 @@ from typing import Any
 
 from benchmarks.common import bench_parser, document_header, int_list, log, print_document
 from benchmarks.common import work_dir as scratch_dir
-from benchmarks.ingest import TINY_CONFIG
+from benchmarks.ingest import benchmark_model
 from soundalike.api.bench import synthetic_clip, usable_cores
 from soundalike.api.settings import Settings
 from soundalike.ingest.defaults import DEFAULT_LAYER, DEFAULT_WINDOW_SECONDS
-from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 
 MODULE = "benchmarks.cpu_replicas"
 START_TIMEOUT_S = 600.0
@@ -128,14 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--windows must be >= the most replicas, --batch-size >= 1")
     document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
     with scratch_dir(None, "cpu-replicas") as scratch:
-        if args.model:
-            model, label = args.model, args.model
-        elif args.tiny:
-            model = str(write_mert_checkpoint(scratch / "model", config_overrides=TINY_CONFIG))
-            label = f"random MERT-layout checkpoint {TINY_CONFIG}"
-        else:
-            model = str(write_mert_checkpoint(scratch / "model"))
-            label = "MERT-v1-95M architecture, random weights"
+        model, label = benchmark_model(args, scratch)
         rows = []
         for replicas in args.replicas:
             precision = getattr(args, "precision", None)

@@ -50,6 +50,20 @@ TINY_CONFIG = {
     "num_conv_pos_embeddings": 16,
     "num_conv_pos_embedding_groups": 4,
 }
+
+
+def benchmark_model(args: argparse.Namespace, scratch: Path) -> tuple[str, str]:
+    """The checkpoint a model benchmark runs (`--model DIR`; `--tiny`: the test-size layout;
+    else the MERT-v1-95M architecture with random weights, written into `scratch`) and how the
+    report names it."""
+    if args.model:
+        return str(args.model), str(args.model)
+    if args.tiny:
+        tiny = write_mert_checkpoint(scratch / "model", config_overrides=TINY_CONFIG)
+        return str(tiny), f"random MERT-layout checkpoint {TINY_CONFIG}"
+    return str(write_mert_checkpoint(scratch / "model")), "MERT-v1-95M architecture, random weights"
+
+
 FORMATS = ("flac", "mp3", "ogg", "wav")
 EMBED_BATCH = 4
 

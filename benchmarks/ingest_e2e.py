@@ -37,20 +37,12 @@ from typing import Any
 import av
 import numpy as np
 
-from benchmarks.common import (
-    bench_parser,
-    document_header,
-    environment_without_settings,
-    log,
-    print_document,
-    work_dir,
-)
-from benchmarks.ingest import TINY_CONFIG
+from benchmarks import common
+from benchmarks.ingest import benchmark_model
 from soundalike.api.bench import peak_rss_mb, run_isolated, usable_cores
 from soundalike.api.settings import Settings
 from soundalike.core.events import StageTimed, TrackStored
 from soundalike.ingest.defaults import DEFAULT_EXCERPT, DEFAULT_WORKERS
-from soundalike.ingest.devtools.checkpoint import write_mert_checkpoint
 from soundalike.ingest.devtools.synth import ARTIST_NAMES, synth_track, write_audio
 
 MODULE = "benchmarks.ingest_e2e"
@@ -135,7 +127,7 @@ def _settings(options: dict[str, Any], data_dir: Path) -> Settings:
     # A fresh process: the shell's SOUNDALIKE_* settings are dropped so the run measures what
     # the benchmark's options say and the defaults for the rest.
     os.environ.clear()
-    os.environ.update(environment_without_settings())
+    os.environ.update(common.environment_without_settings())
     values: dict[str, Any] = {
         "model": options["model"],
         "device": options["device"],
@@ -384,7 +376,7 @@ def speedups(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = bench_parser(MODULE, __doc__)
+    parser = common.bench_parser(MODULE, __doc__)
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument(
         "--seconds", type=float, default=45.0, help="length of each track (the centre 30 s is read)"
@@ -418,22 +410,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [size for size in (args.workers, args.batch_size) if size is not None]
     if args.tracks < 1 or args.seconds <= 0 or min(sizes, default=1) < 1:
         parser.error("--tracks, --workers and --batch-size must be >= 1 and --seconds > 0")
-    document = document_header(MODULE, sys.argv[1:] if argv is None else argv)
+    document = common.document_header(MODULE, sys.argv[1:] if argv is None else argv)
     formats = pick_formats()
-    with work_dir(None, "ingest-e2e") as scratch:
-        if args.model:
-            model, model_label = args.model, args.model
-        elif args.tiny:
-            model = str(write_mert_checkpoint(scratch / "model", config_overrides=TINY_CONFIG))
-            model_label = f"random MERT-layout checkpoint {TINY_CONFIG}"
-        else:
-            model = str(write_mert_checkpoint(scratch / "model"))
-            model_label = "MERT-v1-95M architecture, random weights"
+    with common.work_dir(None, "ingest-e2e") as scratch:
+        model, model_label = benchmark_model(args, scratch)
         sample_rate = int(json.loads((Path(model) / "config.json").read_text())["sample_rate"])
         catalogue = scratch / "catalogue"
         started = time.perf_counter()
         write_mix(catalogue, args.tracks, args.seconds, list(formats))
-        log(f"[ingest-e2e] wrote {args.tracks} tracks in {time.perf_counter() - started:.1f} s")
+        common.log(
+            f"[ingest-e2e] wrote {args.tracks} tracks in {time.perf_counter() - started:.1f} s"
+        )
         options = {
             "model": model,
             "device": args.device,
@@ -443,13 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         decode_only = None
         if not args.no_decode_only:
             decode_only = run_isolated(_run_decode_only, options, catalogue, sample_rate)
-            log(f"[ingest-e2e] decode only: {decode_only}")
+            common.log(f"[ingest-e2e] decode only: {decode_only}")
         runs = []
         for index, precision in enumerate(getattr(args, "precision", None) or [None]):
             run = run_isolated(
                 _run_ingest, options | {"precision": precision}, catalogue, scratch / f"data{index}"
             )
-            log(f"[ingest-e2e] ingest ({precision or 'default precision'}): {run}")
+            common.log(f"[ingest-e2e] ingest ({precision or 'default precision'}): {run}")
             runs.append(
                 {"precision": precision, "ingest": run, "figures": figures(run, decode_only)}
             )
@@ -468,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if len(runs) > 1:
         document["speedup_vs_first"] = speedups(runs)
-    print_document(document, text=None if args.json else markdown(document))
+    common.print_document(document, text=None if args.json else markdown(document))
     return 0
 
 
