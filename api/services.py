@@ -236,21 +236,9 @@ def warm_up(store: Store) -> None:
 def library_for(services: Services) -> Library:
     """The live library the settings describe (`state: off` when they name no folders); the
     app's lifespan starts and closes it."""
-    from soundalike.ingest.autosize import auto_workers
-    from soundalike.ingest.library import Library, LibraryConfig
+    from soundalike.ingest.library import Library
 
-    settings = services.settings
-    config = LibraryConfig(
-        roots=tuple(settings.library),
-        artist_from=settings.library_artist_from,
-        exclude=tuple(settings.library_exclude),
-        follow_symlinks=settings.library_follow_symlinks,
-        watch=settings.library_watch,
-        rescan_seconds=settings.library_rescan_seconds,
-        debounce_seconds=settings.library_debounce_seconds,
-        allow_new_roots=settings.library_allow_new_roots,
-        workers=auto_workers(settings.workers, settings.device),
-    )
+    config = services.settings.library_config()
     return Library(config, store=services.store, engine=services.engine, events=services.events)
 
 

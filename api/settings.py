@@ -24,6 +24,7 @@ from soundalike.search.store import QUANTIZE_TRACKS, NeighbourConfig, StoreConfi
 
 if TYPE_CHECKING:
     from soundalike.api.uploads import UploadLimits
+    from soundalike.ingest.library import LibraryConfig
 
 # Shorter keys are guessable; an empty one (an unset `${API_KEY}` in compose) would let an
 # empty `Bearer` through.
@@ -276,6 +277,23 @@ class Settings(BaseSettings):
                 # 0 (the settings' "never"): always exact.
                 approximate_above=self.approximate_neighbours_above or None,
             ),
+        )
+
+    def library_config(self) -> LibraryConfig:
+        """The live library's section (`soundalike serve --library`)."""
+        from soundalike.ingest.autosize import auto_workers
+        from soundalike.ingest.library import LibraryConfig
+
+        return LibraryConfig(
+            roots=tuple(self.library),
+            artist_from=self.library_artist_from,
+            exclude=tuple(self.library_exclude),
+            follow_symlinks=self.library_follow_symlinks,
+            watch=self.library_watch,
+            rescan_seconds=self.library_rescan_seconds,
+            debounce_seconds=self.library_debounce_seconds,
+            allow_new_roots=self.library_allow_new_roots,
+            workers=auto_workers(self.workers, self.device),
         )
 
     def upload_limits(self) -> UploadLimits:
