@@ -50,6 +50,9 @@ def environment(tiny_mert_dir: Path, data_dir: Path, root: Path, port: int) -> d
     env.update(
         SOUNDALIKE_MODEL=str(tiny_mert_dir),
         SOUNDALIKE_DEVICE="cpu",
+        # The fp32 path: with the tiny model, bf16 (auto on a CPU with native bf16) ingests the
+        # 120 files within one flush interval, and the kill must land mid-scan.
+        SOUNDALIKE_PRECISION="fp32",
         SOUNDALIKE_DATA_DIR=str(data_dir),
         SOUNDALIKE_LIBRARY=str(root),
         SOUNDALIKE_LIBRARY_DEBOUNCE_SECONDS="0.3",
