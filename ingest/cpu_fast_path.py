@@ -113,7 +113,8 @@ class GemmFeatureEncoder(nn.Module):
     With the signal stored time-major (frames, channels), the receptive field of output frame t
     is one contiguous run of kernel*channels floats starting at t*stride*channels, so each conv
     layer is a matrix product of that (overlapping) window view with the reshaped kernel.
-    Returns (batch, channels, frames) like HubertFeatureEncoder, as a transposed view.
+    Returns (batch, channels, frames) like HubertFeatureEncoder, as a transposed view. fp32
+    only: in bf16 oneDNN's own convolutions were faster (see `optimize_for_cpu`).
     """
 
     # Work goes block by block so that only one block of windows is materialised at a time (not
@@ -123,9 +124,8 @@ class GemmFeatureEncoder(nn.Module):
 
     # `encoder` is transformers' HubertFeatureEncoder, typed Any for the same reason as
     # FusedSelfAttention's `attention`.
-    def __init__(self, encoder: Any, make_linear: Any, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, encoder: Any, make_linear: Any) -> None:
         super().__init__()
-        self.dtype = dtype
         self.kernels: list[int] = []
         self.strides: list[int] = []
         self.out_channels: list[int] = []
@@ -154,8 +154,7 @@ class GemmFeatureEncoder(nn.Module):
             self.activations.append(conv_layer.activation)
 
     def _block_rows(self, floats_per_row: int) -> int:
-        itemsize = torch.empty((), dtype=self.dtype).element_size()
-        return max(self.MIN_BLOCK_ROWS, self.BLOCK_BYTES // (itemsize * floats_per_row))
+        return max(self.MIN_BLOCK_ROWS, self.BLOCK_BYTES // (4 * floats_per_row))  # fp32
 
     def _conv(
         self,
@@ -183,32 +182,24 @@ class GemmFeatureEncoder(nn.Module):
         """GroupNorm with one group per channel (each channel over time), then the activation.
 
         Two-pass mean/variance like GroupNorm's; column reductions run block by block because
-        torch's strided var_mean over the time axis of a channels-last tensor is slow. The
-        statistics and the normalisation are fp32 whatever the signal's dtype: a bf16 block
-        combined with the fp32 mean/scale is promoted to fp32 by the op itself (no cast pass).
+        torch's strided var_mean over the time axis of a channels-last tensor is slow.
         """
         # Only group-norm layers come here (see norm_kinds).
         norm, activation = cast(nn.GroupNorm, self.norms[index]), self.activations[index]
         frames, channels = signal.shape
         rows = self._block_rows(channels)
-        if signal.dtype == torch.float32:
-            mean = signal.sum(0) / frames
-        else:  # summed in fp32 block by block: no fp32 copy of the whole signal
-            mean = torch.zeros(channels, dtype=torch.float32)
-            for block in signal.split(rows):
-                mean += block.sum(0, dtype=torch.float32)
-            mean /= frames
+        mean = signal.sum(0) / frames
         squares = torch.zeros_like(mean)
         for block in signal.split(rows):
             squares += (block - mean).square_().sum(0)
-        scale = norm.weight.float() * torch.rsqrt(squares / frames + norm.eps)
-        shift = norm.bias.float() - mean * scale
+        scale = norm.weight * torch.rsqrt(squares / frames + norm.eps)
+        shift = norm.bias - mean * scale
         for block in signal.split(rows):
             block.copy_(activation(block.mul(scale).add_(shift)))
         return signal
 
     def _one(self, waveform: torch.Tensor) -> torch.Tensor:
-        signal = waveform.reshape(-1, 1).to(self.dtype).contiguous()
+        signal = waveform.reshape(-1, 1).contiguous()
         for index, kind in enumerate(self.norm_kinds):
             norm, activation = self.norms[index], self.activations[index]
             if kind == "group":
@@ -218,8 +209,7 @@ class GemmFeatureEncoder(nn.Module):
                 def norm_then_activation(
                     block: torch.Tensor, norm: nn.Module = norm, activation: nn.Module = activation
                 ) -> torch.Tensor:
-                    # fp32 statistics: the norm's input is cast up (a no-op in fp32).
-                    return activation(norm(block.float())).to(block.dtype)
+                    return activation(norm(block))
 
                 signal = self._conv(signal, index, norm_then_activation)
             else:
