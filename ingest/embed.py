@@ -49,6 +49,10 @@ class MertEmbedder:
         return self.loaded.sample_rate
 
     @property
+    def precision(self) -> str:
+        return self.loaded.precision
+
+    @property
     def dim(self) -> int:
         return self.loaded.hidden_size
 

@@ -38,6 +38,12 @@ class Embedder(Protocol):
     @property
     def sample_rate(self) -> int: ...
 
+    @property
+    def precision(self) -> str | None:
+        """The compute precision its vectors are made in ('fp32', 'bf16'), recorded with each
+        track; None when it does not say."""
+        ...
+
     def embed_tracks(self, tracks: list[list[np.ndarray]]) -> np.ndarray:
         """(n_tracks, dim) float32 unit vectors: each track's windows embedded and pooled.
         Raises for a track whose vector is unusable (zero or non-finite)."""
@@ -92,11 +98,8 @@ class VectorEngine:
 
     @property
     def precision(self) -> str | None:
-        """The compute precision ('fp32', 'bf16') the embedder's vectors are made in, recorded
-        with each track; None for an embedder that does not say (a test's or a benchmark's)."""
-        loaded = getattr(self.embedder, "loaded", None)
-        precision = getattr(loaded, "precision", None)
-        return precision if isinstance(precision, str) else None
+        """The compute precision the embedder's vectors are made in, recorded with each track."""
+        return self.embedder.precision
 
     def for_spec(self, stored: EmbeddingSpec) -> VectorEngine:
         """An engine that embeds like the stored catalogue, or SpecMismatch saying what differs

@@ -51,6 +51,10 @@ class SlowEmbedder:
     def sample_rate(self) -> int:
         return int(self.inner.sample_rate)
 
+    @property
+    def precision(self) -> str | None:
+        return str(self.inner.precision)
+
     def embed_tracks(self, tracks: list[list[np.ndarray]]) -> np.ndarray:
         started = time.perf_counter()
         vectors: np.ndarray = self.inner.embed_tracks(tracks)
