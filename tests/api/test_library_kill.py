@@ -20,7 +20,9 @@ import httpx
 from soundalike.ingest.devtools.synth import synth_track, write_audio
 
 RATE = 24_000
-PER_ARTIST = 40
+# Enough files that the scan outlasts several of the writer's 2 s flush intervals: tracks are
+# reported (and counted in the status) only once flushed, and the kill must land mid-scan.
+PER_ARTIST = 80
 ARTISTS = ("Ana Ruiz", "Bo Lind", "Cy Moss")
 
 
