@@ -16,6 +16,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY core core
 COPY ingest ingest
 COPY search search
+COPY mixes mixes
 COPY api api
 RUN pip install .
 

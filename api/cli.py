@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from soundalike.api import cli_radio
+from soundalike.api import cli_mixes, cli_radio
 from soundalike.api.bench import add_bench_flags
 from soundalike.api.cli_eval import cmd_eval
 from soundalike.api.services import Services, open_patient_store_for
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json_flag(delete)
 
     cli_radio.add_commands(commands, _add_store_flags, _add_json_flag)
+    cli_mixes.add_commands(commands, _add_store_flags, _add_json_flag)
 
     neighbours = commands.add_parser(
         "neighbours",
@@ -571,6 +572,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "neighbours": cmd_neighbours,
     "path": cli_radio.cmd_path,
     "radio": cli_radio.cmd_radio,
+    "playlist": cli_mixes.cmd_playlist,
+    "mixes": cli_mixes.cmd_mixes,
     "serve": cmd_serve,
     "library": cmd_library,
     "bench": cmd_bench,

@@ -1,5 +1,5 @@
 """What routes receive by injection: settings, the store, the upload embedder, the library, the
-API-key check and the metrics.
+mixes schedule, the API-key check, the metrics and the services (the media server).
 
 The objects come from the app's `Services` (the composition root, api/services.py) and what
 `create_app` built from it, which the lifespan opens and closes; routes ask for them through the
@@ -15,10 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from soundalike.api.auth import KeyCheck
 from soundalike.api.metrics import Metrics
+from soundalike.api.services import Services
 from soundalike.api.settings import Settings
 from soundalike.api.uploads import UploadEmbedder
 from soundalike.core.events import EventStream
 from soundalike.ingest.library import Library
+from soundalike.mixes.schedule import MixesSchedule
 from soundalike.search.store import Store
 
 
@@ -44,6 +46,14 @@ def get_upload_embedder(request: Request) -> UploadEmbedder:
     return request.app.state.upload_embedder
 
 
+def get_mixes(request: Request) -> MixesSchedule | None:
+    return request.app.state.mixes
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
 def get_key_check(request: Request) -> KeyCheck:
     return request.app.state.key_check
 
@@ -63,3 +73,5 @@ LibraryDep = Annotated[Library, Depends(get_library)]
 KeyCheckDep = Annotated[KeyCheck, Depends(get_key_check)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EventStreamDep = Annotated[EventStream, Depends(get_event_stream)]
+MixesDep = Annotated[MixesSchedule | None, Depends(get_mixes)]
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -27,6 +27,9 @@ from soundalike.core.errors import (
     ArtistNotFound,
     AudioError,
     CapacityExhausted,
+    Conflict,
+    EmptyTaste,
+    FeatureOff,
     InvalidRequest,
     ModelError,
     NotFound,
@@ -38,6 +41,11 @@ from soundalike.core.errors import (
 )
 from soundalike.core.events import Event, EventStream, RequestServed
 from soundalike.ingest.library.library import LibraryOff
+from soundalike.ingest.sources.subsonic_client import (
+    SubsonicError,
+    SubsonicNotFound,
+    SubsonicUnavailable,
+)
 
 log = logging.getLogger("soundalike.api")
 access_log = logging.getLogger("soundalike.access")
@@ -68,12 +76,18 @@ STATUS_BY_ERROR: dict[type[SoundalikeError], int] = {
     NotFound: 404,
     NothingIngested: 409,
     LibraryOff: 409,
+    FeatureOff: 409,
+    Conflict: 409,
+    EmptyTaste: 409,
     SpecMismatch: 409,
     UploadTooLarge: 413,
     UndecodableAudio: 415,
     AudioError: 422,  # too short, silent
     InvalidRequest: 422,
-    StoreError: 503,  # unavailable, locked
+    StoreError: 503,  # unavailable, locked; a media server that does not answer
+    SubsonicNotFound: 404,
+    SubsonicUnavailable: 503,
+    SubsonicError: 502,  # a media server that refused a request
     CapacityExhausted: 503,
     ModelError: 503,
 }
@@ -102,12 +116,14 @@ _DESCRIPTIONS = {
     400: "A request body that cannot be parsed (not JSON, not UTF-8).",
     401: "Missing or wrong API key (`Authorization: Bearer <key>`).",
     404: "Unknown artist (with `suggestions`) or track.",
-    409: "Nothing ingested yet, or the server's model differs from the catalogue's.",
+    409: "Nothing ingested yet, the server's model differs from the catalogue's, a feature "
+    "this server is not set up for, or a name that is taken.",
     413: "Upload larger than the server's limit.",
     415: "Not multipart, or a file that is not readable audio.",
     422: "Bad parameters, or audio too short or silent.",
     500: "Unexpected failure: a generic message with the request id (details in the log).",
-    503: "Store unavailable, or every embedding worker busy (see `Retry-After`).",
+    502: "The media server refused the request (its reason in `detail`).",
+    503: "Store or media server unavailable, or every embedding worker busy (see `Retry-After`).",
 }
 
 
@@ -149,7 +165,9 @@ def unavailable_detail(error: SoundalikeError, request_id: str) -> str:
     """The fixed sentence a 503 carries: what is wrong, never the internals of why."""
     if isinstance(error, CapacityExhausted):
         return error.message  # our own words: how many workers, nothing internal
-    if isinstance(error, StoreLocked):
+    if isinstance(error, SubsonicError):
+        what = "the media server does not answer or refuses soundalike's credentials"
+    elif isinstance(error, StoreLocked):
         what = "the store's data dir is in use by another soundalike process"
     elif isinstance(error, StoreError):
         what = "the store is not reachable"

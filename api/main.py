@@ -27,7 +27,9 @@ from soundalike.api.routes import (
     audiomuse,
     health,
     library,
+    mixes,
     pages,
+    playlists,
     radio,
     search,
     similarity,
@@ -35,7 +37,12 @@ from soundalike.api.routes import (
 )
 from soundalike.api.routes import map as catalogue_map
 from soundalike.api.routes import metrics as metrics_route
-from soundalike.api.services import Services, library_for, note_server_owner
+from soundalike.api.services import (
+    Services,
+    library_for,
+    mixes_schedule_for,
+    note_server_owner,
+)
 from soundalike.api.settings import Settings
 from soundalike.api.uploads import UploadEmbedder
 from soundalike.core.errors import SoundalikeError
@@ -70,11 +77,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await run_in_threadpool(_note_owner, running)
         # The library scans in the background: the server answers at once.
         await run_in_threadpool(app.state.library.start)
+        mixes = app.state.mixes = await run_in_threadpool(mixes_schedule_for, running)
+        if mixes is not None:
+            http_sinks.append(running.events.subscribe(mixes))
+            mixes.start()
         try:
             yield
         finally:
             for unsubscribe in http_sinks:
                 unsubscribe()
+            if mixes is not None:
+                await run_in_threadpool(mixes.close)  # a refresh under way finishes first
             await run_in_threadpool(app.state.library.close)  # stops after the current file
             await run_in_threadpool(app.state.upload_embedder.close)  # the decoder processes
             if owned:
@@ -89,6 +102,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     uploads = app.state.upload_embedder = UploadEmbedder(services, settings.upload_limits())
     app.state.library = library_for(services)
+    # Built by the lifespan (it reads the last run from the store); None: no mixes.
+    app.state.mixes = None
     metrics = app.state.metrics = Metrics(
         services.opened_store, app.state.library, lambda: uploads.admitted
     )
@@ -103,7 +118,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     keys.open(app, audiomuse.open_router)
     keys.open_paths(app, app.openapi_url, app.docs_url, app.redoc_url,
                     app.swagger_ui_oauth2_redirect_url)  # fmt: skip
-    for module in (artists, tracks, audio, search, similarity, catalogue_map, radio, library):
+    for module in (artists, tracks, audio, search, similarity, catalogue_map, radio, library,
+                   mixes, playlists):  # fmt: skip
         keys.include(app, module.router)
     keys.include(app, metrics_route.router)
     # AudioMuse-AI's contract (media-server plugins): its own error shape, same API key.

@@ -16,10 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from soundalike.api.settings import Settings
-from soundalike.core.errors import StoreError, StoreUnavailable
+from soundalike.core.errors import FeatureOff, StoreError, StoreUnavailable
 from soundalike.core.events import NO_EVENTS, EventStream
 from soundalike.core.types import EmbeddingSpec
 from soundalike.ingest.engine import Decoding, VectorEngine
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from soundalike.ingest.embed import MertEmbedder
     from soundalike.ingest.library import Library
     from soundalike.ingest.model import LoadedMert
+    from soundalike.mixes.media_server import MediaServer
+    from soundalike.mixes.schedule import MixesSchedule
 
 log = logging.getLogger("soundalike.api")
 
@@ -103,8 +105,12 @@ class Services(Closing):
         *,
         store_opener: StoreOpener = open_store_for,
         embedder_loader: EmbedderLoader = load_embedder_for,
+        media_server_options: dict[str, Any] | None = None,
     ) -> None:
+        """`media_server_options`: SubsonicClient keywords for the media server (tests: a
+        transport, fewer retries)."""
         self.settings = settings
+        self._media_server_options = dict(media_server_options or {})
         # The process's one event stream: components built here emit to it; progress bars,
         # the access log, the library's status and /metrics subscribe (core/events.py).
         self.events = EventStream()
@@ -212,6 +218,27 @@ class Services(Closing):
         settings' precision unless `precision` is given (`--compare precision`)."""
         return load_model_for(self.settings, model, revision, layer, precision)
 
+    # --- the listener's media server (mixes and playlists) ---------------------------------
+
+    def media_server(self, url: str | None = None) -> MediaServer:
+        """The Subsonic server at `url` (default: the settings' `mixes_url`) with the settings'
+        credentials, as for `soundalike ingest subsonic+http://...`. The caller closes it."""
+        from soundalike.mixes.media_server import MediaServer
+
+        target = url if url is not None else self.settings.mixes_url
+        if target is None:
+            raise FeatureOff(
+                "this server writes no playlists to a media server: set SOUNDALIKE_MIXES_URL "
+                "to subsonic+http(s)://USER@HOST:PORT (and SOUNDALIKE_SUBSONIC_PASSWORD)"
+            )
+        password, api_key = self.settings.subsonic_password, self.settings.subsonic_api_key
+        return MediaServer(
+            target,
+            password=password.get_secret_value() if password is not None else None,
+            api_key=api_key.get_secret_value() if api_key is not None else None,
+            **self._media_server_options,
+        )
+
     # --- lifetime ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -240,6 +267,34 @@ def library_for(services: Services) -> Library:
 
     config = services.settings.library_config()
     return Library(config, store=services.store, engine=services.engine, events=services.events)
+
+
+def mixes_schedule_for(services: Services) -> MixesSchedule | None:
+    """The mixes refresh the settings describe (None without `mixes_url`); the app's lifespan
+    starts and closes it. The last run noted in the store sets when the next one is due."""
+    from soundalike.ingest.sources.subsonic_client import ServerAddress
+    from soundalike.mixes.media_server import owner_of
+    from soundalike.mixes.run import refresh_mixes
+    from soundalike.mixes.schedule import MixesSchedule
+
+    settings = services.settings
+    if settings.mixes_url is None:
+        return None
+    address = ServerAddress.parse(settings.mixes_url)
+    options = settings.mix_options()
+    last_run = None
+    try:
+        noted = services.store().media_server_record(owner_of(address)).get("last_mixes_run")
+        last_run = noted if isinstance(noted, dict) else None
+    except StoreError as error:  # a store not reachable yet: the schedule runs at start
+        log.warning("the last mixes run cannot be read from the store: %s", error)
+    return MixesSchedule(
+        lambda trigger: refresh_mixes(services.media_server, services.store, options, trigger),
+        server=address.display,
+        every_s=settings.mixes_every,
+        after_tracks=settings.mixes_after_tracks,
+        last_run=last_run,
+    )
 
 
 def note_server_owner(services: Services) -> None:

@@ -25,6 +25,7 @@ from soundalike.search.store import QUANTIZE_TRACKS, NeighbourConfig, StoreConfi
 if TYPE_CHECKING:
     from soundalike.api.uploads import UploadLimits
     from soundalike.ingest.library import LibraryConfig
+    from soundalike.mixes.plan import MixOptions
 
 # Shorter keys are guessable; an empty one (an unset `${API_KEY}` in compose) would let an
 # empty `Bearer` through.
@@ -153,6 +154,31 @@ class Settings(BaseSettings):
         description="OpenSubsonic API key of that server; used instead of user and password.",
     )
 
+    # --- sonic mixes on the media server (`soundalike serve`) ---------------------------
+    mixes_url: str | None = Field(
+        None,
+        description="A Subsonic server `subsonic+http(s)://USER@HOST:PORT` (password: "
+        "`SOUNDALIKE_SUBSONIC_PASSWORD`) whose user's sonic mixes `soundalike serve` keeps as "
+        'playlists, and where the front end\'s "Save as playlist" writes; unset: neither.',
+    )
+    mixes_every: float = Field(
+        24 * 3600.0,
+        ge=0,
+        description="How often the mixes are refreshed: seconds, or `30m`, `24h`, `7d`; `0`: "
+        "only after library changes and on `POST /mixes/refresh`.",
+    )
+    mixes_after_tracks: int = Field(
+        100,
+        ge=0,
+        description="Refresh the mixes once this many tracks were ingested in this process "
+        "since the last refresh (a library change big enough to matter); `0`: never for that.",
+    )
+    mixes_count: int = Field(3, ge=1, le=20, description="Most mixes kept (`Sonic Mix 1..N`).")
+    mixes_size: int = Field(25, ge=1, le=200, description="Songs per mix.")
+    mixes_prefix: str = Field(
+        "Sonic Mix", min_length=1, max_length=100, description="Mix playlists' names: PREFIX N."
+    )
+
     # --- live library (`soundalike serve --library DIR`) ----------------------------------
     library: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
@@ -239,6 +265,34 @@ class Settings(BaseSettings):
         except InvalidRequest as error:
             raise ValueError(error.message) from None
 
+    @field_validator("mixes_url")
+    @classmethod
+    def _subsonic_url(cls, value: str | None) -> str | None:
+        from soundalike.ingest.sources.subsonic_client import ServerAddress
+
+        if value is None or not value.strip():
+            return None
+        try:
+            ServerAddress.parse(value)
+        except InvalidRequest as error:
+            raise ValueError(error.message) from None
+        return value.strip()
+
+    @field_validator("mixes_every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+            if text and text[-1] in units:
+                try:
+                    return float(text[:-1]) * units[text[-1]]
+                except ValueError:
+                    raise ValueError(
+                        "a duration is seconds, or a number and s, m, h or d"
+                    ) from None
+        return value
+
     @field_validator("api_key")
     @classmethod
     def _strong_api_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -295,6 +349,12 @@ class Settings(BaseSettings):
             allow_new_roots=self.library_allow_new_roots,
             workers=auto_workers(self.workers, self.device),
         )
+
+    def mix_options(self) -> MixOptions:
+        """What the served mixes refresh writes (`soundalike mixes` flags, from settings)."""
+        from soundalike.mixes.plan import MixOptions
+
+        return MixOptions(count=self.mixes_count, size=self.mixes_size, prefix=self.mixes_prefix)
 
     def upload_limits(self) -> UploadLimits:
         """The uploads' section (`POST /search/audio`)."""

@@ -113,3 +113,17 @@ class CapacityExhausted(SoundalikeError):
     def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class Conflict(SoundalikeError):
+    """The request clashes with what is there (a playlist of that name that soundalike did not
+    write); nothing was changed."""
+
+
+class EmptyTaste(SoundalikeError):
+    """Nothing to seed mixes with: no stars and no plays on the media server, or none of them
+    in the catalogue. The message says how to seed."""
+
+
+class FeatureOff(SoundalikeError):
+    """A capability this server was not configured for (the message names the setting)."""

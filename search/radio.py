@@ -93,21 +93,46 @@ def radio(
     both = liked.artist_keys & unliked.artist_keys
     if both or liked.track_ids & unliked.track_ids:
         raise InvalidRequest("the same seed is both liked and unliked")
-    query = np.sum(liked.vectors, axis=0) - (
-        np.sum(unliked.vectors, axis=0) if unliked.vectors else 0.0
+    return radio_towards(
+        store,
+        liked.vectors,
+        unliked.vectors,
+        limit=limit,
+        max_per_artist=max_per_artist,
+        exclude_track_ids=liked.track_ids | unliked.track_ids | set(exclude_track_ids),
+        exclude_artist_keys=unliked.artist_keys,
+        filters=filters,
+    )
+
+
+def radio_towards(
+    store: Store,
+    liked: Sequence[Sequence[float] | np.ndarray],
+    unliked: Sequence[Sequence[float] | np.ndarray] = (),
+    *,
+    limit: int,
+    max_per_artist: int | None,
+    exclude_track_ids: Iterable[str] = (),
+    exclude_artist_keys: Iterable[str] = (),
+    filters: dict[str, Any] | None = None,
+) -> list[TrackHit]:
+    """`radio` over seed vectors already resolved (an album's mean, a group of seeds' centre):
+    the tracks best matching Σliked − Σunliked, score = cosine to it, best first."""
+    query = np.sum(np.asarray(liked, np.float64), axis=0) - (
+        np.sum(np.asarray(unliked, np.float64), axis=0) if len(unliked) else 0.0
     )
     norm = float(np.linalg.norm(query))
     if norm < MIN_QUERY_NORM:
         raise InvalidRequest("the liked and unliked seeds cancel out: nothing to move towards")
-    excluded = liked.track_ids | unliked.track_ids | set(exclude_track_ids)
+    excluded, excluded_artists = set(exclude_track_ids), tuple(exclude_artist_keys)
     fetch = limit if max_per_artist is None else min(limit * OVERFETCH, MAX_CANDIDATES)
     while True:
         hits = store.recommend_tracks(
-            liked.vectors,
-            unliked.vectors,
+            liked,
+            unliked,
             limit=fetch,
             exclude_ids=excluded,
-            exclude_artist_keys=unliked.artist_keys,
+            exclude_artist_keys=excluded_artists,
             filters=filters,
         )
         page = cap_per_artist(hits, max_per_artist, limit)

@@ -13,7 +13,8 @@ Layout
   artist's exact neighbour list, base64; see neighbour_lists.py).
 - The tracks collection's metadata also holds the catalogue version (`CATALOGUE_VERSION_KEY`,
   a fresh token whenever any centroid changes) and the neighbour lists' record
-  (`NEIGHBOUR_LISTS_KEY`: the catalogue version every stored list is exact for).
+  (`NEIGHBOUR_LISTS_KEY`: the catalogue version every stored list is exact for), and what
+  soundalike wrote to media servers (`MEDIA_SERVER_RECORDS_KEY`: playlist ids, by server/user).
 - The embedding spec is stored once, in the tracks collection's metadata under
   `SPEC_METADATA_KEY` (Edge: a JSON file beside the shard; server: collection metadata).
 """
@@ -75,6 +76,9 @@ PENDING_CENTROIDS_KEY = "soundalike_centroids_pending"
 # exact for (their record: {"version": token or None while they are being written, "k": K}).
 CATALOGUE_VERSION_KEY = "soundalike_catalogue_version"
 NEIGHBOUR_LISTS_KEY = "soundalike_neighbour_lists"
+# What soundalike wrote to media servers, by server and user ({owner: record}): the playlists
+# it may replace or delete (never one it did not write) and its last mixes run.
+MEDIA_SERVER_RECORDS_KEY = "soundalike_media_server_records"
 
 UPSERT_BATCH = 256
 RETRIEVE_BATCH = 1024

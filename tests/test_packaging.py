@@ -17,7 +17,7 @@ def test_every_package_of_the_source_tree_is_declared() -> None:
     assert set(folders) == declared
     found = {
         "soundalike." + ".".join(init.parent.relative_to(ROOT).parts)
-        for top in ("core", "ingest", "search", "api")
+        for top in ("core", "ingest", "search", "mixes", "api")
         for init in (ROOT / top).rglob("__init__.py")
     }
     assert found == declared

@@ -49,6 +49,8 @@ CODE_NOT_AUTHORISED = 50
 CODE_NOT_FOUND = 70
 
 AuthMode = Literal["token", "password", "api_key"]
+# A request's parameters: a mapping, or pairs when a name repeats.
+QueryParams = dict[str, str] | list[tuple[str, str]]
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -319,7 +321,7 @@ class SubsonicClient:
 
     # --- requests ------------------------------------------------------------------------
 
-    def _send(self, method: str, params: dict[str, str], mode: AuthMode) -> dict[str, Any]:
+    def _send(self, method: str, params: QueryParams, mode: AuthMode) -> dict[str, Any]:
         """One API call's JSON document, retrying transient failures."""
         response = self._request(method, params, mode, stream=False)
         try:
@@ -338,7 +340,7 @@ class SubsonicClient:
     def _request(
         self,
         method: str,
-        params: dict[str, str],
+        params: QueryParams,
         mode: AuthMode,
         *,
         stream: bool,
@@ -348,9 +350,13 @@ class SubsonicClient:
         for attempt in range(self.attempts):
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            request = self._http.build_request(
-                "GET", method, params={**params, **self._auth_params(mode)}, headers=headers
+            pairs: list[tuple[str, str | int | float | bool | None]] = list(
+                params.items() if isinstance(params, dict) else params
             )
+            request = self._http.build_request(
+                "GET", method, params=pairs + list(self._auth_params(mode).items()),
+                headers=headers,
+            )  # fmt: skip
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as error:
@@ -376,6 +382,10 @@ class SubsonicClient:
 
     def call(self, method: str, **params: str) -> dict[str, Any]:
         """The `subsonic-response` body of a successful call (raises SubsonicError)."""
+        return self._checked(self._send(method, params, self.auth_mode), method)
+
+    def call_multi(self, method: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+        """`call` with repeated parameters (`songId` of createPlaylist, in order)."""
         return self._checked(self._send(method, params, self.auth_mode), method)
 
     def _checked(self, document: dict[str, Any], method: str) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """The two collections and the embedding spec stored with them: created once, never mixed,
 re-read so that a spec written by another process is seen. Also the store-wide metadata kept
-with them (the centroids pending a recompute). A part of `Store`, which every other part asks
-whether the store is ready (holds a spec)."""
+with them (the centroids pending a recompute, what was written to media servers). A part of
+`Store`, which every other part asks whether the store is ready (holds a spec)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from soundalike.core.errors import InvalidRequest, SpecMismatch, StoreError
 from soundalike.core.types import EmbeddingSpec
@@ -15,6 +16,7 @@ from soundalike.search.backend import Backend
 from soundalike.search.filters import filter_field
 from soundalike.search.schema import (
     ARTIST_INDEXES,
+    MEDIA_SERVER_RECORDS_KEY,
     PENDING_CENTROIDS_KEY,
     SPEC_METADATA_KEY,
     TRACK_INDEXES,
@@ -223,6 +225,24 @@ class Collections:
         self._backend.update_metadata(
             self.tracks_collection, {PENDING_CENTROIDS_KEY: sorted(pending)}
         )
+
+    def media_server_record(self, owner: str) -> dict[str, Any]:
+        """What soundalike noted about one media-server user (`save_media_server_record`);
+        {} when nothing was noted or the store is empty."""
+        if not self.ready():
+            return {}
+        records = self._backend.read_metadata(self.tracks_collection).get(MEDIA_SERVER_RECORDS_KEY)
+        record = records.get(owner) if isinstance(records, dict) else None
+        return dict(record) if isinstance(record, dict) else {}
+
+    def save_media_server_record(self, owner: str, record: dict[str, Any]) -> None:
+        """Durably replaces the note about one media-server user (JSON-able values)."""
+        self.require_spec()
+        stored = self._backend.read_metadata(self.tracks_collection).get(MEDIA_SERVER_RECORDS_KEY)
+        records = dict(stored) if isinstance(stored, dict) else {}
+        records[owner] = record
+        # Merged into the metadata: the spec and the other notes stay as they are.
+        self._backend.update_metadata(self.tracks_collection, {MEDIA_SERVER_RECORDS_KEY: records})
 
     def declare_filterable(self, columns: Iterable[str]) -> None:
         """Adds keyword indexes for extra (manifest) columns that searches will filter on."""

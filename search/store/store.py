@@ -157,6 +157,15 @@ class Store(Closing):
         """Forgets artists whose recomputed centroids are now durable."""
         self._collections.clear_centroids_pending(artist_keys)
 
+    def media_server_record(self, owner: str) -> dict[str, Any]:
+        """What soundalike noted about one media-server user (the playlists it wrote there,
+        its last mixes run); {} when nothing was noted."""
+        return self._collections.media_server_record(owner)
+
+    def save_media_server_record(self, owner: str, record: dict[str, Any]) -> None:
+        """Durably replaces the note about one media-server user."""
+        self._collections.save_media_server_record(owner, record)
+
     def declare_filterable(self, columns: Iterable[str]) -> None:
         """Adds keyword indexes for extra (manifest) columns that searches will filter on."""
         self._collections.declare_filterable(columns)
