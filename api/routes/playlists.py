@@ -67,15 +67,18 @@ def _tracks_in_order(store: Store, track_ids: list[UUID]) -> list[Track]:
     "/playlists",
     status_code=201,
     response_model=SavedPlaylist,
-    responses={**error_responses(400, 401, 404, 422, 502, 503, not_found=ErrorBody), 409: _CONFLICT},
+    responses={
+        **error_responses(400, 401, 404, 422, 502, 503, not_found=ErrorBody),
+        409: _CONFLICT,
+    },
 )
 def save_playlist(
     request: Annotated[PlaylistRequest, Body()], store: StoreDep, services: ServicesDep
 ) -> SavedPlaylist:
     """Writes the tracks as a playlist of the media server's user (SOUNDALIKE_MIXES_URL); a
     playlist of that name that soundalike wrote is replaced in place, keeping its id."""
-    tracks = _tracks_in_order(store, request.track_ids)
-    with services.media_server() as server:
+    with services.media_server() as server:  # 409 first when no media server is set
+        tracks = _tracks_in_order(store, request.track_ids)
         catalogue = ServerCatalogue(store, server.address)
         songs = [
             PlannedSong(song_id, track)
