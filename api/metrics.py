@@ -31,6 +31,7 @@ from prometheus_client.utils import floatToGoString
 from soundalike.core.events import (
     Event,
     FailureClass,
+    MixesRefreshed,
     RequestServed,
     Stage,
     StageTimed,
@@ -77,6 +78,11 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         get_args(UpkeepKind),
     ),
     "upkeep_artists": ("Artists recomputed by store upkeep.", ("kind",), get_args(UpkeepKind)),
+    "mixes_refreshes": (
+        "Refreshes of the served mixes on the media server, by outcome.",
+        ("outcome",),
+        ("ok", "failed"),
+    ),
     "upload_rejections": (
         "Uploads refused with 503: every embedding worker and queue slot was taken.",
         (),
@@ -132,6 +138,8 @@ class Metrics:
             counters["upkeep_artists"].labels(event.kind).inc(event.artists)
         elif isinstance(event, UploadRejected):
             counters["upload_rejections"].inc()
+        elif isinstance(event, MixesRefreshed):
+            counters["mixes_refreshes"].labels("ok" if event.ok else "failed").inc()
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""

@@ -294,6 +294,7 @@ def mixes_schedule_for(services: Services) -> MixesSchedule | None:
         every_s=settings.mixes_every,
         after_tracks=settings.mixes_after_tracks,
         last_run=last_run,
+        events=services.events,
     )
 
 

@@ -107,6 +107,16 @@ class LibraryChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MixesRefreshed:
+    """The served mixes were refreshed on the media server (`ok`), or the refresh failed."""
+
+    trigger: str
+    ok: bool
+    mixes: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class UploadRejected:
     """An upload was refused with 503 + Retry-After: every worker and queue slot was taken."""
 
@@ -133,6 +143,7 @@ Event = (
     | UpkeepProgress
     | UpkeepDone
     | LibraryChanged
+    | MixesRefreshed
     | UploadRejected
     | RequestServed
 )

@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soundalike.core.errors import SoundalikeError
-from soundalike.core.events import Event, TrackStored, UpkeepDone
+from soundalike.core.events import (
+    NO_EVENTS,
+    Event,
+    EventStream,
+    MixesRefreshed,
+    TrackStored,
+    UpkeepDone,
+)
 from soundalike.mixes.run import MixesReport, now_iso
 
 log = logging.getLogger("soundalike.mixes")
@@ -40,12 +47,15 @@ class MixesSchedule:
         every_s: float,
         after_tracks: int,
         last_run: dict[str, Any] | None = None,
+        events: EventStream = NO_EVENTS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`server`: the media server, as shown (no secret); `every_s`: 0 for no periodic
         refresh; `after_tracks`: 0 for none after library changes; `last_run`: the run noted
-        in the store by an earlier process."""
+        in the store by an earlier process; `events`: where each refresh is reported
+        (`MixesRefreshed`)."""
         self._refresh = refresh
+        self._events = events
         self.server = server
         self.every_s = every_s
         self.after_tracks = after_tracks
@@ -162,6 +172,9 @@ class MixesSchedule:
         if report.finished_at is None:
             report.finished_at = now_iso()
             report.seconds = round(time.monotonic() - started, 3)
+        self._events.emit(
+            MixesRefreshed(trigger, report.ok, len(report.mixes), report.seconds or 0.0)
+        )
         level = logging.INFO if report.ok else logging.WARNING
         log.log(level, "mixes refresh (%s): %s", trigger, report.error or
                 f"{len(report.mixes)} mixes written")  # fmt: skip

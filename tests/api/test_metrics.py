@@ -20,6 +20,7 @@ from soundalike.api.metrics import Metrics
 from soundalike.api.settings import Settings
 from soundalike.core.events import (
     EventStream,
+    MixesRefreshed,
     RequestServed,
     StageTimed,
     TrackFailed,
@@ -168,6 +169,8 @@ def test_the_metrics_sink_counts_every_kind_of_event() -> None:
     stream.emit(UpkeepDone("neighbour_lists", artists=7, seconds=0.125))
     stream.emit(UploadRejected())
     stream.emit(UploadRejected())
+    stream.emit(MixesRefreshed("schedule", ok=True, mixes=3, seconds=1.5))
+    stream.emit(MixesRefreshed("request", ok=False, mixes=0, seconds=0.5))
     stream.emit(RequestServed("POST", "/search/audio", "/search/audio", 503, 0.01, "r1"))
     found = samples(metrics.exposition().decode())
     assert value(found, "soundalike_ingest_tracks_total", outcome="ingested") == 1
@@ -180,6 +183,8 @@ def test_the_metrics_sink_counts_every_kind_of_event() -> None:
     assert value(found, "soundalike_upkeep_seconds_total", kind="neighbour_lists") == 0.125
     assert value(found, "soundalike_upkeep_artists_total", kind="neighbour_lists") == 7
     assert value(found, "soundalike_upload_rejections_total") == 2
+    assert value(found, "soundalike_mixes_refreshes_total", outcome="ok") == 1
+    assert value(found, "soundalike_mixes_refreshes_total", outcome="failed") == 1
     assert value(found, "soundalike_http_requests_total", route="/search/audio", method="POST",
                  status="503") == 1  # fmt: skip
     # A 10 ms answer lands in the `le="0.01"` bucket (Prometheus buckets hold values <= le).
