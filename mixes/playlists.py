@@ -56,28 +56,29 @@ class PlaylistBook:
     @property
     def written(self) -> dict[str, dict[str, str]]:
         """{playlist id: {"name", "kind"}} of the playlists soundalike wrote there."""
-        written = self.record.get("playlists")
-        return dict(written) if isinstance(written, dict) else {}
+        return _written(self.record)
 
     def _note(self, playlist_id: str, name: str, kind: PlaylistKind) -> None:
-        written = self.written
-        written[playlist_id] = {"name": name, "kind": kind}
-        self._save(written)
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            written = {**_written(record), playlist_id: {"name": name, "kind": kind}}
+            return {**record, "playlists": written}
+
+        self.record = self.store.update_media_server_record(self.server.owner, change)
 
     def _forget(self, playlist_ids: Iterable[str]) -> None:
-        written = self.written
-        for playlist_id in playlist_ids:
-            written.pop(playlist_id, None)
-        self._save(written)
+        gone = set(playlist_ids)
 
-    def _save(self, written: dict[str, dict[str, str]]) -> None:
-        self.record = {**self.record, "playlists": written}
-        self.store.save_media_server_record(self.server.owner, self.record)
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            kept = {k: v for k, v in _written(record).items() if k not in gone}
+            return {**record, "playlists": kept}
+
+        self.record = self.store.update_media_server_record(self.server.owner, change)
 
     def note_run(self, run: dict[str, Any]) -> None:
         """Keeps the last mixes run's summary with the record (GET /mixes after a restart)."""
-        self.record = {**self.record, "last_mixes_run": run}
-        self.store.save_media_server_record(self.server.owner, self.record)
+        self.record = self.store.update_media_server_record(
+            self.server.owner, lambda record: {**record, "last_mixes_run": run}
+        )
 
     def _mine_on_server(self) -> tuple[dict[str, ServerPlaylist], list[ServerPlaylist]]:
         """(the playlists soundalike wrote that the server still lists, by id; the others)."""
@@ -107,10 +108,12 @@ class PlaylistBook:
         new one. Conflict when a playlist of that name that soundalike did not write exists."""
         mine, others = self._mine_on_server()
         self._refuse_taken([name], others)
-        same_name = [
-            p for p in mine.values() if p.name == name and self.written[p.playlist_id]["kind"]
-            == "playlist"
-        ]  # fmt: skip
+        same_name = [p for p in mine.values() if p.name == name]
+        if any(self.written[p.playlist_id]["kind"] == "mix" for p in same_name):
+            raise Conflict(
+                f"{name!r} is one of soundalike's mixes on {self.server.display} (`soundalike "
+                "mixes` rewrites it); pick another name"
+            )
         replace_id = same_name[0].playlist_id if same_name else None
         return self._write_one(name, songs, replace_id, "playlist")
 
@@ -163,3 +166,8 @@ class PlaylistBook:
             )
         self._note(playlist_id, name, kind)
         return WrittenPlaylist(playlist_id, name, kept, replace_id is not None, left_out)
+
+
+def _written(record: dict[str, Any]) -> dict[str, dict[str, str]]:
+    written = record.get("playlists")
+    return dict(written) if isinstance(written, dict) else {}

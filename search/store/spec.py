@@ -53,6 +53,7 @@ class Collections:
         # belongs together. None: no spec seen yet, so the next call reads again.
         self._known_spec: tuple[EmbeddingSpec, float] | None = None
         self._spec_lock = threading.Lock()
+        self._records_lock = threading.Lock()
 
     def known_spec(self) -> EmbeddingSpec | None:
         """The spec last read, without reading again (never waits for the spec lock)."""
@@ -227,7 +228,7 @@ class Collections:
         )
 
     def media_server_record(self, owner: str) -> dict[str, Any]:
-        """What soundalike noted about one media-server user (`save_media_server_record`);
+        """What soundalike noted about one media-server user (`update_media_server_record`);
         {} when nothing was noted or the store is empty."""
         if not self.ready():
             return {}
@@ -235,14 +236,25 @@ class Collections:
         record = records.get(owner) if isinstance(records, dict) else None
         return dict(record) if isinstance(record, dict) else {}
 
-    def save_media_server_record(self, owner: str, record: dict[str, Any]) -> None:
-        """Durably replaces the note about one media-server user (JSON-able values)."""
+    def update_media_server_record(
+        self, owner: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Durably replaces the note about one media-server user with `change(current note)`
+        (JSON-able values), read and written under one lock: two writers in this process (a
+        served refresh and a request) never lose each other's changes. Returns the new note."""
         self.require_spec()
-        stored = self._backend.read_metadata(self.tracks_collection).get(MEDIA_SERVER_RECORDS_KEY)
-        records = dict(stored) if isinstance(stored, dict) else {}
-        records[owner] = record
-        # Merged into the metadata: the spec and the other notes stay as they are.
-        self._backend.update_metadata(self.tracks_collection, {MEDIA_SERVER_RECORDS_KEY: records})
+        with self._records_lock:
+            stored = self._backend.read_metadata(self.tracks_collection).get(
+                MEDIA_SERVER_RECORDS_KEY
+            )
+            records = dict(stored) if isinstance(stored, dict) else {}
+            current = records.get(owner)
+            records[owner] = change(dict(current) if isinstance(current, dict) else {})
+            # Merged into the metadata: the spec and the other notes stay as they are.
+            self._backend.update_metadata(
+                self.tracks_collection, {MEDIA_SERVER_RECORDS_KEY: records}
+            )
+            return dict(records[owner])
 
     def declare_filterable(self, columns: Iterable[str]) -> None:
         """Adds keyword indexes for extra (manifest) columns that searches will filter on."""

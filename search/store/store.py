@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from soundalike.core.errors import InvalidRequest
@@ -162,9 +162,12 @@ class Store(Closing):
         its last mixes run); {} when nothing was noted."""
         return self._collections.media_server_record(owner)
 
-    def save_media_server_record(self, owner: str, record: dict[str, Any]) -> None:
-        """Durably replaces the note about one media-server user."""
-        self._collections.save_media_server_record(owner, record)
+    def update_media_server_record(
+        self, owner: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Durably replaces the note about one media-server user with `change(current note)`,
+        atomically within this process; returns the new note."""
+        return self._collections.update_media_server_record(owner, change)
 
     def declare_filterable(self, columns: Iterable[str]) -> None:
         """Adds keyword indexes for extra (manifest) columns that searches will filter on."""
