@@ -135,3 +135,11 @@ def test_mixes_from_stars_and_plays_are_written_and_rewritten_in_place(
     left = {str(p["name"]): str(p["id"]) for p in listener.playlists()}
     assert "Sonic Mix 2" not in left and left["Sonic Mix 1"] == mixes[0]["playlist_id"]
     assert left["Sonic Mix"] == mine and listener.playlist_songs(mine) == [songs[0]["id"]]
+
+    # A playlist may not take a mix's name: the next mixes run would overwrite it.
+    code, refused, _ = run(capsys, "playlist", url, "--like", artists[0], "--name", "Sonic Mix 1",
+                           *flags, "--json")  # fmt: skip
+    assert code == 1 and "one of soundalike's mixes" in str(refused["error"])
+    assert listener.playlist_songs(left["Sonic Mix 1"]) == [
+        song["id"] for song in fewer["mixes"][0]["songs"]  # type: ignore[index]
+    ]
