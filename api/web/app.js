@@ -66,7 +66,7 @@ async function home(target) {
       el("li", {}, el("a", {href: "#/map"}, el("strong", {}, "Map")), " every artist placed by sound"),
       el("li", {}, el("a", {href: "#/clip"}, el("strong", {}, "Clip")), " what does this recording sound like?"),
       el("li", {}, el("a", {href: "#/radio"}, el("strong", {}, "Radio")), " a playlist from seeds, or a path from one artist to another"),
-      el("li", {}, el("a", {href: "#/library"}, el("strong", {}, "Library")), " scan progress of the watched folders")));
+      el("li", {}, el("a", {href: "#/library"}, el("strong", {}, "Library")), " scan progress of the watched folders, and your sonic mixes")));
   try {
     const first = await getJSON("/artists?limit=24");
     if (!target.isConnected) return;

@@ -1,7 +1,9 @@
 // The live library (#/library): scan progress and failures, live from GET /library/events
-// (server-sent events, read with fetch so the API key can be sent as a header).
+// (server-sent events, read with fetch so the API key can be sent as a header), and the sonic
+// mixes kept on the media server (mixes.js).
 
 import {getJSON, request} from "./api.js";
+import {mixesPanel, stopMixes} from "./mixes.js";
 import {el, errorBox, loading} from "./ui.js";
 
 let stream = null;
@@ -9,12 +11,13 @@ let stream = null;
 export function stopLibrary() {
   if (stream) stream.abort();
   stream = null;
+  stopMixes();
 }
 
 export async function libraryView(view) {
   stopLibrary();
   const body = el("div", {id: "library-status", "aria-live": "polite"}, loading());
-  view.replaceChildren(el("h1", {}, "Library"), body);
+  view.replaceChildren(el("h1", {}, "Library"), body, mixesPanel());
   let status;
   try {
     status = await getJSON("/library");

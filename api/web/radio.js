@@ -1,10 +1,11 @@
 // Radio (#/radio): seeds to like and to steer away from give a playlist (POST /radio) that
 // plays in sequence and refills itself; a path from one artist to another (POST /paths) plays
-// the steps in order.
+// the steps in order. Both can be saved as a playlist (playlist.js).
 
 import {ApiError, getJSON, postJSON, query} from "./api.js";
 import {section, trackList} from "./components.js";
 import {playList, replaceUpcoming} from "./player.js";
+import {savePlaylistControl} from "./playlist.js";
 import {findArtists, findTracks} from "./search.js";
 import {addSeed, asApiSeed, clearSeeds, onSeedsChange, removeSeed, seeds} from "./seeds.js";
 import {debounce, el, errorBox, loading, score} from "./ui.js";
@@ -99,6 +100,7 @@ export function radioView(view, params) {
     }
     playlist.replaceChildren(loading("Tuning in…"));
     played.clear();
+    const named = "Radio: " + seeds().like.map((s) => s.label).join(", ");
     try {
       const {tracks} = await postJSON("/radio", body());
       const options = {
@@ -120,6 +122,7 @@ export function radioView(view, params) {
         el("div", {class: "row"},
           el("button", {id: "radio-play", type: "button", onclick: () => playList(tracks, 0, options)}, "▶ Play the radio"),
           el("span", {class: "muted"}, `${tracks.length} tracks; more come when these run out.`)),
+        ...(tracks.length ? [savePlaylistControl("radio", named, () => tracks)] : []),
         trackList(tracks, {showScore: true, label: "Radio playlist", playOptions: options}));
     } catch (error) {
       playlist.replaceChildren(errorBox(error));
@@ -143,6 +146,8 @@ export function radioView(view, params) {
         el("div", {class: "row"},
           el("button", {id: "path-play", type: "button", onclick: () => playList(path.tracks, 0)}, "▶ Play the path"),
           el("span", {class: "muted"}, `${path.tracks.length} steps, total distance ${score(path.total_distance)}`)),
+        ...(path.tracks.length
+          ? [savePlaylistControl("path", `Path: ${start.label} → ${end.label}`, () => path.tracks)] : []),
         trackList(path.tracks, {label: `Path from ${start.label} to ${end.label}`,
           extra: (t) => el("span", {class: "score", title: "similarity to the previous step"},
                             t.hop_score === null ? "start" : "↳ " + score(t.hop_score))}));

@@ -79,8 +79,23 @@ def _settings(data_dir: Path, tiny_mert_dir: Path, **overrides: Any) -> Settings
 
 
 @pytest.fixture(scope="session")
+def serve_store(tiny_mert_dir: Path) -> Callable[..., AbstractContextManager[str]]:
+    """serve_store(data_dir, **settings): the base URL of a server over the store in
+    `data_dir` (used in place, not copied), for as long as the `with` lasts."""
+
+    @contextmanager
+    def serve(data_dir: Path, **overrides: Any) -> Iterator[str]:
+        with _serving(create_app(_settings(data_dir, tiny_mert_dir, **overrides))) as url:
+            yield url
+
+    return serve
+
+
+@pytest.fixture(scope="session")
 def serve_catalogue(
-    web_ingested: Path, tiny_mert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    web_ingested: Path,
+    serve_store: Callable[..., AbstractContextManager[str]],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[..., AbstractContextManager[str]]:
     """serve_catalogue(name, **settings): the base URL of a server over its own copy of the
     catalogue, for as long as the `with` lasts."""
@@ -89,7 +104,7 @@ def serve_catalogue(
     def serve(name: str, **overrides: Any) -> Iterator[str]:
         data_dir = tmp_path_factory.mktemp(name) / "data"
         shutil.copytree(web_ingested, data_dir)
-        with _serving(create_app(_settings(data_dir, tiny_mert_dir, **overrides))) as url:
+        with serve_store(data_dir, **overrides) as url:
             yield url
 
     return serve
