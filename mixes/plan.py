@@ -110,13 +110,22 @@ def group_by_sound(vectors: np.ndarray, weights: np.ndarray, count: int) -> list
     return sorted(groups, key=lambda g: (-float(weights[g].sum()), g[0]))
 
 
-def plan_mixes(catalogue: ServerCatalogue, taste: Taste, options: MixOptions) -> list[PlannedMix]:
+@dataclass(frozen=True)
+class MixPlan:
+    mixes: list[PlannedMix]
+    # Groups of seeds whose station found no song left (the earlier mixes took them, or none
+    # is a song of this server): fewer mixes than asked.
+    unfilled: list[list[TasteSeed]]
+
+
+def plan_mixes(catalogue: ServerCatalogue, taste: Taste, options: MixOptions) -> MixPlan:
     """The mixes' songs (see the module's doc); a group whose station finds no song of this
     server is left out, so fewer than `options.count` mixes may come back."""
     vectors = np.stack([seed.vector for seed in taste.seeds]).astype(np.float32)
     weights = np.array([seed.weight for seed in taste.seeds], dtype=np.float32)
     used: set[str] = {t for seed in taste.seeds for t in seed.track_ids}
     planned: list[tuple[list[TasteSeed], list[PlannedSong]]] = []
+    unfilled: list[list[TasteSeed]] = []
     for group in group_by_sound(vectors, weights, options.count):
         centre = (weights[group, None] * vectors[group]).sum(axis=0)
         hits = radio_towards(
@@ -127,14 +136,17 @@ def plan_mixes(catalogue: ServerCatalogue, taste: Taste, options: MixOptions) ->
             exclude_track_ids=used,
         )
         songs = _pick(catalogue, hits, taste.known_artist_keys, options)
+        seeds = sorted((taste.seeds[i] for i in group), key=lambda s: -s.weight)
         if songs:
             used.update(song.track.track_id for song in songs)
-            seeds = sorted((taste.seeds[i] for i in group), key=lambda s: -s.weight)
             planned.append((seeds, songs))
-    return [
+        else:
+            unfilled.append(seeds)
+    mixes = [
         PlannedMix(options.name(number), seeds, songs)
         for number, (seeds, songs) in enumerate(planned, 1)
     ]
+    return MixPlan(mixes, unfilled)
 
 
 def _pick(

@@ -99,8 +99,8 @@ class PlaylistBook:
             listed = ", ".join(repr(n) for n in sorted(taken))
             raise Conflict(
                 f"{self.server.display} already has a playlist named {listed} that soundalike "
-                "did not write; it was left alone and nothing was written. Rename it, or pick "
-                "another name (--name, --prefix)"
+                "did not write; it was left alone and nothing was written. Rename it, or choose "
+                "another name"
             )
 
     def write(self, name: str, songs: Sequence[PlannedSong]) -> WrittenPlaylist:

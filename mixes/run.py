@@ -89,9 +89,17 @@ def run_mixes(
     report = MixesReport(started_at=now_iso(), trigger=trigger, dry_run=dry_run)
     catalogue = ServerCatalogue(store, server.address)
     taste = read_taste(server, catalogue)
-    planned = plan_mixes(catalogue, taste, options)
+    plan = plan_mixes(catalogue, taste, options)
+    planned = plan.mixes
     if not planned:
         raise InvalidRequest(catalogue.unknown_message())
+    for seeds in plan.unfilled:
+        names = ", ".join(seed.name for seed in seeds[:3])
+        report.failures.append(
+            f"no mix for the seeds {names}{' and more' if len(seeds) > 3 else ''}: the earlier "
+            "mixes took every song left near them (fewer or smaller mixes, or a larger "
+            "catalogue, give them one)"
+        )
     if taste.not_in_catalogue:
         report.failures.append(
             f"{taste.not_in_catalogue} starred or played songs, albums or artists are not in "

@@ -237,7 +237,7 @@ def test_the_app_serves_the_page_and_its_script_uses_the_apps_json_routes(
 def test_no_python_source_holds_an_html_document() -> None:
     offenders = [
         str(source.relative_to(ROOT))
-        for package in ("api", "ingest", "search")
+        for package in ("core", "api", "ingest", "search", "mixes")
         for source in (ROOT / package).rglob("*.py")
         if re.search(r"<!doctype html|<html[\s>]", source.read_text(encoding="utf-8"), re.I)
     ]
@@ -279,7 +279,7 @@ def test_a_built_wheel_carries_and_serves_the_front_end(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
-    for package in ("core", "api", "ingest", "search"):
+    for package in ("core", "api", "ingest", "search", "mixes"):
         shutil.copytree(
             ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )

@@ -143,3 +143,18 @@ def test_mixes_from_stars_and_plays_are_written_and_rewritten_in_place(
     assert listener.playlist_songs(left["Sonic Mix 1"]) == [
         song["id"] for song in fewer["mixes"][0]["songs"]  # type: ignore[index]
     ]
+
+
+def test_groups_left_without_songs_are_reported(
+    ingested_server: IngestedServer, listener: Listener, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The stars of the test above stay; one mix of 200 songs takes all 18 songs there are.
+    code, document, _ = run(
+        capsys, "mixes", ingested_server.server.url, "--count", "3", "--size", "200",
+        "--max-per-artist", "10", "--discovery", "0", "--dry-run", *ingested_server.flags(),
+        "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert len(document["mixes"]) == 1  # type: ignore[arg-type]
+    notes = [f for f in document["failures"] if "no mix for the seeds" in f]  # type: ignore[union-attr]
+    assert len(notes) == 2, document["failures"]
