@@ -316,7 +316,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
         for failure in summary.failed:
             print(f"  failed: {failure.path}: {failure.reason}")
-    nothing_usable = summary.ingested == 0 and summary.skipped == 0
+    # A shard may own no artist of a small catalogue: nothing to do is its success (an indexed
+    # Kubernetes Job would otherwise retry it and never start the lists' rebuild).
+    empty_shard = shard is not None and not summary.failed
+    nothing_usable = summary.ingested == 0 and summary.skipped == 0 and not empty_shard
     return EXIT_FAILED if nothing_usable else EXIT_OK
 
 

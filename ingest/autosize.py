@@ -2,13 +2,15 @@
 
 `SOUNDALIKE_BATCH_SIZE` unset: on CUDA (and ROCm, where torch.cuda is HIP) the windows per
 forward that fit in the device's free memory; elsewhere DEFAULT_BATCH_SIZE. `SOUNDALIKE_WORKERS`
-unset: with a GPU the host's cores decode (a GPU embeds faster than two processes decode);
+unset: with a GPU the host's cores (those the process may use: its affinity and its container's
+CPU limit) decode (a GPU embeds faster than two processes decode);
 on the CPU DEFAULT_WORKERS, since the model wants the cores itself. Importing this module is
 cheap (no torch): torch is imported only to ask about a device.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -24,6 +26,8 @@ MAX_AUTO_BATCH_SIZE = 256
 # hand-offs) and one for the writer thread and the store.
 CORES_KEPT_FREE = 2
 MAX_AUTO_WORKERS = 64
+# cgroup v2: "QUOTA PERIOD" in microseconds, or "max PERIOD" without a CPU limit.
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 # MERT-v1-95M's shape, used when the module does not say (its config carries them).
 CONV_CHANNELS = 512
 ATTENTION_HEADS = 12
@@ -82,8 +86,26 @@ def workers_for_host(gpu: bool, cpu_count: int | None = None) -> int:
     DEFAULT_WORKERS."""
     if not gpu:
         return DEFAULT_WORKERS
-    cores = cpu_count if cpu_count is not None else (os.cpu_count() or DEFAULT_WORKERS)
+    cores = cpu_count if cpu_count is not None else usable_cores()
     return max(DEFAULT_WORKERS, min(MAX_AUTO_WORKERS, cores - CORES_KEPT_FREE))
+
+
+def usable_cores(cgroup_cpu_max: str = CGROUP_CPU_MAX) -> int:
+    """The cores this process may use: those it is pinned to, and no more than its cgroup's CPU
+    quota (a container's CPU limit, e.g. a Kubernetes pod's), where `os.cpu_count()` would
+    count every core of the node."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or DEFAULT_WORKERS
+    try:
+        with open(cgroup_cpu_max, encoding="ascii") as limit:
+            quota, period = limit.read().split()[:2]
+        if quota != "max" and int(period) > 0:
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 limit to read
+        pass
+    return cores
 
 
 def device_has_gpu(device: str) -> bool:

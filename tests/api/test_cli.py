@@ -269,3 +269,28 @@ def test_approximate_lists_are_a_setting_of_the_store_zero_meaning_never() -> No
     assert Settings().store_config().neighbours.approximate_above == APPROXIMATE_ABOVE
     never = Settings(approximate_neighbours_above=0).store_config()
     assert never.neighbours.approximate_above is None
+
+
+def test_a_shard_that_owns_no_artist_succeeds_with_nothing_to_do(
+    catalogue: Path, tiny_mert_dir: Path, tmp_path: Path
+) -> None:
+    """N ingest workers over a catalogue of fewer artists: the idle ones exit 0 (an indexed
+    Kubernetes Job retries a failed index and waits for it before the lists' rebuild)."""
+    from soundalike.core.artist_names import artist_key
+    from soundalike.ingest.stages import Shard
+
+    keys = [artist_key(folder.name) for folder in catalogue.iterdir() if folder.is_dir()]
+    count = 64
+    idle = next(i for i in range(count) if not any(Shard(i, count).owns(k) for k in keys))
+    result = run_cli(
+        "ingest", str(catalogue), "--model", str(tiny_mert_dir), "--workers", "1",
+        "--data-dir", str(tmp_path / "data"), "--shard", f"{idle}/{count}", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result.stdout)
+    assert summary["ingested"] == summary["skipped"] == 0 and summary["failed"] == []
+    nothing = tmp_path / "no-music"
+    nothing.mkdir()
+    unsharded = run_cli("ingest", str(nothing), "--model", str(tiny_mert_dir), "--workers", "1",
+                        "--data-dir", str(tmp_path / "data2"), "--json")  # fmt: skip
+    assert unsharded.returncode == 1  # an unsharded run that finds nothing still fails

@@ -4,6 +4,7 @@ batch size and decoding processes chosen when unset (ingest/autosize.py)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,18 @@ def test_decoding_processes_follow_the_host_with_a_gpu() -> None:
     assert autosize.workers_for_host(True, cpu_count=16) == 14
     assert autosize.workers_for_host(True, cpu_count=2) == DEFAULT_WORKERS
     assert autosize.workers_for_host(True, cpu_count=512) == autosize.MAX_AUTO_WORKERS
+
+
+def test_usable_cores_respect_a_container_cpu_limit(tmp_path: Path) -> None:
+    """In a pod with a CPU limit, os.cpu_count() is the node's cores; the quota is what the
+    decoders get."""
+    pinned = len(os.sched_getaffinity(0))
+    limit = tmp_path / "cpu.max"
+    limit.write_text("150000 100000\n")  # 1.5 CPUs: two processes share them
+    assert autosize.usable_cores(str(limit)) == min(pinned, 2)
+    limit.write_text("max 100000\n")
+    assert autosize.usable_cores(str(limit)) == pinned
+    assert autosize.usable_cores(str(tmp_path / "absent")) == pinned
     assert autosize.auto_workers(5, "cuda") == 5  # a set value wins
     assert autosize.auto_workers(None, "cpu") == DEFAULT_WORKERS
     assert autosize.device_has_gpu("cuda:1") and autosize.device_has_gpu("mps")
