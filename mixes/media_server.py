@@ -14,10 +14,9 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-import httpx
-
+from soundalike.ingest.sources.subsonic import ClientOptions
 from soundalike.ingest.sources.subsonic_client import (
     MAX_CONNECTIONS,
     ServerAddress,
@@ -25,6 +24,7 @@ from soundalike.ingest.sources.subsonic_client import (
     SubsonicError,
     SubsonicNotFound,
 )
+from soundalike.search.closing import Closing
 
 # Albums read from each of the server's "frequent" and "recent" lists.
 PLAYED_ALBUMS = 40
@@ -88,37 +88,17 @@ def owner_of(address: ServerAddress) -> str:
     return f"{address.server_key}/{address.username or '(api key)'}"
 
 
-class MediaServer:
+class MediaServer(Closing):
     """One user's view of a Subsonic server: listening history and playlists."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        password: str | None = None,
-        api_key: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-        attempts: int | None = None,
-        backoff_s: float | None = None,
-    ) -> None:
+    def __init__(self, url: str, **client: Unpack[ClientOptions]) -> None:
+        """`client`: the connection keywords of the ingest source's client (password or API
+        key; tests: a transport, fewer retries)."""
         self.address = ServerAddress.parse(url)
-        extra: dict[str, Any] = {}
-        if attempts is not None:
-            extra["attempts"] = attempts
-        if backoff_s is not None:
-            extra["backoff_s"] = backoff_s
-        self.client = SubsonicClient(
-            self.address, password=password, api_key=api_key, transport=transport, **extra
-        )
+        self.client = SubsonicClient(self.address, **client)
 
     def close(self) -> None:
         self.client.close()
-
-    def __enter__(self) -> MediaServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def display(self) -> str:

@@ -57,6 +57,28 @@ class Taste:
     # Starred or played items the catalogue does not hold (not ingested, or since removed).
     not_in_catalogue: int = 0
 
+    def add(
+        self,
+        kind: SeedKind,
+        server_id: str,
+        name: str,
+        vector: Sequence[float] | np.ndarray | None,
+        weight: float,
+        artist_keys: Iterable[str],
+        track_ids: Iterable[str] = (),
+    ) -> None:
+        """Adds a seed, its vector made a unit vector; without a usable vector (not in the
+        catalogue) it only counts in `not_in_catalogue`."""
+        unit = _unit(np.asarray(vector, np.float32)) if vector is not None else None
+        if unit is None:
+            self.not_in_catalogue += 1
+            return
+        keys = frozenset(artist_keys)
+        self.seeds.append(
+            TasteSeed(kind, server_id, name, unit, weight, keys, frozenset(track_ids))
+        )
+        self.known_artist_keys |= keys
+
 
 class ServerCatalogue:
     """The stored tracks ingested from one Subsonic server, by that server's song ids."""
@@ -126,22 +148,13 @@ def _add_songs(taste: Taste, catalogue: ServerCatalogue, songs: Sequence[Listene
     found = catalogue.tracks_of_songs(s.song_id for s in songs)
     for song in songs:
         track = found.get(song.song_id)
-        vector = _unit(np.asarray(track.vector, np.float32)) if track and track.vector else None
-        if track is None or vector is None:
+        if track is None:
             taste.not_in_catalogue += 1
             continue
-        taste.seeds.append(
-            TasteSeed(
-                kind="song",
-                server_id=song.song_id,
-                name=f"{track.artist} — {track.title or song.song_id}",
-                vector=vector,
-                weight=STARRED_WEIGHT + _plays(song.play_count),
-                artist_keys=frozenset({track.artist_key}),
-                track_ids=frozenset({track.track_id}),
-            )
-        )
-        taste.known_artist_keys.add(track.artist_key)
+        name = f"{track.artist} — {track.title or song.song_id}"
+        weight = STARRED_WEIGHT + _plays(song.play_count)
+        taste.add("song", song.song_id, name, track.vector, weight, [track.artist_key],
+                  [track.track_id])  # fmt: skip
 
 
 def _album_weights(listening: Listening) -> dict[str, tuple[ListenedAlbum, float]]:
@@ -182,26 +195,10 @@ def _add_albums(
             for song in songs_by_album.get(album_id, [])
             if song.song_id in found
         ]
-        if not stored:
-            taste.not_in_catalogue += 1
-            continue
-        mean = sum(w * np.asarray(t.vector, np.float32) for t, w in stored)
-        vector = _unit(np.asarray(mean, np.float32))
-        if vector is None:
-            taste.not_in_catalogue += 1
-            continue
-        artist_keys = frozenset(t.artist_key for t, _ in stored)
-        taste.seeds.append(
-            TasteSeed(
-                kind="album",
-                server_id=album_id,
-                name=album.name,
-                vector=vector,
-                weight=weight,
-                artist_keys=artist_keys,
-            )
-        )
-        taste.known_artist_keys |= artist_keys
+        weighted = [w * np.asarray(t.vector, np.float32) for t, w in stored]
+        mean = np.sum(weighted, axis=0) if weighted else None
+        artist_keys = [t.artist_key for t, _ in stored]
+        taste.add("album", album_id, album.name, mean, weight, artist_keys)
 
 
 def _add_artists(taste: Taste, store: Store, artists: Sequence[tuple[str, str]]) -> None:
@@ -210,20 +207,8 @@ def _add_artists(taste: Taste, store: Store, artists: Sequence[tuple[str, str]])
     for artist_id, name in artists:
         keys = store.artist_keys_with({ARTIST_ID_COLUMN: artist_id})
         artist = store.get_artist(next(iter(keys)), with_centroid=True) if len(keys) == 1 else None
-        vector = (
-            _unit(np.asarray(artist.centroid, np.float32)) if artist and artist.centroid else None
-        )
-        if artist is None or vector is None:
+        if artist is None:
             taste.not_in_catalogue += 1
             continue
-        taste.seeds.append(
-            TasteSeed(
-                kind="artist",
-                server_id=artist_id,
-                name=artist.name or name,
-                vector=vector,
-                weight=STARRED_WEIGHT,
-                artist_keys=frozenset({artist.artist_key}),
-            )
-        )
-        taste.known_artist_keys.add(artist.artist_key)
+        taste.add("artist", artist_id, artist.name or name, artist.centroid, STARRED_WEIGHT,
+                  [artist.artist_key])  # fmt: skip
