@@ -19,7 +19,8 @@ import numpy as np
 from soundalike.core.errors import InvalidRequest
 from soundalike.core.types import Track, TrackHit
 from soundalike.mixes.taste import ServerCatalogue, Taste, TasteSeed
-from soundalike.search.radio import MAX_CANDIDATES, radio_towards
+from soundalike.search.queries import MAX_CANDIDATES
+from soundalike.search.radio import radio_towards
 
 MAX_MIXES = 20
 MAX_MIX_SIZE = 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,20 +200,32 @@ def _capped_track_search(
     fewer results rather than a scan of the whole collection). A read that returns fewer hits
     than asked has seen every track that passes: no count of the collection is needed (an
     exact count costs 50 ms at 1M tracks, ten times the search)."""
-    fetch = limit if max_per_artist is None else min(limit * OVERFETCH, MAX_CANDIDATES)
-    ceiling = MAX_CANDIDATES
-    while True:
-        hits = store.search_tracks(
+    return capped_reads(
+        lambda fetch: store.search_tracks(
             vector,
             limit=fetch,
             exclude_ids=exclude_ids,
             exclude_artist_key=exclude_artist_key,
             filters=filters,
-        )
+        ),
+        limit,
+        max_per_artist,
+    )
+
+
+def capped_reads(
+    read: Callable[[int], list[TrackHit]], limit: int, max_per_artist: int | None
+) -> list[TrackHit]:
+    """The first `limit` hits of `read(n)` (the best n tracks) with at most `max_per_artist`
+    per artist: `read` over-fetches OVERFETCH times the limit, and once more MAX_CANDIDATES when
+    the cap left the page short; two reads at most."""
+    fetch = limit if max_per_artist is None else min(limit * OVERFETCH, MAX_CANDIDATES)
+    while True:
+        hits = read(fetch)
         page = cap_per_artist(hits, max_per_artist, limit)
-        if len(page) >= limit or len(hits) < fetch or fetch >= ceiling:
+        if len(page) >= limit or len(hits) < fetch or fetch >= MAX_CANDIDATES:
             return page
-        fetch = ceiling  # one more, wider read: two reads at most per request
+        fetch = MAX_CANDIDATES  # one more, wider read
 
 
 def cap_per_artist(hits: list[TrackHit], max_per_artist: int | None, limit: int) -> list[TrackHit]:

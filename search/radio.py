@@ -15,14 +15,15 @@ import numpy as np
 
 from soundalike.core.errors import InvalidRequest
 from soundalike.core.types import TrackHit
-from soundalike.search.queries import cap_per_artist, require_track, resolve_artist
+from soundalike.search.queries import (
+    capped_reads,
+    require_track,
+    resolve_artist,
+)
 from soundalike.search.store import Store
 
 MAX_SEEDS = 20
 MAX_RADIO_LIMIT = 200
-# Over-fetch factor when a per-artist cap will drop hits, and the most tracks one read takes.
-OVERFETCH = 4
-MAX_CANDIDATES = 1000
 # Below this length Σliked − Σunliked points nowhere: the seeds cancel out.
 MIN_QUERY_NORM = 1e-4
 
@@ -125,19 +126,17 @@ def radio_towards(
     if norm < MIN_QUERY_NORM:
         raise InvalidRequest("the liked and unliked seeds cancel out: nothing to move towards")
     excluded, excluded_artists = set(exclude_track_ids), tuple(exclude_artist_keys)
-    fetch = limit if max_per_artist is None else min(limit * OVERFETCH, MAX_CANDIDATES)
-    while True:
-        hits = store.recommend_tracks(
+    page = capped_reads(
+        lambda fetch: store.recommend_tracks(
             liked,
             unliked,
             limit=fetch,
             exclude_ids=excluded,
             exclude_artist_keys=excluded_artists,
             filters=filters,
-        )
-        page = cap_per_artist(hits, max_per_artist, limit)
-        if len(page) >= limit or len(hits) < fetch or fetch >= MAX_CANDIDATES:
-            break
-        fetch = MAX_CANDIDATES  # one wider read: two reads at most per request
+        ),
+        limit,
+        max_per_artist,
+    )
     # Sum of cosines = |query| × cosine to the query, for unit track vectors.
     return [TrackHit(hit.track, min(1.0, max(-1.0, hit.score / norm))) for hit in page]
