@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 POLL_SECONDS = 5.0
 REPORT_SECONDS = 60.0
@@ -31,6 +31,7 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 JobState = Literal["running", "complete", "failed"]
+T = TypeVar("T")
 # What the polls survive: connection refused or reset, timeouts, HTTP errors, unreadable JSON.
 TRANSIENT = (OSError, ValueError)
 
@@ -62,6 +63,32 @@ def job_state(job: dict[str, Any]) -> JobState:
     return "running"
 
 
+def poll_until(
+    read: Callable[[], T],
+    unreadable: T,
+    done: Callable[[T], bool],
+    waiting: Callable[[T], str],
+    *,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> T:
+    """Reads every POLL_SECONDS until `done(value)` and returns that value; a read that fails
+    (TRANSIENT) counts as `unreadable`; says `waiting(value)`, with the last error, every
+    REPORT_SECONDS."""
+    last_report = -REPORT_SECONDS
+    while True:
+        try:
+            value, problem = read(), ""
+        except TRANSIENT as error:
+            value, problem = unreadable, f" ({type(error).__name__}: {error})"
+        if done(value):
+            return value
+        if clock() - last_report >= REPORT_SECONDS:
+            say(waiting(value) + problem)
+            last_report = clock()
+        sleep(POLL_SECONDS)
+
+
 def wait_for_peers(
     read_cluster: Callable[[], dict[str, Any]],
     wanted: int,
@@ -70,20 +97,16 @@ def wait_for_peers(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Polls until the cluster has `wanted` peers; returns how many it has."""
-    last_report = -REPORT_SECONDS
-    while True:
-        try:
-            peers = cluster_peers(read_cluster())
-            problem = ""
-        except TRANSIENT as error:
-            peers, problem = 0, f" ({type(error).__name__}: {error})"
-        if peers >= wanted:
-            say(f"Qdrant has {peers} of {wanted} peers: ready")
-            return peers
-        if clock() - last_report >= REPORT_SECONDS:
-            say(f"waiting for Qdrant: {peers} of {wanted} peers{problem}")
-            last_report = clock()
-        sleep(POLL_SECONDS)
+    peers = poll_until(
+        lambda: cluster_peers(read_cluster()),
+        0,
+        lambda count: count >= wanted,
+        lambda count: f"waiting for Qdrant: {count} of {wanted} peers",
+        sleep=sleep,
+        clock=clock,
+    )
+    say(f"Qdrant has {peers} of {wanted} peers: ready")
+    return peers
 
 
 class Jobs(Protocol):
@@ -101,33 +124,29 @@ def resume_after(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Polls `job` until it completes, then resumes `suspended` (0); 1 when `job` failed."""
-    last_report = -REPORT_SECONDS
+    state = poll_until(
+        lambda: job_state(jobs.get(job)),
+        "running",
+        lambda outcome: outcome != "running",
+        lambda _: f"waiting for the Job {job} to complete",
+        sleep=sleep,
+        clock=clock,
+    )
+    if state == "failed":
+        say(
+            f"the Job {job} failed: {suspended} stays suspended. Rerun the failed shards "
+            f"(docs/kubernetes.md, 'Rerun an ingest'), then this Job."
+        )
+        return 1
     while True:
         try:
-            state = job_state(jobs.get(job))
-            problem = ""
+            jobs.resume(suspended)
+            break
         except TRANSIENT as error:
-            state, problem = "running", f" ({type(error).__name__}: {error})"
-        if state == "failed":
-            say(
-                f"the Job {job} failed: {suspended} stays suspended. Rerun the failed shards "
-                f"(docs/kubernetes.md, 'Rerun an ingest'), then this Job."
-            )
-            return 1
-        if state == "complete":
-            while True:
-                try:
-                    jobs.resume(suspended)
-                    break
-                except TRANSIENT as error:
-                    say(f"could not resume {suspended} yet ({type(error).__name__}: {error})")
-                    sleep(POLL_SECONDS)
-            say(f"the Job {job} completed: resumed {suspended}")
-            return 0
-        if clock() - last_report >= REPORT_SECONDS:
-            say(f"waiting for the Job {job} to complete{problem}")
-            last_report = clock()
-        sleep(POLL_SECONDS)
+            say(f"could not resume {suspended} yet ({type(error).__name__}: {error})")
+            sleep(POLL_SECONDS)
+    say(f"the Job {job} completed: resumed {suspended}")
+    return 0
 
 
 def read_json(request: urllib.request.Request, context: ssl.SSLContext | None = None) -> Any:
