@@ -1,5 +1,6 @@
-"""Helpers shared by the API and browser tests: a catalogue ingested through the public path,
-and an app behind a real uvicorn on a free loopback port."""
+"""Helpers shared by the API and browser tests: settings that the environment cannot leak
+into, a catalogue ingested through the public path, and an app behind a real uvicorn on a free
+loopback port."""
 
 from __future__ import annotations
 
@@ -14,10 +15,31 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from soundalike.api.settings import Settings
 from soundalike.ingest.engine import Decoding, VectorEngine
 from soundalike.ingest.pipeline import IngestOptions, ingest
 from soundalike.ingest.sources import source_for
 from soundalike.search.store import open_store
+
+
+def app_settings(data_dir: Path, model_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test app over `data_dir` with the tiny model: explicit values, so the
+    environment cannot leak in; `overrides` replace any of them."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "model": str(model_dir),
+        "device": "cpu",
+        "api_key": None,
+        "cors_origins": [],
+        "max_upload_mb": 50.0,
+        "embed_concurrency": 1,
+        "embed_queue": 4,
+        "load_model": "lazy",
+        "qdrant_url": None,
+        "collection_prefix": "",
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
 def ingest_into(

@@ -5,7 +5,7 @@ fixtures (`ingested_server`, `listener`) from here."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,30 @@ class Listener:
                           song.artist_id or "", "albumId": song.album_id or "",
                           "title": song.title or ""})  # fmt: skip
         return songs
+
+    def songs_by_artist(self) -> dict[str, list[dict[str, str]]]:
+        """Every song, by artist, artists in name order."""
+        by_artist: dict[str, list[dict[str, str]]] = {}
+        for song in self.songs():
+            by_artist.setdefault(song["artist"], []).append(song)
+        return dict(sorted(by_artist.items()))
+
+    def star_taste(
+        self,
+        songs: Sequence[tuple[int, int]] = (),
+        albums: Sequence[int] = (),
+        artists: Sequence[int] = (),
+    ) -> list[list[dict[str, str]]]:
+        """Stars songs (by artist number and song number, artists in name order), the album
+        and the artist of the artists numbered; returns the songs by artist, in that order."""
+        by_artist = list(self.songs_by_artist().values())
+        for artist, song in songs:
+            self.star(song=by_artist[artist][song]["id"])
+        for artist in albums:
+            self.star(album=by_artist[artist][0]["albumId"])
+        for artist in artists:
+            self.star(artist=by_artist[artist][0]["artistId"])
+        return by_artist
 
     def playlists(self) -> list[dict[str, object]]:
         body = self.client.call("getPlaylists").get("playlists") or {}

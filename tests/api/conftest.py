@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps import ingest_into
+from apps import app_settings, ingest_into
 from apps import serving as serving_app
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -79,21 +79,7 @@ def make_settings(tiny_mert_dir: Path) -> Callable[..., Settings]:
     """Settings for a test app; explicit values so the environment cannot leak in."""
 
     def make(data_dir: Path, **overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "data_dir": data_dir,
-            "model": str(tiny_mert_dir),
-            "device": "cpu",
-            "api_key": None,
-            "cors_origins": [],
-            "max_upload_mb": 50.0,
-            "embed_concurrency": 1,
-            "embed_queue": 4,
-            "load_model": "lazy",
-            "qdrant_url": None,
-            "collection_prefix": "",
-        }
-        values.update(overrides)
-        return Settings(**values)
+        return app_settings(data_dir, tiny_mert_dir, **overrides)
 
     return make
 

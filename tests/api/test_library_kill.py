@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from served import answering, converge, free_port, serve_process
 
 from soundalike.ingest.devtools.synth import synth_track, write_audio
 
@@ -32,19 +30,6 @@ def write_song(path: Path, artist_seed: int, track_seed: int) -> None:
         artist_seed=artist_seed, track_seed=track_seed, seconds=4.0, sample_rate=RATE, channels=1
     )
     write_audio(path, audio, RATE)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def converge(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"did not converge: {what}"
-        time.sleep(0.1)
 
 
 def environment(tiny_mert_dir: Path, data_dir: Path, root: Path, port: int) -> dict[str, str]:
@@ -66,32 +51,9 @@ def environment(tiny_mert_dir: Path, data_dir: Path, root: Path, port: int) -> d
     return env
 
 
-@contextmanager
-def server(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`soundalike serve` in its own process group (its decoder processes die with it)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "soundalike.api.cli", "serve"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
-
-
-def answering(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return check
+def server(env: dict[str, str]) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """`soundalike serve` in its own process group, killed (SIGKILL) at the end."""
+    return serve_process(env, signal.SIGKILL)
 
 
 def library(url: str) -> dict[str, Any]:

@@ -86,15 +86,8 @@ def test_mixes_from_stars_and_plays_are_written_and_rewritten_in_place(
     ingested_server: IngestedServer, listener: Listener, capsys: pytest.CaptureFixture[str]
 ) -> None:
     songs = listener.songs()
-    by_artist: dict[str, list[dict[str, str]]] = {}
-    for song in songs:
-        by_artist.setdefault(song["artist"], []).append(song)
-    artists = sorted(by_artist)
-    listener.star(song=by_artist[artists[0]][0]["id"])
-    listener.star(song=by_artist[artists[0]][1]["id"])
-    listener.star(album=by_artist[artists[1]][0]["albumId"])
-    listener.star(artist=by_artist[artists[2]][0]["artistId"])
-    listener.play(by_artist[artists[3]][0]["id"])
+    by_artist = listener.star_taste(songs=[(0, 0), (0, 1)], albums=[1], artists=[2])
+    listener.play(by_artist[3][0]["id"])
     mine = listener.make_playlist("Sonic Mix", [songs[0]["id"]])  # the listener's own
 
     url, flags = ingested_server.server.url, ingested_server.flags()
@@ -118,7 +111,7 @@ def test_mixes_from_stars_and_plays_are_written_and_rewritten_in_place(
         assert mix["seeds"], mix
         seen += ids
     assert len(seen) == len(set(seen)), "a song is in two mixes"
-    starred = {by_artist[artists[0]][0]["id"], by_artist[artists[0]][1]["id"]}
+    starred = {by_artist[0][0]["id"], by_artist[0][1]["id"]}
     assert not starred & set(seen), "a mix repeats a starred song"
     seed_kinds = {seed["kind"] for mix in mixes for seed in mix["seeds"]}
     assert seed_kinds == {"song", "album", "artist"}
@@ -137,7 +130,8 @@ def test_mixes_from_stars_and_plays_are_written_and_rewritten_in_place(
     assert left["Sonic Mix"] == mine and listener.playlist_songs(mine) == [songs[0]["id"]]
 
     # A playlist may not take a mix's name: the next mixes run would overwrite it.
-    code, refused, _ = run(capsys, "playlist", url, "--like", artists[0], "--name", "Sonic Mix 1",
+    seed = by_artist[0][0]["artist"]
+    code, refused, _ = run(capsys, "playlist", url, "--like", seed, "--name", "Sonic Mix 1",
                            *flags, "--json")  # fmt: skip
     assert code == 1 and "one of soundalike's mixes" in str(refused["error"])
     assert listener.playlist_songs(left["Sonic Mix 1"]) == [

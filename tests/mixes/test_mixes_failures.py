@@ -51,10 +51,8 @@ def snapshot(listener: Listener) -> dict[str, tuple[str, list[str]]]:
 
 @pytest.fixture
 def starred(listener: Listener) -> Callable[[int], None]:
-    by_artist: dict[str, list[dict[str, str]]] = {}
-    for song in listener.songs():
-        by_artist.setdefault(song["artist"], []).append(song)
-    artists = sorted(by_artist)
+    by_artist = listener.songs_by_artist()
+    artists = list(by_artist)
 
     def star(index: int) -> None:
         listener.star(song=by_artist[artists[index]][0]["id"])

@@ -5,12 +5,7 @@ a restart remembers when the last run was."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -18,23 +13,11 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from served import answering, converge, free_port, serve_process
 from subsonic_listener import IngestedServer, Listener
 
 from soundalike.api.main import create_app
 from soundalike.api.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def converge(check: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"did not converge: {what}"
-        time.sleep(0.2)
 
 
 @contextmanager
@@ -55,32 +38,10 @@ def serving(ingested: IngestedServer, every: str) -> Iterator[str]:
         SOUNDALIKE_MIXES_COUNT="2",
         SOUNDALIKE_MIXES_SIZE="4",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "soundalike.api.cli", "serve"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        converge(lambda: _answers(url), "the server answers")
+    with serve_process(env):
+        converge(answering(url), "the server answers")
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def mixes(url: str) -> dict[str, Any]:

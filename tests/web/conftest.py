@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apps import ingest_into, serving
+from apps import app_settings, ingest_into, serving
 from fastapi import FastAPI
 from playwright import sync_api
 
 from soundalike.api.main import create_app
-from soundalike.api.settings import Settings
 from soundalike.ingest.devtools.synth import WrittenTrack, write_catalogue
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -63,21 +62,6 @@ def _serving(app: FastAPI) -> Iterator[str]:
         yield f"http://{host}:{port}"
 
 
-def _settings(data_dir: Path, tiny_mert_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "model": str(tiny_mert_dir),
-        "device": "cpu",
-        "api_key": None,
-        "cors_origins": [],
-        "load_model": "lazy",
-        "qdrant_url": None,
-        "collection_prefix": "",
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture(scope="session")
 def serve_store(tiny_mert_dir: Path) -> Callable[..., AbstractContextManager[str]]:
     """serve_store(data_dir, **settings): the base URL of a server over the store in
@@ -85,7 +69,7 @@ def serve_store(tiny_mert_dir: Path) -> Callable[..., AbstractContextManager[str
 
     @contextmanager
     def serve(data_dir: Path, **overrides: Any) -> Iterator[str]:
-        with _serving(create_app(_settings(data_dir, tiny_mert_dir, **overrides))) as url:
+        with _serving(create_app(app_settings(data_dir, tiny_mert_dir, **overrides))) as url:
             yield url
 
     return serve
@@ -134,7 +118,7 @@ def library_server(
     library = home / "music"
     write_catalogue(library, artists=2, tracks_per_artist=2, seconds=5.0, formats=("flac",))
     (library / "Éclair Ensemble" / "broken.mp3").write_bytes(b"not audio at all" * 100)
-    settings = _settings(home / "data", tiny_mert_dir, library=[library])
+    settings = app_settings(home / "data", tiny_mert_dir, library=[library])
     with _serving(create_app(settings)) as url:
         yield url, library
 

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from playwright.sync_api import expect
+from radio_page import make_path, make_radio
 
 from soundalike.ingest.devtools.synth import WrittenTrack, synth_track, write_audio
 
@@ -181,13 +182,7 @@ def test_the_radio_plays_the_next_track_when_one_ends(
     open_page: Callable[..., Any], server: str, screenshots: Path
 ) -> None:
     page = open_page(server + "/#/radio")
-    page.locator("#seed-input").fill("Éclair Ensemble")
-    page.locator("#seed-like").click()
-    expect(page.locator(".chip.like")).to_contain_text("Éclair Ensemble")
-    page.locator("#radio-make").click()
-    playlist = page.locator("[aria-label='Radio playlist'] .track")
-    expect(playlist).not_to_have_count(0)
-    titles = playlist.locator(".track-title").all_inner_texts()
+    titles = [title for _, title in make_radio(page, "Éclair Ensemble")]
     assert len(titles) >= 2
     page.locator("#radio-play").click()
     _wait_playing(page, 0.2)
@@ -205,12 +200,7 @@ def test_a_path_from_one_artist_to_another_plays_in_order(
     open_page: Callable[..., Any], server: str
 ) -> None:
     page = open_page(server + "/#/radio")
-    page.locator("#path-from").fill("Éclair Ensemble")
-    page.locator("#path-to").fill("The Quiet Harbour")
-    page.locator("#path-steps").fill("4")
-    page.locator("#path-make").click()
-    steps = page.locator("#path-result .track")
-    expect(steps).to_have_count(4)
+    steps = make_path(page, "Éclair Ensemble", "The Quiet Harbour", 4)
     artists = steps.locator(".track-artist").all_inner_texts()
     assert artists[0] == "Éclair Ensemble" and artists[-1] == "The Quiet Harbour"
     expect(steps.first.locator(".score")).to_have_text("start")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from radio_page import make_radio
 from subsonic_listener import IngestedServer, Listener, ingested_server, listener  # noqa: F401
 
 Console = Any
@@ -39,20 +40,6 @@ def mixes_server(
         yield url
 
 
-def _make_radio(page: Any, *seeds: str) -> list[tuple[str, str]]:
-    """Likes `seeds`, makes the radio and gives its (artist, title) pairs in the order shown."""
-    for seed in seeds:
-        page.locator("#seed-input").fill(seed)
-        page.locator("#seed-like").click()
-        expect(page.locator(".chip.like", has_text=seed)).to_have_count(1)
-    page.locator("#radio-make").click()
-    rows = page.locator("[aria-label='Radio playlist'] .track")
-    expect(rows).not_to_have_count(0)
-    artists = rows.locator(".track-artist").all_inner_texts()
-    titles = rows.locator(".track-title").all_inner_texts()
-    return list(zip(artists, titles, strict=True))
-
-
 def _on_server(listener: Listener, name: str) -> list[str]:  # noqa: F811
     return [str(p["id"]) for p in listener.playlists() if p["name"] == name]
 
@@ -67,7 +54,7 @@ def test_a_radio_is_saved_on_the_media_server_in_order_and_saved_again_in_place(
     artists = sorted({artist for artist, _ in songs.values()})
     display = ingested_server.server.url
     page = open_page(mixes_server + "/#/radio")
-    shown = _make_radio(page, artists[0])
+    shown = make_radio(page, artists[0])
     name = f"Radio: {artists[0]}"
     expect(page.locator("#radio-save-name")).to_have_value(name)
     expect(page.locator(".save-target")).to_have_text(f"to {display}")
@@ -79,20 +66,10 @@ def test_a_radio_is_saved_on_the_media_server_in_order_and_saved_again_in_place(
     assert [songs[song] for song in listener.playlist_songs(playlist_id)] == shown
 
     # Another radio under the same name replaces the playlist in place: same id, no second one.
-    page.locator("#seed-input").fill(artists[1])
-    page.locator("#seed-like").click()
+    again = make_radio(page, artists[1])
     expect(page.locator(".chip.like")).to_have_count(2)
-    page.locator("#radio-make").click()
     name_box = page.locator("#radio-save-name")
     expect(name_box).to_have_value(f"Radio: {artists[0]}, {artists[1]}")
-    rows = page.locator("[aria-label='Radio playlist'] .track")
-    again = list(
-        zip(
-            rows.locator(".track-artist").all_inner_texts(),
-            rows.locator(".track-title").all_inner_texts(),
-            strict=True,
-        )
-    )
     name_box.fill(name)
     name_box.press("Enter")
     expect(page.locator("#radio-save-status")).to_contain_text(
@@ -112,7 +89,7 @@ def test_a_name_held_by_the_listeners_own_playlist_is_refused_and_left_alone(
     songs = listener.songs()
     mine = listener.make_playlist("Kitchen mornings", [songs[0]["id"], songs[1]["id"]])
     page = open_page(mixes_server + "/#/radio")
-    _make_radio(page, songs[2]["artist"])
+    make_radio(page, songs[2]["artist"])
     page.locator("#radio-save-name").fill("Kitchen mornings")
     page.locator("#radio-save").click()
     error = page.locator("#radio-save-status .error")
@@ -129,16 +106,8 @@ def test_the_library_page_refreshes_the_mixes_and_lists_them(
     listener: Listener,  # noqa: F811
     screenshots: Path,
 ) -> None:
-    songs = listener.songs()
-    by_artist: dict[str, list[dict[str, str]]] = {}
-    for song in songs:
-        by_artist.setdefault(song["artist"], []).append(song)
-    artists = sorted(by_artist)
-    listener.star(song=by_artist[artists[0]][0]["id"])
-    listener.star(song=by_artist[artists[3]][1]["id"])
-    listener.star(album=by_artist[artists[1]][0]["albumId"])
-    listener.star(artist=by_artist[artists[5]][0]["artistId"])
-    seed_names = {by_artist[artists[0]][0]["title"], by_artist[artists[3]][1]["title"]}
+    by_artist = listener.star_taste(songs=[(0, 0), (3, 1)], albums=[1], artists=[5])
+    seed_names = {by_artist[0][0]["title"], by_artist[3][1]["title"]}
 
     page = open_page(mixes_server + "/#/library")
     panel = page.locator("#mixes")

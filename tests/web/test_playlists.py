@@ -11,6 +11,7 @@ from typing import Any
 import m3u8
 import pytest
 from playwright.sync_api import expect
+from radio_page import make_path, make_radio, shown_tracks
 
 from soundalike.ingest.devtools.synth import WrittenTrack
 
@@ -30,13 +31,6 @@ def library_catalogue(
         yield url, root
 
 
-def _shown(rows: Any) -> list[tuple[str, str]]:
-    """(artist, title) of the listed tracks, in the order shown."""
-    artists = rows.locator(".track-artist").all_inner_texts()
-    titles = rows.locator(".track-title").all_inner_texts()
-    return list(zip(artists, titles, strict=True))
-
-
 def _files(catalogue: list[WrittenTrack]) -> dict[tuple[str, str], Path]:
     return {(t.artist, t.title): t.path for t in catalogue}
 
@@ -49,15 +43,9 @@ def test_a_radio_saved_without_a_media_server_is_an_m3u8_of_paths_in_the_library
 ) -> None:
     url, library = library_catalogue
     page = open_page(url + "/#/radio")
-    page.locator("#seed-input").fill("Éclair Ensemble")
-    page.locator("#seed-like").click()
-    expect(page.locator(".chip.like")).to_contain_text("Éclair Ensemble")
-    page.locator("#radio-make").click()
-    rows = page.locator("[aria-label='Radio playlist'] .track")
-    expect(rows).not_to_have_count(0)
+    shown = make_radio(page, "Éclair Ensemble")
     expect(page.locator("#radio-save-name")).to_have_value("Radio: Éclair Ensemble")
     expect(page.locator(".save-target")).to_have_text("as an M3U8 file for players on this machine")
-    shown = _shown(rows)
     assert len(shown) >= 4
 
     with page.expect_download() as download_info:
@@ -98,16 +86,11 @@ def test_a_path_saved_with_the_keyboard_on_a_phone_with_a_key_lists_the_files_fu
     page.evaluate("key => sessionStorage.setItem('soundalike.key', key)", API_KEY)
     sent: list[tuple[str, str | None]] = []
     page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization"))))
-    page.locator("#path-from").fill("Éclair Ensemble")
-    page.locator("#path-to").fill("The Quiet Harbour")
-    page.locator("#path-steps").fill("5")
-    page.locator("#path-make").click()
-    rows = page.locator("#path-result .track")
-    expect(rows).to_have_count(5)
+    rows = make_path(page, "Éclair Ensemble", "The Quiet Harbour", 5)
     name = page.locator("#path-save-name")
     expect(name).to_have_value("Path: Éclair Ensemble → The Quiet Harbour")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    shown = _shown(rows)
+    shown = shown_tracks(rows)
 
     name.focus()
     page.keyboard.press("Control+A")
