@@ -117,14 +117,22 @@ class PlaylistBook:
         replace_id = same_name[0].playlist_id if same_name else None
         return self._write_one(name, songs, replace_id, "playlist")
 
-    def write_mixes(self, mixes: Sequence[PlannedMix], prefix: str) -> MixesWritten:
+    def write_mixes(self, mixes: Sequence[PlannedMix]) -> MixesWritten:
         """Each planned mix written (its earlier playlist replaced in place: by name first, else
         any mix no longer needed, renamed), then the mixes no longer needed deleted."""
         mine, others = self._mine_on_server()
         self._refuse_taken([mix.name for mix in mixes], others)
         earlier = [p for p in mine.values() if self.written[p.playlist_id]["kind"] == "mix"]
+        names = {mix.name for mix in mixes}
+        saved = sorted({p.name for p in mine.values() if p not in earlier} & names)
+        if saved:
+            raise Conflict(
+                f"{', '.join(repr(n) for n in saved)} on {self.server.display} is a playlist "
+                "soundalike saved from seeds, not a mix; nothing was written. Rename it, or give "
+                "the mixes another prefix"
+            )
         by_name = {p.name: p.playlist_id for p in earlier}
-        spare = [p.playlist_id for p in earlier if p.name not in {m.name for m in mixes}]
+        spare = [p.playlist_id for p in earlier if p.name not in names]
         written: list[WrittenPlaylist] = []
         for mix in mixes:
             replace_id = by_name.get(mix.name) or (spare.pop(0) if spare else None)

@@ -109,7 +109,7 @@ def run_mixes(
         report.mixes = [_mix_document(mix, None) for mix in planned]
     else:
         book = PlaylistBook(server, store)
-        written = book.write_mixes(planned, options.prefix)
+        written = book.write_mixes(planned)
         report.mixes = [
             _mix_document(m, w) for m, w in zip(planned, written.playlists, strict=True)
         ]

@@ -152,3 +152,19 @@ def test_groups_left_without_songs_are_reported(
     assert len(document["mixes"]) == 1  # type: ignore[arg-type]
     notes = [f for f in document["failures"] if "no mix for the seeds" in f]  # type: ignore[union-attr]
     assert len(notes) == 2, document["failures"]
+
+
+def test_mixes_never_overwrite_a_playlist_saved_from_seeds(
+    ingested_server: IngestedServer, listener: Listener, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, flags = ingested_server.server.url, ingested_server.flags()
+    artist = next(iter(listener.songs_by_artist()))
+    code, saved, _ = run(capsys, "playlist", url, "--like", artist, "--name", "Evening 1",
+                         "--limit", "3", *flags, "--json")  # fmt: skip
+    assert code == 0
+    code, refused, _ = run(capsys, "mixes", url, "--count", "1", "--prefix", "Evening", *flags,
+                           "--json")  # fmt: skip
+    assert code == 1 and "saved from seeds, not a mix" in str(refused["error"])
+    assert listener.playlist_songs(str(saved["playlist_id"])) == [
+        song["id"] for song in saved["songs"]  # type: ignore[union-attr]
+    ]
