@@ -488,6 +488,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("--http-workers must be >= 1")
     if settings.library and args.http_workers > 1:
         raise UsageError("a library is followed by one process: --library needs --http-workers 1")
+    if settings.mixes_url and args.http_workers > 1:
+        # Each worker would refresh the same playlists at the same time.
+        raise UsageError(
+            "the mixes are kept by one process: SOUNDALIKE_MIXES_URL needs --http-workers 1 "
+            "(with several replicas, run `soundalike mixes URL` on a schedule instead)"
+        )
     # The JSON access log is soundalike's own (api/errors.py): uvicorn's is off.
     server: dict[str, Any] = {  # uvicorn.run's keywords, of several types
         "host": settings.host,

@@ -153,6 +153,9 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli("similar").returncode == 2
     several = run_cli("serve", "--http-workers", "2", "--data-dir", str(tmp_path))
     assert several.returncode == 2 and "Qdrant server" in several.stderr
+    mixes = run_cli("serve", "--http-workers", "2", "--qdrant-url", "http://127.0.0.1:9",
+                    env=cli_env(SOUNDALIKE_MIXES_URL="subsonic+http://me@127.0.0.1:9"))  # fmt: skip
+    assert mixes.returncode == 2 and "SOUNDALIKE_MIXES_URL needs --http-workers 1" in mixes.stderr
 
 
 def test_delete_removes_artist(ingested: tuple[Path, dict], tmp_path: Path) -> None:
