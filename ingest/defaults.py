@@ -12,7 +12,10 @@ DEFAULT_EXCERPT = "centre"
 DEFAULT_WINDOW_SECONDS = 30.0
 DEFAULT_MIN_DURATION_SECONDS = 3.0
 DEFAULT_SILENCE_RMS = 1e-3
-# Windows of equal length per forward pass (settings' SOUNDALIKE_BATCH_SIZE, MertEmbedder).
-DEFAULT_BATCH_SIZE = 4
+# Windows of equal length per forward pass off CUDA (settings' SOUNDALIKE_BATCH_SIZE unset,
+# MertEmbedder). One: a 30 s window's GEMMs (2,249 rows) already fill the CPU, and batches of 4
+# were 5-6 % slower per window in fp32 and bf16 and doubled bf16's peak memory
+# (docs/benchmarks.md, 2026-12-05).
+DEFAULT_BATCH_SIZE = 1
 # Decoding processes during ingest (settings' SOUNDALIKE_WORKERS, the flow, the library).
 DEFAULT_WORKERS = 2
