@@ -40,7 +40,6 @@ class ServerPlaylist:
     playlist_id: str
     name: str
     owner: str | None
-    song_count: int
 
 
 @dataclass(frozen=True)
@@ -170,16 +169,10 @@ class MediaServer(Closing):
                 playlist_id=str(p["id"]),
                 name=str(p.get("name") or ""),
                 owner=_text(p.get("owner")),
-                song_count=_count(p.get("songCount")),
             )
             for p in _as_list(body.get("playlist"))
             if p.get("id") is not None
         ]
-
-    def playlist_songs(self, playlist_id: str) -> list[str]:
-        """The song ids of one playlist, in order."""
-        body = self.client.call("getPlaylist", id=playlist_id).get("playlist") or {}
-        return [str(e["id"]) for e in _as_list(body.get("entry")) if e.get("id") is not None]
 
     def write_playlist(
         self, name: str, song_ids: Sequence[str], *, replace_id: str | None = None
